@@ -1,0 +1,77 @@
+//! The Leptos UI: document shell, routes, pages.
+
+pub mod api;
+mod connection;
+mod dashboard;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+
+use dashboard::Dashboard;
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    mark_hydrated();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/loopwatch.css" />
+        <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
+        <Title text="loopwatch" />
+        <Router>
+            <Routes fallback=NotFound>
+                // Async: the page is sent once its data is ready, so it arrives complete
+                // (no loading placeholder for data the server already holds).
+                <Route path=path!("/") view=Dashboard ssr=SsrMode::Async />
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <main class="page not-found">
+            <h1>"Not found"</h1>
+            <p>"No page lives at this address. " <a href="/">"Back to the dashboard"</a></p>
+        </main>
+    }
+}
+
+/// Sets `data-hydrated` on `<body>` once the WASM client has taken over, so browser tests know
+/// when the page is interactive.
+fn mark_hydrated() {
+    #[cfg(feature = "hydrate")]
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+}

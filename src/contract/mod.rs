@@ -1,0 +1,6 @@
+//! Parsers of the on-disk Ralph contract (DESIGN.md section 4) and the rules derived from it.
+//! Pure functions over text: no I/O, compiled for the server and the WASM client alike.
+
+pub mod pid;
+pub mod plan;
+pub mod status;

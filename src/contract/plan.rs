@@ -1,0 +1,312 @@
+//! `IMPLEMENTATION_PLAN.md`: `## ` phases, `- [ ]` / `- [x]` tasks (nested by indent), task ids
+//! such as `1.2` followed by `:`, `-`, en dash or em dash, and `STATUS:` lines (the last wins).
+
+use crate::model::{PhaseProgress, PhaseStatus, PlanProgress};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Tasks written before the first `## ` heading live in a phase with an empty name.
+    pub phases: Vec<Phase>,
+    /// The last `STATUS:` line written.
+    pub status: Option<PlanStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Phase {
+    pub name: String,
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub id: Option<String>,
+    pub text: String,
+    pub done: bool,
+    /// 0 for top-level tasks, 1 for their children, and so on.
+    pub depth: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanStatus {
+    Complete,
+    PlanningComplete,
+    InProgress,
+    Other(String),
+}
+
+impl PlanStatus {
+    fn parse(value: &str) -> Self {
+        let upper = value.to_uppercase();
+        match upper.replace(['_', '-'], " ").as_str() {
+            "COMPLETE" => PlanStatus::Complete,
+            "PLANNING COMPLETE" => PlanStatus::PlanningComplete,
+            "IN PROGRESS" => PlanStatus::InProgress,
+            _ => PlanStatus::Other(upper),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            PlanStatus::Complete => "COMPLETE",
+            PlanStatus::PlanningComplete => "PLANNING_COMPLETE",
+            PlanStatus::InProgress => "IN PROGRESS",
+            PlanStatus::Other(text) => text,
+        }
+    }
+}
+
+impl Plan {
+    /// The plan says the work is done: its last `STATUS:` line is `COMPLETE`.
+    pub fn is_complete(&self) -> bool {
+        self.status == Some(PlanStatus::Complete)
+    }
+
+    pub fn progress(&self) -> PlanProgress {
+        let phases: Vec<PhaseProgress> = self
+            .phases
+            .iter()
+            .filter(|phase| !phase.name.is_empty() || !phase.tasks.is_empty())
+            .map(|phase| {
+                let total = phase.tasks.len() as u32;
+                let done = phase.tasks.iter().filter(|task| task.done).count() as u32;
+                let status = if total > 0 && done == total {
+                    PhaseStatus::Complete
+                } else if done > 0 {
+                    PhaseStatus::InProgress
+                } else {
+                    PhaseStatus::NotStarted
+                };
+                PhaseProgress {
+                    name: phase.name.clone(),
+                    done,
+                    total,
+                    status,
+                }
+            })
+            .collect();
+        PlanProgress {
+            tasks_done: phases.iter().map(|p| p.done).sum(),
+            tasks_total: phases.iter().map(|p| p.total).sum(),
+            phases,
+            plan_status: self.status.as_ref().map(|s| s.as_str().to_owned()),
+        }
+    }
+}
+
+pub fn parse_plan(text: &str) -> Plan {
+    let mut plan = Plan {
+        phases: vec![Phase::default()],
+        status: None,
+    };
+    // Indents of the open task levels, to turn indentation into depth.
+    let mut indents: Vec<usize> = Vec::new();
+    let mut in_fence = false;
+    for raw in text.lines() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = line.trim_start();
+        // Checkboxes inside fenced code blocks are examples, not tasks.
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        if let Some(value) = status_value(trimmed) {
+            plan.status = Some(PlanStatus::parse(value));
+            continue;
+        }
+        if let Some(name) = line.strip_prefix("## ") {
+            plan.phases.push(Phase {
+                name: name.trim().trim_end_matches('#').trim().to_owned(),
+                tasks: Vec::new(),
+            });
+            indents.clear();
+            continue;
+        }
+        if let Some((done, rest)) = checkbox(trimmed) {
+            let indent = indent_width(line);
+            while indents.last().is_some_and(|&open| open >= indent) {
+                indents.pop();
+            }
+            let depth = indents.len() as u32;
+            indents.push(indent);
+            let (id, text) = split_task_id(rest);
+            if let Some(phase) = plan.phases.last_mut() {
+                phase.tasks.push(Task {
+                    id,
+                    text,
+                    done,
+                    depth,
+                });
+            }
+        }
+    }
+    plan
+}
+
+fn indent_width(line: &str) -> usize {
+    line.chars()
+        .take_while(|c| c.is_whitespace())
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
+}
+
+/// `- [ ] rest`, `* [x] rest`, `+ [X] rest` -> (done, rest).
+fn checkbox(trimmed: &str) -> Option<(bool, &str)> {
+    let rest = trimmed
+        .strip_prefix("- [")
+        .or_else(|| trimmed.strip_prefix("* ["))
+        .or_else(|| trimmed.strip_prefix("+ ["))?;
+    let mut chars = rest.chars();
+    let done = match chars.next()? {
+        ' ' => false,
+        'x' | 'X' => true,
+        _ => return None,
+    };
+    let rest = chars.as_str().strip_prefix(']')?;
+    if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
+        return None;
+    }
+    Some((done, rest.trim()))
+}
+
+/// `STATUS: COMPLETE`, also inside emphasis, a quote, a list item or a heading.
+fn status_value(trimmed: &str) -> Option<&str> {
+    let bare = trimmed.trim_start_matches(['#', '>', '*', '_', '-', ' ', '\t']);
+    let head = bare.get(..7)?;
+    if !head.eq_ignore_ascii_case("status:") {
+        return None;
+    }
+    let value = bare[7..].trim().trim_matches(['*', '_', '`', ' ']);
+    (!value.is_empty()).then_some(value)
+}
+
+/// Splits a leading task id (`1.2:`, `**1.2** -`, `3 –`, `4.1 —`) from the task text.
+fn split_task_id(rest: &str) -> (Option<String>, String) {
+    let unmarked = rest.trim_start_matches(['*', '_', '`']);
+    let id_len = unmarked
+        .char_indices()
+        .take_while(|(_, c)| c.is_ascii_digit() || *c == '.')
+        .map(|(i, c)| i + c.len_utf8())
+        .last()
+        .unwrap_or(0);
+    let id = unmarked[..id_len].trim_end_matches('.');
+    if id.is_empty() || !id.starts_with(|c: char| c.is_ascii_digit()) || id.contains("..") {
+        return (None, rest.to_owned());
+    }
+    let after = unmarked[id_len..].trim_start_matches(['*', '_', '`']).trim_start();
+    match after
+        .strip_prefix(':')
+        .or_else(|| after.strip_prefix('-'))
+        .or_else(|| after.strip_prefix('\u{2013}'))
+        .or_else(|| after.strip_prefix('\u{2014}'))
+    {
+        Some(text) => (Some(id.to_owned()), text.trim().to_owned()),
+        None => (None, rest.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r"# Plan
+- [x] 0.1: loose task before any phase
+
+## Phase 1: Backend
+- [x] 1.1: Set up axum
+- [X] **1.2** - Add routes
+  - [ ] nested detail
+    - [x] deeper detail
+- [ ] 1.3 – Write tests
+
+## Phase 2: Frontend ##
+- [ ] 2.1 — Dashboard
+```
+- [x] 9.9: example inside a code fence
+```
+STATUS: IN PROGRESS
+**STATUS: COMPLETE**
+";
+
+    #[test]
+    fn phases_tasks_and_ids() {
+        let plan = parse_plan(PLAN);
+        let names: Vec<&str> = plan.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["", "Phase 1: Backend", "Phase 2: Frontend"]);
+        let backend = &plan.phases[1].tasks;
+        assert_eq!(backend.len(), 5);
+        assert_eq!(backend[0].id.as_deref(), Some("1.1"));
+        assert_eq!(backend[0].text, "Set up axum");
+        assert_eq!(backend[1].id.as_deref(), Some("1.2"));
+        assert_eq!(backend[1].text, "Add routes");
+        assert!(backend[1].done);
+        assert_eq!(backend[2].id, None);
+        assert_eq!(backend[2].depth, 1);
+        assert_eq!(backend[3].depth, 2);
+        assert_eq!(backend[4].id.as_deref(), Some("1.3"));
+        assert_eq!(backend[4].depth, 0);
+        assert_eq!(plan.phases[2].tasks[0].id.as_deref(), Some("2.1"));
+        assert_eq!(plan.phases[2].tasks.len(), 1, "fenced example is ignored");
+    }
+
+    #[test]
+    fn progress_counts_every_task_and_keeps_unnamed_phase() {
+        let progress = parse_plan(PLAN).progress();
+        assert_eq!((progress.tasks_done, progress.tasks_total), (4, 7));
+        assert_eq!(progress.phases.len(), 3);
+        assert_eq!(progress.phases[0].name, "");
+        assert_eq!(progress.phases[0].status, PhaseStatus::Complete);
+        assert_eq!(progress.phases[1].status, PhaseStatus::InProgress);
+        assert_eq!(progress.phases[2].status, PhaseStatus::NotStarted);
+        assert_eq!(progress.plan_status.as_deref(), Some("COMPLETE"));
+    }
+
+    #[test]
+    fn last_status_line_wins() {
+        assert!(parse_plan(PLAN).is_complete());
+        let reopened = format!("{PLAN}\nSTATUS: IN PROGRESS\n");
+        let plan = parse_plan(&reopened);
+        assert_eq!(plan.status, Some(PlanStatus::InProgress));
+        assert!(!plan.is_complete());
+        assert_eq!(
+            parse_plan("## STATUS: PLANNING_COMPLETE").status,
+            Some(PlanStatus::PlanningComplete)
+        );
+    }
+
+    #[test]
+    fn odd_input_never_panics_and_counts_nothing() {
+        for text in [
+            "",
+            "- [",
+            "- [x",
+            "- [y] not a box",
+            "- [x]glued",
+            "STATUS:",
+            "\u{feff}## \u{1f600}",
+            "- [ ] 1..2: dots",
+            "- [ ] 1.: trailing dot",
+            "\r\n\r\n",
+        ] {
+            let plan = parse_plan(text);
+            let progress = plan.progress();
+            assert!(progress.tasks_done <= progress.tasks_total, "{text:?}");
+        }
+        assert_eq!(parse_plan("- [x]glued").progress().tasks_total, 0);
+        assert_eq!(parse_plan("- [y] no").progress().tasks_total, 0);
+        let dotted = parse_plan("- [ ] 1..2: dots");
+        assert_eq!(dotted.phases[0].tasks[0].id, None);
+        let trailing = parse_plan("- [ ] 1.: trailing dot");
+        assert_eq!(trailing.phases[0].tasks[0].id.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn windows_line_endings() {
+        let plan = parse_plan("## P\r\n- [x] 1.1: a\r\n- [ ] 1.2: b\r\nSTATUS: COMPLETE\r\n");
+        assert_eq!(plan.phases[1].name, "P");
+        assert_eq!(plan.phases[1].tasks[0].text, "a");
+        assert!(plan.is_complete());
+    }
+}

@@ -1,0 +1,20 @@
+//! loopwatch: a live dashboard for autonomous coding-agent loops.
+//!
+//! The data path is visible in the module tree:
+//! files -> [`contract`] (pure parsers) -> `server` (index, hub, sockets) -> [`live`] (client
+//! signals) -> [`app`] (views). [`model`] holds the types both sides share.
+
+pub mod app;
+pub mod contract;
+pub mod live;
+pub mod model;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+/// Entry point of the WASM client: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,6 @@
+//! Types shared by the server and the WASM client. No I/O here.
+
+mod project;
+pub mod protocol;
+
+pub use project::{PhaseProgress, PhaseStatus, PlanProgress, ProjectSummary, Status};

@@ -1,0 +1,109 @@
+use serde::{Deserialize, Serialize};
+
+/// What a loop is doing right now, derived by [`crate::contract::status::derive_status`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Paused,
+    Complete,
+    Error,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Complete => "complete",
+            Status::Error => "error",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseStatus {
+    NotStarted,
+    InProgress,
+    Complete,
+}
+
+/// One `## ` phase of the plan, as the seed-000 `plan_updated` event carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseProgress {
+    pub name: String,
+    pub done: u32,
+    pub total: u32,
+    pub status: PhaseStatus,
+}
+
+/// Plan progress: the `data` of a `plan_updated` event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanProgress {
+    pub tasks_done: u32,
+    pub tasks_total: u32,
+    pub phases: Vec<PhaseProgress>,
+    /// The last `STATUS:` line of the plan, verbatim (upper-cased), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_status: Option<String>,
+}
+
+impl PlanProgress {
+    /// Completed share in whole percent (0 when the plan has no tasks).
+    pub fn percent(&self) -> u32 {
+        if self.tasks_total == 0 {
+            0
+        } else {
+            // Widen before multiplying so huge plans cannot overflow.
+            (u64::from(self.tasks_done) * 100 / u64::from(self.tasks_total)) as u32
+        }
+    }
+}
+
+/// What the dashboard shows of one project.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSummary {
+    pub id: String,
+    pub name: String,
+    pub path: String,
+    pub status: Status,
+    /// `None` when the project has no readable `IMPLEMENTATION_PLAN.md`.
+    pub plan: Option<PlanProgress>,
+    /// Problems with the project's files, shown to the operator (never fatal).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_handles_empty_and_large_plans() {
+        let empty = PlanProgress::default();
+        assert_eq!(empty.percent(), 0);
+        let big = PlanProgress {
+            tasks_done: u32::MAX / 2,
+            tasks_total: u32::MAX,
+            ..PlanProgress::default()
+        };
+        assert_eq!(big.percent(), 49);
+    }
+
+    #[test]
+    fn status_serializes_lowercase() {
+        assert_eq!(
+            serde_json::to_string(&Status::Paused).ok().as_deref(),
+            Some("\"paused\"")
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! The WebSocket wire protocol (`/api/ws`), compatible with the seed-000 messages.
+//!
+//! Client frames are parsed by hand from a [`serde_json::Value`] so that every malformed frame
+//! gets a precise error instead of a generic serde message, and so both the seed form
+//! (`{"action":"ping"}`) and the alternative `{"type":"ping"}` are accepted.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{PlanProgress, ProjectSummary, Status};
+
+/// Close code and error code for a frame the server cannot act on.
+pub const CODE_BAD_REQUEST: u16 = 4400;
+/// Error code for a subscription to a project the server does not know.
+pub const CODE_UNKNOWN_PROJECT: u16 = 4404;
+/// Seconds between server keepalive pings (announced in `hello`).
+pub const HEARTBEAT_SECONDS: u32 = 20;
+
+/// A frame sent by the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientMessage {
+    Subscribe { projects: Vec<String> },
+    Unsubscribe { projects: Vec<String> },
+    Ping,
+}
+
+/// Why a client frame was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("frame is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("frame must be a JSON object")]
+    NotAnObject,
+    #[error("frame has neither \"action\" nor \"type\"")]
+    MissingAction,
+    #[error("unknown action {0:?}")]
+    UnknownAction(String),
+    #[error("\"{field}\" must be {expected}")]
+    BadField {
+        field: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl ClientMessage {
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| ProtocolError::NotJson(e.to_string()))?;
+        let object = value.as_object().ok_or(ProtocolError::NotAnObject)?;
+        let action = match (object.get("action"), object.get("type")) {
+            (Some(action), _) => action.as_str().ok_or(ProtocolError::BadField {
+                field: "action",
+                expected: "a string",
+            })?,
+            (None, Some(kind)) => kind.as_str().ok_or(ProtocolError::BadField {
+                field: "type",
+                expected: "a string",
+            })?,
+            (None, None) => return Err(ProtocolError::MissingAction),
+        };
+        match action {
+            "ping" => Ok(ClientMessage::Ping),
+            "subscribe" => Ok(ClientMessage::Subscribe {
+                projects: project_list(object)?,
+            }),
+            "unsubscribe" => Ok(ClientMessage::Unsubscribe {
+                projects: project_list(object)?,
+            }),
+            other => Err(ProtocolError::UnknownAction(truncate(other, 64))),
+        }
+    }
+}
+
+/// Reads `"projects": [ids]`, also accepting topic names `project:ID` in `"topics"`.
+fn project_list(object: &serde_json::Map<String, Value>) -> Result<Vec<String>, ProtocolError> {
+    let mut ids = Vec::new();
+    if let Some(projects) = object.get("projects") {
+        ids.extend(strings(projects, "projects")?);
+    }
+    if let Some(topics) = object.get("topics") {
+        for topic in strings(topics, "topics")? {
+            if let Some(id) = topic.strip_prefix("project:") {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    if object.get("projects").is_none() && object.get("topics").is_none() {
+        return Err(ProtocolError::BadField {
+            field: "projects",
+            expected: "an array of project ids",
+        });
+    }
+    Ok(ids)
+}
+
+fn strings(value: &Value, field: &'static str) -> Result<Vec<String>, ProtocolError> {
+    let bad = ProtocolError::BadField {
+        field,
+        expected: "an array of strings",
+    };
+    let items = value.as_array().ok_or(bad.clone())?;
+    items
+        .iter()
+        .map(|item| item.as_str().map(str::to_owned).ok_or(bad.clone()))
+        .collect()
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+/// `data` of a `status_changed` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: Status,
+    pub previous: Status,
+}
+
+/// A frame sent by the server. Events use the seed-000 envelope
+/// `{"type","project","timestamp","data"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Hello {
+        connection: u64,
+        heartbeat_seconds: u32,
+    },
+    Subscribed {
+        projects: Vec<String>,
+    },
+    Unsubscribed {
+        projects: Vec<String>,
+    },
+    Pong,
+    Error {
+        code: u16,
+        message: String,
+    },
+    /// The client missed events (it fell behind): refetch state.
+    Resync {
+        reason: String,
+    },
+    StatusChanged {
+        project: String,
+        timestamp: String,
+        data: StatusChange,
+    },
+    PlanUpdated {
+        project: String,
+        timestamp: String,
+        data: PlanProgress,
+    },
+    ProjectAdded {
+        project: String,
+        timestamp: String,
+        data: ProjectSummary,
+    },
+    ProjectRemoved {
+        project: String,
+        timestamp: String,
+    },
+}
+
+impl ServerMessage {
+    /// The project an event belongs to; `None` for control frames.
+    pub fn project(&self) -> Option<&str> {
+        match self {
+            ServerMessage::StatusChanged { project, .. }
+            | ServerMessage::PlanUpdated { project, .. }
+            | ServerMessage::ProjectAdded { project, .. }
+            | ServerMessage::ProjectRemoved { project, .. } => Some(project),
+            _ => None,
+        }
+    }
+
+    pub fn error(code: u16, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_seed_forms() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"subscribe","projects":["a","b"]}"#),
+            Ok(ClientMessage::Subscribe {
+                projects: vec!["a".into(), "b".into()]
+            })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"unsubscribe","projects":[]}"#),
+            Ok(ClientMessage::Unsubscribe { projects: vec![] })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"ping"}"#),
+            Ok(ClientMessage::Ping)
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"ping"}"#),
+            Ok(ClientMessage::Ping)
+        );
+    }
+
+    #[test]
+    fn accepts_project_topics() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"subscribe","topics":["projects","project:x"]}"#),
+            Ok(ClientMessage::Subscribe {
+                projects: vec!["x".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_frames_precisely() {
+        assert!(matches!(
+            ClientMessage::parse("{not json"),
+            Err(ProtocolError::NotJson(_))
+        ));
+        assert_eq!(
+            ClientMessage::parse("[1,2]"),
+            Err(ProtocolError::NotAnObject)
+        );
+        assert_eq!(
+            ClientMessage::parse("{}"),
+            Err(ProtocolError::MissingAction)
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"dance"}"#),
+            Err(ProtocolError::UnknownAction("dance".into()))
+        );
+        assert!(matches!(
+            ClientMessage::parse(r#"{"action":"subscribe","projects":"a"}"#),
+            Err(ProtocolError::BadField {
+                field: "projects",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ClientMessage::parse(r#"{"action":"subscribe","projects":[1]}"#),
+            Err(ProtocolError::BadField { .. })
+        ));
+        assert!(matches!(
+            ClientMessage::parse(r#"{"action":"subscribe"}"#),
+            Err(ProtocolError::BadField { .. })
+        ));
+        assert!(matches!(
+            ClientMessage::parse(r#"{"action":7}"#),
+            Err(ProtocolError::BadField {
+                field: "action",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn events_use_the_seed_envelope() {
+        let event = ServerMessage::StatusChanged {
+            project: "p".into(),
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            data: StatusChange {
+                status: Status::Paused,
+                previous: Status::Running,
+            },
+        };
+        let json: Value = serde_json::to_value(&event).unwrap_or(Value::Null);
+        assert_eq!(json["type"], "status_changed");
+        assert_eq!(json["project"], "p");
+        assert_eq!(json["timestamp"], "2026-01-01T00:00:00Z");
+        assert_eq!(json["data"]["status"], "paused");
+        assert_eq!(json["data"]["previous"], "running");
+        let back: ServerMessage = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, event);
+    }
+}

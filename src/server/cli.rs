@@ -1,0 +1,142 @@
+//! `loopwatch serve` and `loopwatch demo`.
+
+use std::{
+    io::Write,
+    net::SocketAddr,
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use super::{config, demo, start, RunningServer, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loopwatch",
+    version,
+    about = "Live dashboard for autonomous coding-agent loops"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Watch Ralph projects under the given directories and serve the dashboard.
+    Serve(ServeArgs),
+    /// Create demo projects with simulated loops writing real files, and serve them.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Directory to scan for projects (directories that contain `.ralph/`); repeat for more.
+    #[arg(long = "projects", value_name = "DIR", required = true)]
+    projects: Vec<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Seconds one simulated iteration takes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 4.0)]
+    iteration_seconds: f64,
+    /// Create the demo projects here (kept on exit) instead of in a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// Address to listen on (port 0 picks a free port) [default: site-addr in Leptos.toml].
+    #[arg(long, value_name = "HOST:PORT", env = "LOOPWATCH_ADDR")]
+    addr: Option<SocketAddr>,
+    /// Read the Leptos runtime options from this file instead of the built-in Leptos.toml.
+    #[arg(long, value_name = "FILE")]
+    leptos_config: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Start(#[from] super::StartError),
+    #[error("demo: {0}")]
+    Demo(std::io::Error),
+    #[error("--iteration-seconds must be between 0.2 and 3600")]
+    IterationSeconds,
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+        .and_then(|runtime| runtime.block_on(run_command(cli.command)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loopwatch: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Serve(args) => {
+            let server = start_server(args.projects, &args.common).await?;
+            server.run_until_signal().await;
+            Ok(())
+        }
+        Command::Demo(args) => {
+            if !(0.2..=3600.0).contains(&args.iteration_seconds) {
+                return Err(CliError::IterationSeconds);
+            }
+            let tree = demo::DemoTree::create(args.dir).map_err(CliError::Demo)?;
+            println!("demo projects in {}", tree.root().display());
+            let server = start_server(vec![tree.root().to_path_buf()], &args.common).await?;
+            let mut loops = demo::simulate(
+                tree.projects(),
+                Duration::from_secs_f64(args.iteration_seconds),
+                server.shutdown.clone(),
+            );
+            server.run_until_signal().await;
+            loops.abort_all();
+            drop(tree);
+            Ok(())
+        }
+    }
+}
+
+async fn start_server(roots: Vec<PathBuf>, common: &CommonArgs) -> Result<RunningServer, CliError> {
+    let leptos_options = config::leptos_options(common.leptos_config.as_deref())?;
+    let addr = common.addr.unwrap_or(leptos_options.site_addr);
+    let server = start(ServerConfig {
+        roots,
+        addr,
+        leptos_options,
+    })
+    .await?;
+    // Scripts and tests read this line to learn the port.
+    println!("loopwatch listening on http://{}", server.addr);
+    let _ = std::io::stdout().flush();
+    Ok(server)
+}

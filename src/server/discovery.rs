@@ -1,0 +1,150 @@
+//! Finding Ralph projects (directories that contain `.ralph/`) under the configured roots.
+
+use std::path::{Path, PathBuf};
+
+/// How deep below a root a project may sit.
+pub const MAX_DEPTH: usize = 4;
+
+/// Directories that never hold projects worth watching and can be huge.
+const SKIP: &[&str] = &[
+    ".git",
+    "node_modules",
+    "target",
+    "dist",
+    "build",
+    ".venv",
+    "__pycache__",
+    ".next",
+];
+
+/// Canonicalizes each root, refusing ones that do not exist or are not directories.
+pub fn validate_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, (PathBuf, String)> {
+    roots
+        .iter()
+        .map(|root| {
+            let canonical = root
+                .canonicalize()
+                .map_err(|e| (root.clone(), format!("cannot open: {e}")))?;
+            if !canonical.is_dir() {
+                return Err((root.clone(), "is not a directory".to_owned()));
+            }
+            Ok(canonical)
+        })
+        .collect()
+}
+
+pub fn is_project(dir: &Path) -> bool {
+    dir.join(".ralph").is_dir()
+}
+
+/// Every project under the roots (a root may itself be one), sorted and without duplicates.
+/// Symlinked directories are not followed, so a link cycle cannot trap the scan.
+pub fn discover(roots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending: Vec<(PathBuf, usize)> = roots.iter().map(|r| (r.clone(), 0)).collect();
+    while let Some((dir, depth)) = pending.pop() {
+        if is_project(&dir) {
+            found.push(dir);
+            continue;
+        }
+        if depth >= MAX_DEPTH {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let name = entry.file_name();
+            if is_dir && !SKIP.iter().any(|skip| name == *skip) {
+                pending.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// A readable, stable id: the directory name as a slug plus a short hash of the canonical path,
+/// so two projects with the same name in different places never collide.
+pub fn project_id(canonical: &Path) -> String {
+    let name = canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut slug = slug(&name);
+    if slug.is_empty() {
+        slug.push_str("project");
+    }
+    let hash = fnv1a(canonical.as_os_str().as_encoded_bytes());
+    format!("{slug}-{:08x}", (hash ^ (hash >> 32)) as u32)
+}
+
+fn slug(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    slug.trim_end_matches('-').to_owned()
+}
+
+/// FNV-1a: tiny, and stable across Rust versions (unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_readable_stable_and_distinct() {
+        let a = project_id(Path::new("/home/me/Antique Catalogue"));
+        assert!(a.starts_with("antique-catalogue-"), "{a}");
+        assert_eq!(a, project_id(Path::new("/home/me/Antique Catalogue")));
+        assert_ne!(a, project_id(Path::new("/srv/Antique Catalogue")));
+        assert!(project_id(Path::new("/")).starts_with("project-"));
+        assert!(project_id(Path::new("/x/\u{1f600}")).starts_with("project-"));
+        assert_eq!(slug("--Hello,  World!--"), "hello-world");
+    }
+
+    #[test]
+    fn finds_projects_and_skips_noise() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let make = |rel: &str| {
+            std::fs::create_dir_all(root.path().join(rel)).expect("mkdir");
+        };
+        make("alpha/.ralph");
+        make("group/beta/.ralph");
+        make("node_modules/hidden/.ralph");
+        make("alpha/nested/.ralph"); // inside a project: not a separate project
+        make("a/b/c/d/e/too-deep/.ralph");
+        make("plain/dir");
+        let roots = validate_roots(&[root.path().to_path_buf()]).expect("root ok");
+        let found: Vec<String> = discover(&roots)
+            .iter()
+            .map(|p| p.strip_prefix(&roots[0]).unwrap_or(p).display().to_string())
+            .collect();
+        assert_eq!(found, ["alpha", "group/beta"]);
+    }
+
+    #[test]
+    fn bad_roots_are_clear_errors() {
+        let missing = PathBuf::from("/definitely/not/here");
+        let err = validate_roots(std::slice::from_ref(&missing)).expect_err("missing root");
+        assert_eq!(err.0, missing);
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let err = validate_roots(&[file.path().to_path_buf()]).expect_err("file root");
+        assert_eq!(err.1, "is not a directory");
+    }
+}

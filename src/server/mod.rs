@@ -1,0 +1,196 @@
+//! The server: discovery, watching, the index of project state, the hub, sockets, and the HTTP
+//! app around them. Compiled with the `ssr` feature only.
+
+pub mod assets;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod discovery;
+pub mod hub;
+pub mod index;
+pub mod process;
+pub mod snapshot;
+pub mod watcher;
+pub mod ws;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{extract::FromRef, routing::get, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::app::{shell, App};
+use hub::Hub;
+use index::Index;
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub index: Arc<Index>,
+    pub hub: Hub,
+    pub shutdown: Shutdown,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// A one-way switch every long-lived task watches so the process can stop cleanly.
+#[derive(Clone, Debug)]
+pub struct Shutdown(watch::Sender<bool>);
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self(watch::channel(false).0)
+    }
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once [`Shutdown::trigger`] has been called (at once if it already was).
+    pub fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.0.subscribe();
+        async move {
+            // An error means the sender is gone, which also means: stop.
+            let _ = receiver.wait_for(|stopping| *stopping).await;
+        }
+    }
+}
+
+/// The HTTP app: pages, server functions, the WebSocket endpoint and the embedded site files.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context_state = state.clone();
+    let shell_options = state.leptos_options.clone();
+    Router::new()
+        .route("/api/ws", get(ws::upgrade))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(context_state.clone()),
+            move || shell(shell_options.clone()),
+        )
+        .fallback(assets::static_or_not_found)
+        .with_state(state)
+}
+
+/// What `serve` needs to run.
+pub struct ServerConfig {
+    pub roots: Vec<PathBuf>,
+    pub addr: SocketAddr,
+    pub leptos_options: LeptosOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("--projects {0}: {1}")]
+    BadRoot(PathBuf, String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("cannot start the file watcher: {0}")]
+    Watch(#[from] notify::Error),
+}
+
+/// A started server. Dropping it does not stop it: call [`RunningServer::stop`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub shutdown: Shutdown,
+    http: JoinHandle<std::io::Result<()>>,
+    watcher: watcher::ProjectWatcher,
+}
+
+/// Discovers projects, starts the watcher and binds the listener.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let roots = discovery::validate_roots(&config.roots)
+        .map_err(|(root, why)| StartError::BadRoot(root, why))?;
+    let index = Arc::new(Index::default());
+    for dir in discovery::discover(&roots) {
+        index.add(dir);
+    }
+    tracing::info!(projects = index.len(), "discovered projects");
+
+    let hub = Hub::new(hub::DEFAULT_CAPACITY);
+    let shutdown = Shutdown::default();
+    let watcher = watcher::spawn(index.clone(), hub.clone(), roots, shutdown.clone())?;
+
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| StartError::Bind(config.addr, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.addr, e))?;
+    let mut leptos_options = config.leptos_options;
+    leptos_options.site_addr = addr;
+    let state = AppState {
+        leptos_options,
+        index,
+        hub,
+        shutdown: shutdown.clone(),
+    };
+    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let http = tokio::spawn({
+        let stop = shutdown.wait();
+        async move { axum::serve(listener, router).with_graceful_shutdown(stop).await }
+    });
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        http,
+        watcher,
+    })
+}
+
+impl RunningServer {
+    /// Runs until the process is asked to stop (SIGINT/SIGTERM), then stops.
+    pub async fn run_until_signal(self) {
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            _ = signal() => tracing::info!("stop requested"),
+            _ = shutdown.wait() => {}
+        }
+        self.stop().await;
+    }
+
+    /// Closes every socket with 1001, stops the watcher and waits (at most 5 s) for the rest.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        let RunningServer { http, watcher, .. } = self;
+        match tokio::time::timeout(Duration::from_secs(5), http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "http server ended with an error"),
+            Ok(Err(error)) => tracing::warn!(%error, "http server task failed"),
+            Err(_) => tracing::warn!("connections still open after 5 s; exiting anyway"),
+        }
+        watcher.stop().await;
+    }
+}
+
+async fn signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
