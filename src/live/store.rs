@@ -81,6 +81,12 @@ impl LiveStore {
                     Some(project)
                 }
             }
+            ServerMessage::ProjectUpdated { project, data, .. } => {
+                if let Some(summary) = self.find(&project) {
+                    summary.set(data);
+                }
+                None
+            }
             ServerMessage::ProjectRemoved { project, .. } => {
                 self.projects
                     .update(|cards| cards.retain(|card| card.id != project));

@@ -155,6 +155,12 @@ pub enum ServerMessage {
         timestamp: String,
         data: ProjectSummary,
     },
+    /// A project's card changed in a way no smaller event describes (its warnings).
+    ProjectUpdated {
+        project: String,
+        timestamp: String,
+        data: ProjectSummary,
+    },
     ProjectRemoved {
         project: String,
         timestamp: String,
@@ -168,6 +174,7 @@ impl ServerMessage {
             ServerMessage::StatusChanged { project, .. }
             | ServerMessage::PlanUpdated { project, .. }
             | ServerMessage::ProjectAdded { project, .. }
+            | ServerMessage::ProjectUpdated { project, .. }
             | ServerMessage::ProjectRemoved { project, .. } => Some(project),
             _ => None,
         }

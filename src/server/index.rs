@@ -141,7 +141,7 @@ fn changes(old: &ProjectSummary, new: &ProjectSummary) -> Vec<ServerMessage> {
     }
     if old.warnings != new.warnings || old.name != new.name {
         // Nothing smaller describes it: send the whole card.
-        events.push(ServerMessage::ProjectAdded {
+        events.push(ServerMessage::ProjectUpdated {
             project: new.id.clone(),
             timestamp: now(),
             data: new.clone(),

@@ -1,0 +1,242 @@
+//! End-to-end over real sockets: a server on port 0 watching a fixture project, a
+//! tokio-tungstenite client, and files changed on disk. Every wait is bounded by a timeout.
+#![cfg(feature = "ssr")]
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    time::timeout,
+};
+use tokio_tungstenite::{connect_async, tungstenite::Message, MaybeTlsStream, WebSocketStream};
+
+use loopwatch::server::{config, discovery::project_id, start, RunningServer, ServerConfig, StartError};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Fixture {
+    _root: tempfile::TempDir,
+    root: PathBuf,
+    project: PathBuf,
+    id: String,
+    server: RunningServer,
+}
+
+fn write_project(dir: &Path) {
+    fs::create_dir_all(dir.join(".ralph")).expect("mkdir .ralph");
+    // This test process is alive and started before the file was written: a running loop.
+    fs::write(dir.join(".ralph/ralph.pid"), std::process::id().to_string()).expect("pid");
+    fs::write(
+        dir.join("IMPLEMENTATION_PLAN.md"),
+        "## Phase 1\n- [ ] 1.1: first\n- [ ] 1.2: second\n",
+    )
+    .expect("plan");
+}
+
+async fn fixture() -> Fixture {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical root");
+    let project = root.join("alpha");
+    write_project(&project);
+    let server = start(ServerConfig {
+        roots: vec![root.clone()],
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        leptos_options: config::leptos_options(None).expect("options"),
+    })
+    .await
+    .expect("server starts");
+    Fixture {
+        id: project_id(&project),
+        _root: temp,
+        root,
+        project,
+        server,
+    }
+}
+
+async fn connect(fixture: &Fixture) -> Client {
+    let url = format!("ws://{}/api/ws", fixture.server.addr);
+    let (mut client, _) = timeout(WAIT, connect_async(url))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let hello = next_json(&mut client).await;
+    assert_eq!(hello["type"], "hello");
+    client
+}
+
+async fn send(client: &mut Client, text: &str) {
+    client
+        .send(Message::Text(text.into()))
+        .await
+        .expect("send frame");
+}
+
+/// The next JSON text frame (protocol pings are skipped).
+async fn next_json(client: &mut Client) -> Value {
+    loop {
+        let message = timeout(WAIT, client.next())
+            .await
+            .expect("a frame in time")
+            .expect("socket open")
+            .expect("valid frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Skips frames until one satisfies `wanted`, within the timeout.
+async fn wait_for(client: &mut Client, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let found = timeout(WAIT, async {
+        loop {
+            let frame = next_json(client).await;
+            if wanted(&frame) {
+                return frame;
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_changes_reach_a_subscribed_socket() {
+    let fixture = fixture().await;
+    let mut client = connect(&fixture).await;
+    send(
+        &mut client,
+        &format!(r#"{{"action":"subscribe","projects":["{}"]}}"#, fixture.id),
+    )
+    .await;
+    let ack = next_json(&mut client).await;
+    assert_eq!(ack["type"], "subscribed");
+    assert_eq!(ack["projects"][0], fixture.id.as_str());
+
+    fs::write(fixture.project.join(".ralph/pause"), "").expect("touch pause");
+    let event = wait_for(&mut client, "status_changed to paused", |f| {
+        f["type"] == "status_changed" && f["data"]["status"] == "paused"
+    })
+    .await;
+    assert_eq!(event["project"], fixture.id.as_str());
+    assert_eq!(event["data"]["previous"], "running");
+    assert!(event["timestamp"].as_str().is_some_and(|t| t.contains('T')));
+
+    fs::write(
+        fixture.project.join("IMPLEMENTATION_PLAN.md"),
+        "## Phase 1\n- [x] 1.1: first\n- [ ] 1.2: second\n",
+    )
+    .expect("tick plan");
+    let plan = wait_for(&mut client, "plan_updated", |f| f["type"] == "plan_updated").await;
+    assert_eq!(plan["data"]["tasks_done"], 1);
+    assert_eq!(plan["data"]["tasks_total"], 2);
+    assert_eq!(plan["data"]["phases"][0]["status"], "in_progress");
+
+    // Garbage in the pid file: an honest "stopped", not a crash.
+    fs::write(fixture.project.join(".ralph/ralph.pid"), "garbage").expect("garbage pid");
+    wait_for(&mut client, "status_changed to stopped", |f| {
+        f["type"] == "status_changed" && f["data"]["status"] == "stopped"
+    })
+    .await;
+
+    // A malformed frame gets an error frame and the socket stays usable.
+    send(&mut client, "{this is not json").await;
+    let error = wait_for(&mut client, "error frame", |f| f["type"] == "error").await;
+    assert_eq!(error["code"], 4400);
+    send(&mut client, r#"{"action":"ping"}"#).await;
+    wait_for(&mut client, "pong", |f| f["type"] == "pong").await;
+
+    fs::remove_dir_all(&fixture.project).expect("delete project");
+    wait_for(&mut client, "project_removed", |f| {
+        f["type"] == "project_removed" && f["project"] == fixture.id.as_str()
+    })
+    .await;
+
+    fixture.server.stop().await;
+    let closed = timeout(WAIT, async {
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("close in time");
+    assert_eq!(closed, Some(1001));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_project_appears_live_and_the_page_renders_real_data() {
+    let fixture = fixture().await;
+    let (status, page) = http_get(fixture.server.addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("alpha"), "project name rendered on the server");
+    assert!(page.contains("running"), "status rendered on the server");
+    assert!(page.contains("0 / 2 tasks"), "plan progress rendered on the server");
+
+    let (status, _) = http_get(fixture.server.addr, "/no/such/page").await;
+    assert_eq!(status, 404);
+    let (status, _) = http_get(fixture.server.addr, "/pkg/../Cargo.toml").await;
+    assert_eq!(status, 404);
+
+    let mut client = connect(&fixture).await;
+    let beta = fixture.root.join("beta");
+    write_project(&beta);
+    let added = wait_for(&mut client, "project_added", |f| f["type"] == "project_added").await;
+    assert_eq!(added["project"], project_id(&beta).as_str());
+    assert_eq!(added["data"]["name"], "beta");
+    assert_eq!(added["data"]["status"], "running");
+    fixture.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_projects_directory_is_a_clear_start_error() {
+    let result = start(ServerConfig {
+        roots: vec![PathBuf::from("/no/such/projects/dir")],
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        leptos_options: config::leptos_options(None).expect("options"),
+    })
+    .await;
+    match result {
+        Err(StartError::BadRoot(path, why)) => {
+            assert_eq!(path, PathBuf::from("/no/such/projects/dir"));
+            assert!(why.contains("cannot open"), "{why}");
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("started with a missing root"),
+    }
+}
