@@ -17,7 +17,9 @@ use tokio::{
 };
 use tokio_tungstenite::{connect_async, tungstenite::Message, MaybeTlsStream, WebSocketStream};
 
-use loopwatch::server::{config, discovery::project_id, start, RunningServer, ServerConfig, StartError};
+use loopwatch::server::{
+    config, discovery::project_id, start, RunningServer, ServerConfig, StartError,
+};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -204,9 +206,15 @@ async fn a_new_project_appears_live_and_the_page_renders_real_data() {
     let fixture = fixture().await;
     let (status, page) = http_get(fixture.server.addr, "/").await;
     assert_eq!(status, 200);
-    assert!(page.contains("alpha"), "project name rendered on the server");
+    assert!(
+        page.contains("alpha"),
+        "project name rendered on the server"
+    );
     assert!(page.contains("running"), "status rendered on the server");
-    assert!(page.contains("0 / 2 tasks"), "plan progress rendered on the server");
+    assert!(
+        page.contains("0 / 2 tasks"),
+        "plan progress rendered on the server"
+    );
 
     let (status, _) = http_get(fixture.server.addr, "/no/such/page").await;
     assert_eq!(status, 404);
@@ -216,7 +224,10 @@ async fn a_new_project_appears_live_and_the_page_renders_real_data() {
     let mut client = connect(&fixture).await;
     let beta = fixture.root.join("beta");
     write_project(&beta);
-    let added = wait_for(&mut client, "project_added", |f| f["type"] == "project_added").await;
+    let added = wait_for(&mut client, "project_added", |f| {
+        f["type"] == "project_added"
+    })
+    .await;
     assert_eq!(added["project"], project_id(&beta).as_str());
     assert_eq!(added["data"]["name"], "beta");
     assert_eq!(added["data"]["status"], "running");

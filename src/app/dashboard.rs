@@ -58,9 +58,7 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
     let summary = card.summary;
     let status = move || summary.with(|s| s.status.as_str());
     let plan = move || summary.with(|s| s.plan.clone());
-    let progress = move || {
-        plan().map(|p| (p.tasks_done, p.tasks_total, p.percent()))
-    };
+    let progress = move || plan().map(|p| (p.tasks_done, p.tasks_total, p.percent()));
     view! {
         <article class="card" data-project=card.id.clone()>
             <header class="card-head">

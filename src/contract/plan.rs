@@ -195,7 +195,9 @@ fn split_task_id(rest: &str) -> (Option<String>, String) {
     if id.is_empty() || !id.starts_with(|c: char| c.is_ascii_digit()) || id.contains("..") {
         return (None, rest.to_owned());
     }
-    let after = unmarked[id_len..].trim_start_matches(['*', '_', '`']).trim_start();
+    let after = unmarked[id_len..]
+        .trim_start_matches(['*', '_', '`'])
+        .trim_start();
     match after
         .strip_prefix(':')
         .or_else(|| after.strip_prefix('-'))

@@ -70,7 +70,11 @@ async fn session(store: LiveStore, socket: WebSocket, refetch: bool) -> bool {
                 if let Some(new_project) = store.apply(event) {
                     let subscribe =
                         serde_json::json!({"action": "subscribe", "projects": [new_project]});
-                    if sink.send(Message::Text(subscribe.to_string())).await.is_err() {
+                    if sink
+                        .send(Message::Text(subscribe.to_string()))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -99,8 +103,8 @@ fn socket_url() -> Option<String> {
 async fn sleep_ms(ms: u32) {
     let promise = js_sys::Promise::new(&mut |resolve, _reject| {
         if let Some(window) = web_sys::window() {
-            let _ = window
-                .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms as i32);
+            let _ =
+                window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms as i32);
         }
     });
     let _: Result<JsValue, JsValue> = wasm_bindgen_futures::JsFuture::from(promise).await;

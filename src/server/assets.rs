@@ -22,7 +22,10 @@ use crate::app::shell;
 struct Site;
 
 /// Serves an embedded file, or the Leptos "not found" page.
-pub async fn static_or_not_found(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub async fn static_or_not_found(
+    State(state): State<AppState>,
+    request: Request<Body>,
+) -> Response {
     let path = request.uri().path().trim_start_matches('/').to_owned();
     if let Some(response) = embedded(&path, request.headers()) {
         return response;
@@ -56,7 +59,9 @@ fn embedded(path: &str, headers: &HeaderMap) -> Option<Response> {
     let (file, encoding) = [("br", ".br"), ("gzip", ".gz")]
         .into_iter()
         .filter(|(coding, _)| accepts(coding))
-        .find_map(|(coding, suffix)| Site::get(&format!("{path}{suffix}")).map(|f| (f, Some(coding))))
+        .find_map(|(coding, suffix)| {
+            Site::get(&format!("{path}{suffix}")).map(|f| (f, Some(coding)))
+        })
         .unwrap_or((original, None));
 
     let etag = format!(
@@ -99,7 +104,9 @@ fn is_safe(path: &str) -> bool {
     !path.is_empty()
         && !path.contains('\\')
         && !path.contains('\0')
-        && path.split('/').all(|segment| !segment.is_empty() && segment != ".." && segment != ".")
+        && path
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != ".." && segment != ".")
 }
 
 #[cfg(test)]
@@ -108,7 +115,16 @@ mod tests {
 
     #[test]
     fn refuses_paths_that_could_escape() {
-        for bad in ["", "../etc/passwd", "pkg/../../x", "/abs", "pkg//x", "a\\b", "./x", "pkg/."] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "pkg/../../x",
+            "/abs",
+            "pkg//x",
+            "a\\b",
+            "./x",
+            "pkg/.",
+        ] {
             assert!(!is_safe(bad), "{bad:?}");
         }
         for good in ["pkg/loopwatch.js", "favicon.svg", "pkg/loopwatch_bg.wasm"] {

@@ -1,12 +1,6 @@
 //! `loopwatch serve` and `loopwatch demo`.
 
-use std::{
-    io::Write,
-    net::SocketAddr,
-    path::PathBuf,
-    process::ExitCode,
-    time::Duration,
-};
+use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;

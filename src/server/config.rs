@@ -20,7 +20,8 @@ pub fn leptos_options(file: Option<&Path>) -> Result<LeptosOptions, ConfigError>
     let (name, text) = match file {
         Some(path) => (
             path.display().to_string(),
-            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.display().to_string(), e))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Read(path.display().to_string(), e))?,
         ),
         None => ("the built-in Leptos.toml".to_owned(), EMBEDDED.to_owned()),
     };
@@ -34,11 +35,15 @@ mod tests {
     #[test]
     fn embedded_options_agree_with_the_build_options() {
         let runtime = leptos_options(None).expect("Leptos.toml parses");
-        let build = get_config_from_str(include_str!("../../Cargo.toml")).expect("Cargo.toml parses");
+        let build =
+            get_config_from_str(include_str!("../../Cargo.toml")).expect("Cargo.toml parses");
         // The page links /pkg/<output-name>.js; both files must name the same output.
         assert_eq!(runtime.output_name, build.output_name);
         assert_eq!(runtime.site_pkg_dir, build.site_pkg_dir);
-        assert!(!runtime.hash_files, "hash-files would need a hash.txt beside the binary");
+        assert!(
+            !runtime.hash_files,
+            "hash-files would need a hash.txt beside the binary"
+        );
     }
 
     #[test]

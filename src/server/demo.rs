@@ -29,17 +29,35 @@ const PROJECTS: &[DemoProject] = &[
     DemoProject {
         name: "todo-api",
         phases: &[
-            ("Phase 1: Backend setup", &["Create axum service", "Add SQLite pool", "Health endpoint"]),
-            ("Phase 2: Todos", &["CRUD routes", "Validation errors", "Pagination"]),
-            ("Phase 3: Hardening", &["Rate limiting", "Integration tests"]),
+            (
+                "Phase 1: Backend setup",
+                &["Create axum service", "Add SQLite pool", "Health endpoint"],
+            ),
+            (
+                "Phase 2: Todos",
+                &["CRUD routes", "Validation errors", "Pagination"],
+            ),
+            (
+                "Phase 3: Hardening",
+                &["Rate limiting", "Integration tests"],
+            ),
         ],
     },
     DemoProject {
         name: "landing-page",
         phases: &[
-            ("Phase 1: Layout", &["Hero section", "Feature grid", "Footer"]),
-            ("Phase 2: Content", &["Pricing table", "FAQ accordion", "Contact form"]),
-            ("Phase 3: Polish", &["Dark mode", "Lighthouse fixes", "Deploy preview"]),
+            (
+                "Phase 1: Layout",
+                &["Hero section", "Feature grid", "Footer"],
+            ),
+            (
+                "Phase 2: Content",
+                &["Pricing table", "FAQ accordion", "Contact form"],
+            ),
+            (
+                "Phase 3: Polish",
+                &["Dark mode", "Lighthouse fixes", "Deploy preview"],
+            ),
         ],
     },
 ];
@@ -52,7 +70,9 @@ impl DemoTree {
                 (dir.canonicalize()?, None)
             }
             None => {
-                let temp = tempfile::Builder::new().prefix("loopwatch-demo-").tempdir()?;
+                let temp = tempfile::Builder::new()
+                    .prefix("loopwatch-demo-")
+                    .tempdir()?;
                 (temp.path().canonicalize()?, Some(temp))
             }
         };
@@ -81,7 +101,10 @@ impl DemoTree {
 fn write_project(dir: &Path, project: &DemoProject) -> io::Result<()> {
     fs::create_dir_all(dir.join(".ralph"))?;
     fs::create_dir_all(dir.join("specs"))?;
-    let mut plan = format!("# Implementation plan: {}\n\nSTATUS: IN PROGRESS\n", project.name);
+    let mut plan = format!(
+        "# Implementation plan: {}\n\nSTATUS: IN PROGRESS\n",
+        project.name
+    );
     for (p, (phase, tasks)) in project.phases.iter().enumerate() {
         plan.push_str(&format!("\n## {phase}\n"));
         for (t, task) in tasks.iter().enumerate() {
@@ -135,25 +158,42 @@ async fn simulate_loop(dir: &Path, iteration: Duration, seed: usize) -> io::Resu
     let total = count_open_tasks(dir)?;
     for i in 1..=total {
         let started = SystemTime::now();
-        append(&ralph.join("ralph.log"), &format!("[{}] === Iteration {i} (loop {i}/{total}) ===\n", clock()))?;
-        for step in ["Running: claude -p PROMPT.md", "Reading IMPLEMENTATION_PLAN.md", "Editing src/lib.rs"] {
+        append(
+            &ralph.join("ralph.log"),
+            &format!("[{}] === Iteration {i} (loop {i}/{total}) ===\n", clock()),
+        )?;
+        for step in [
+            "Running: claude -p PROMPT.md",
+            "Reading IMPLEMENTATION_PLAN.md",
+            "Editing src/lib.rs",
+        ] {
             tokio::time::sleep(iteration / 4).await;
             append(&ralph.join("ralph.log"), &format!("[{}] {step}\n", clock()))?;
         }
         // The second demo project pauses for one iteration, as an operator would.
         if seed == 1 && i == 3 {
             fs::write(ralph.join("pause"), "")?;
-            append(&ralph.join("ralph.log"), &format!("[{}] \u{23f8}\u{fe0f} Paused\n", clock()))?;
+            append(
+                &ralph.join("ralph.log"),
+                &format!("[{}] \u{23f8}\u{fe0f} Paused\n", clock()),
+            )?;
             tokio::time::sleep(iteration).await;
             fs::remove_file(ralph.join("pause"))?;
-            append(&ralph.join("ralph.log"), &format!("[{}] \u{25b6}\u{fe0f} Resumed\n", clock()))?;
+            append(
+                &ralph.join("ralph.log"),
+                &format!("[{}] \u{25b6}\u{fe0f} Resumed\n", clock()),
+            )?;
         }
         tokio::time::sleep(iteration / 4).await;
         let task = tick_next_task(dir)?;
         let tokens = 40.0 + ((i * 7 + seed * 13) % 30) as f64;
         append(
             &ralph.join("ralph.log"),
-            &format!("[{}] \u{2705} Tests passed\ntokens used\n{:.3}\n", clock(), tokens),
+            &format!(
+                "[{}] \u{2705} Tests passed\ntokens used\n{:.3}\n",
+                clock(),
+                tokens
+            ),
         )?;
         let row = serde_json::json!({
             "iteration": i, "max": total, "start": humantime::format_rfc3339_seconds(started).to_string(),
@@ -168,21 +208,33 @@ async fn simulate_loop(dir: &Path, iteration: Duration, seed: usize) -> io::Resu
                 "prefix": "PROGRESS", "message": format!("{i} of {total} tasks done"),
                 "timestamp": now(), "iteration": i, "max_iterations": total,
             });
-            fs::write(ralph.join("pending-notification.txt"), format!("{note:#}\n"))?;
+            fs::write(
+                ralph.join("pending-notification.txt"),
+                format!("{note:#}\n"),
+            )?;
         }
     }
     let plan_path = dir.join("IMPLEMENTATION_PLAN.md");
     let plan = fs::read_to_string(&plan_path)?;
     replace_file(&plan_path, &format!("{plan}\nSTATUS: COMPLETE\n"))?;
-    fs::write(ralph.join("pending-notification.txt"), "DONE: all tasks complete\n")?;
-    append(&ralph.join("ralph.log"), &format!("[{}] \u{1f6d1} Loop finished\n", clock()))?;
+    fs::write(
+        ralph.join("pending-notification.txt"),
+        "DONE: all tasks complete\n",
+    )?;
+    append(
+        &ralph.join("ralph.log"),
+        &format!("[{}] \u{1f6d1} Loop finished\n", clock()),
+    )?;
     fs::remove_file(ralph.join("ralph.pid"))?;
     Ok(())
 }
 
 fn count_open_tasks(dir: &Path) -> io::Result<usize> {
     let plan = fs::read_to_string(dir.join("IMPLEMENTATION_PLAN.md"))?;
-    Ok(plan.lines().filter(|l| l.trim_start().starts_with("- [ ]")).count())
+    Ok(plan
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- [ ]"))
+        .count())
 }
 
 /// Ticks the first open task, saving the plan the way editors do (write a copy, rename it over).
@@ -192,7 +244,10 @@ fn tick_next_task(dir: &Path) -> io::Result<Option<String>> {
     let Some(at) = plan.find("- [ ]") else {
         return Ok(None);
     };
-    let id = plan[at + 6..].split(':').next().map(|s| s.trim().to_owned());
+    let id = plan[at + 6..]
+        .split(':')
+        .next()
+        .map(|s| s.trim().to_owned());
     let ticked = format!("{}- [x]{}", &plan[..at], &plan[at + 5..]);
     replace_file(&path, &ticked)?;
     Ok(id)
@@ -205,7 +260,10 @@ fn replace_file(path: &Path, contents: &str) -> io::Result<()> {
 }
 
 fn append(path: &Path, text: &str) -> io::Result<()> {
-    let mut file = fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     file.write_all(text.as_bytes())
 }
 

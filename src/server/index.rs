@@ -66,7 +66,10 @@ impl Index {
             timestamp: now(),
             data: summary.clone(),
         };
-        let mut projects = self.projects.write().unwrap_or_else(PoisonError::into_inner);
+        let mut projects = self
+            .projects
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if projects.contains_key(&id) {
             return None;
         }
@@ -85,7 +88,10 @@ impl Index {
         }
         // Read outside the lock: file I/O must not block readers.
         let fresh = snapshot::read_project(id, &dir);
-        let mut projects = self.projects.write().unwrap_or_else(PoisonError::into_inner);
+        let mut projects = self
+            .projects
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let Some(entry) = projects.get_mut(id) else {
             return Vec::new();
         };
@@ -95,13 +101,14 @@ impl Index {
     }
 
     pub fn remove(&self, id: &str) -> Option<ServerMessage> {
-        let mut projects = self.projects.write().unwrap_or_else(PoisonError::into_inner);
-        projects
-            .remove(id)
-            .map(|_| ServerMessage::ProjectRemoved {
-                project: id.to_owned(),
-                timestamp: now(),
-            })
+        let mut projects = self
+            .projects
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        projects.remove(id).map(|_| ServerMessage::ProjectRemoved {
+            project: id.to_owned(),
+            timestamp: now(),
+        })
     }
 
     /// The id of the project whose directory is `dir`, if any.
@@ -180,7 +187,13 @@ mod tests {
         assert_eq!(events.len(), 2, "{events:?}");
         assert!(matches!(
             &events[0],
-            ServerMessage::StatusChanged { data: StatusChange { status: Status::Paused, previous: Status::Running }, .. }
+            ServerMessage::StatusChanged {
+                data: StatusChange {
+                    status: Status::Paused,
+                    previous: Status::Running
+                },
+                ..
+            }
         ));
         assert!(matches!(
             &events[1],
@@ -189,7 +202,10 @@ mod tests {
 
         fs::remove_dir_all(&dir).expect("delete project");
         let events = index.refresh(&id);
-        assert!(matches!(&events[..], [ServerMessage::ProjectRemoved { .. }]));
+        assert!(matches!(
+            &events[..],
+            [ServerMessage::ProjectRemoved { .. }]
+        ));
         assert!(index.is_empty());
     }
 }

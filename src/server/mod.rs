@@ -137,7 +137,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let http = tokio::spawn({
         let stop = shutdown.wait();
-        async move { axum::serve(listener, router).with_graceful_shutdown(stop).await }
+        async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+        }
     });
     Ok(RunningServer {
         addr,

@@ -71,7 +71,9 @@ pub fn read_project(id: &str, dir: &Path) -> ProjectSummary {
             let text = match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(error) => {
-                    warnings.push(format!("{PLAN_FILE} is not valid UTF-8; shown as far as readable"));
+                    warnings.push(format!(
+                        "{PLAN_FILE} is not valid UTF-8; shown as far as readable"
+                    ));
                     String::from_utf8_lossy(error.as_bytes()).into_owned()
                 }
             };

@@ -135,7 +135,10 @@ impl WatchState {
                     if let Some(id) = self.project_of(path) {
                         pending.projects.insert(id);
                     }
-                    if path.parent().is_some_and(|p| self.roots.iter().any(|r| r == p)) {
+                    if path
+                        .parent()
+                        .is_some_and(|p| self.roots.iter().any(|r| r == p))
+                    {
                         pending.rescan_roots = true;
                     }
                 }
@@ -176,7 +179,10 @@ impl WatchState {
         }
         for id in pending.projects {
             for event in self.index.refresh(&id) {
-                if matches!(event, crate::model::protocol::ServerMessage::ProjectRemoved { .. }) {
+                if matches!(
+                    event,
+                    crate::model::protocol::ServerMessage::ProjectRemoved { .. }
+                ) {
                     tracing::info!(project = %id, "project left");
                     self.untrack(&id);
                 }

@@ -216,13 +216,18 @@ mod tests {
         assert_eq!(hello["connection"], 7);
 
         for bad in ["{oops", "[]", r#"{"action":"fly"}"#] {
-            client_tx.send(Ok(Message::Text(bad.into()))).await.expect("send");
+            client_tx
+                .send(Ok(Message::Text(bad.into())))
+                .await
+                .expect("send");
             let reply = next_json(&mut client_rx).await;
             assert_eq!(reply["type"], "error", "{bad}");
             assert_eq!(reply["code"], 4400);
         }
         client_tx
-            .send(Ok(Message::Text(r#"{"action":"subscribe","projects":["nope"]}"#.into())))
+            .send(Ok(Message::Text(
+                r#"{"action":"subscribe","projects":["nope"]}"#.into(),
+            )))
             .await
             .expect("send");
         assert_eq!(next_json(&mut client_rx).await["type"], "subscribed");
@@ -281,7 +286,10 @@ mod tests {
             },
         };
         let sub = format!(r#"{{"action":"subscribe","projects":["{id}"]}}"#);
-        client_tx.send(Ok(Message::Text(sub.into()))).await.expect("send");
+        client_tx
+            .send(Ok(Message::Text(sub.into())))
+            .await
+            .expect("send");
         assert_eq!(next_json(&mut client_rx).await["type"], "subscribed");
 
         hub.publish(&status("someone-else"));

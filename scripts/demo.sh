@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds the release binary, and runs loopwatch on demo projects whose
+# simulated loops write real files. Extra arguments go to `loopwatch demo` (try --help).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$ROOT/scripts/node_modules/.bin:$PATH"
+scripts/setup.sh build
+echo "==> building the release binary (first build: about 10 minutes on 2 cores)"
+cargo leptos build --release --precompress
+echo "==> open the address printed below; stop with Ctrl-C"
+exec target/release/loopwatch demo "$@"

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every check and test: formatting, clippy for both features,
+# the Rust tests, the one-binary release build, and the browser tests in Debian's Chromium.
+# Prints how long each phase took.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$ROOT/scripts/node_modules/.bin:$PATH"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+LOG_DIR="$ROOT/target/test-logs"
+mkdir -p "$LOG_DIR"
+
+TIMINGS=()
+phase() { # name, command...
+  local name="$1"; shift
+  local start=$SECONDS
+  printf '\n==> [%(%H:%M:%S)T] %s\n' -1 "$name"
+  "$@"
+  TIMINGS+=("$(printf '%-22s %5ss' "$name" "$((SECONDS - start))")")
+}
+
+rust_tests() {
+  cargo test --features ssr 2>&1 | tee "$LOG_DIR/cargo-test.log"
+}
+
+release_build() {
+  # --precompress builds the site before the server, so the server embeds the finished files.
+  cargo leptos build --release --precompress
+  local wasm="target/site/pkg/loopwatch_bg.wasm"
+  [[ -f target/release/loopwatch && -f "$wasm" ]] || { echo "release build produced no binary or wasm" >&2; return 1; }
+  printf 'release binary: %s bytes\nwasm: %s bytes raw, %s bytes gzipped\n' \
+    "$(stat -c %s target/release/loopwatch)" "$(stat -c %s "$wasm")" "$(gzip -9 -c "$wasm" | wc -c)"
+}
+
+browser_tests() {
+  (cd end2end && npx playwright test)
+}
+
+phase "setup" scripts/setup.sh test
+phase "fmt" cargo fmt --check
+phase "clippy (ssr)" cargo clippy --features ssr --all-targets -- -D warnings
+phase "clippy (hydrate)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
+phase "rust tests" rust_tests
+phase "release build" release_build
+phase "browser tests" browser_tests
+
+rust_passed=$(awk '/^test result:/ {sum += $4} END {print sum + 0}' "$LOG_DIR/cargo-test.log")
+browser_passed=$(node -e 'const r=require("./end2end/test-results/results.json"); console.log(r.stats.expected)')
+printf '\n==> durations\n'
+printf '  %s\n' "${TIMINGS[@]}"
+printf 'rust tests: %s passed; browser tests: %s passed\n' "$rust_passed" "$browser_passed"
+printf '%s passed, 0 failed\n' "$((rust_passed + browser_passed))"
