@@ -27,7 +27,7 @@ rust_tests() {
 release_build() {
   # --precompress builds the site before the server, so the server embeds the finished files.
   cargo leptos build --release --precompress
-  local wasm="target/site/pkg/loopwatch_bg.wasm"
+  local wasm="target/site/pkg/loopwatch.wasm"
   [[ -f target/release/loopwatch && -f "$wasm" ]] || { echo "release build produced no binary or wasm" >&2; return 1; }
   printf 'release binary: %s bytes\nwasm: %s bytes raw, %s bytes gzipped\n' \
     "$(stat -c %s target/release/loopwatch)" "$(stat -c %s "$wasm")" "$(gzip -9 -c "$wasm" | wc -c)"

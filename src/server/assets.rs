@@ -19,6 +19,9 @@ use crate::app::shell;
 #[derive(RustEmbed)]
 #[folder = "target/site"]
 #[allow_missing = true]
+// Type declarations are for TypeScript users of the bindings, not for browsers.
+#[exclude = "*.d.ts"]
+#[exclude = "*.d.ts.*"]
 struct Site;
 
 /// Serves an embedded file, or the Leptos "not found" page.
