@@ -84,6 +84,9 @@ where
     tokio::pin!(stop);
     loop {
         tokio::select! {
+            // Shutdown first: when the server stops, the hub closes too, and the client must get
+            // the 1001 close frame rather than a dropped connection.
+            biased;
             _ = &mut stop => {
                 close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
                 return;
@@ -118,7 +121,10 @@ where
                         let resync = ServerMessage::Resync { reason: format!("missed {missed} events") };
                         send(&mut sink, &resync).await
                     }
-                    Err(RecvError::Closed) => return,
+                    Err(RecvError::Closed) => {
+                        close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
+                        return;
+                    }
                 };
                 if outcome.is_err() {
                     return;
