@@ -1,14 +1,125 @@
 //! Server functions: the typed API the UI calls (on the server while rendering, over HTTP from
-//! the browser).
+//! the browser). Responses that feed live state carry the project's `version`.
 
 use leptos::prelude::*;
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
 
-use crate::model::ProjectSummary;
+use crate::model::{
+    api::{ContextFile, IterationLog, IterationPage, IterationQuery, ProjectDetail},
+    ProjectSummary,
+};
 
-/// Every watched project with its current status and plan progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApiError {
+    #[error("no project with id {0:?}")]
+    UnknownProject(String),
+    #[error("project has no iteration {iteration} in run {run}")]
+    UnknownIteration { run: u32, iteration: u32 },
+    #[error("only AGENTS.md, PROMPT.md and specs/*.md can be shown, not {0:?}")]
+    FileNotAllowed(String),
+    #[error("{0} does not exist in this project")]
+    FileMissing(String),
+    #[error("cannot read {0}")]
+    Io(String),
+    #[error("{0}")]
+    ServerFn(ServerFnErrorErr),
+}
+
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        ApiError::ServerFn(value)
+    }
+}
+
+/// Every watched project with its current status, iteration, progress, tokens and cost.
 #[server(prefix = "/api", endpoint = "projects")]
-pub async fn list_projects() -> Result<Vec<ProjectSummary>, ServerFnError> {
-    let state = use_context::<crate::server::AppState>()
-        .ok_or_else(|| ServerFnError::new("server state is not available"))?;
-    Ok(state.index.summaries())
+pub async fn list_projects() -> Result<Vec<ProjectSummary>, ApiError> {
+    Ok(ssr::state()?.index.summaries())
+}
+
+/// One project: plan, stats, config and notification history.
+#[server(prefix = "/api", endpoint = "project")]
+pub async fn load_project(project: String) -> Result<ProjectDetail, ApiError> {
+    ssr::state()?
+        .index
+        .with_project(&project, |state| state.detail())
+        .ok_or(ApiError::UnknownProject(project))
+}
+
+/// A page of the iterations table.
+#[server(prefix = "/api", endpoint = "iterations")]
+pub async fn load_iterations(
+    project: String,
+    query: IterationQuery,
+) -> Result<IterationPage, ApiError> {
+    ssr::state()?
+        .index
+        .with_project(&project, |state| state.iterations(&query))
+        .ok_or(ApiError::UnknownProject(project))
+}
+
+/// One iteration's slice of `ralph.log` and its test output.
+#[server(prefix = "/api", endpoint = "iteration_log")]
+pub async fn load_iteration_log(
+    project: String,
+    run: u32,
+    iteration: u32,
+) -> Result<IterationLog, ApiError> {
+    let location = ssr::state()?
+        .index
+        .with_project(&project, |state| state.iteration_location(run, iteration))
+        .ok_or_else(|| ApiError::UnknownProject(project.clone()))?
+        .ok_or(ApiError::UnknownIteration { run, iteration })?;
+    tokio::task::spawn_blocking(move || location.load(run, iteration))
+        .await
+        .map_err(|_| ApiError::Io("ralph.log".into()))?
+        .map_err(|error| ApiError::Io(format!("ralph.log: {error}")))
+}
+
+/// The context files present: `AGENTS.md`, `PROMPT.md`, then `specs/*.md`.
+#[server(prefix = "/api", endpoint = "context_files")]
+pub async fn list_context_files(project: String) -> Result<Vec<String>, ApiError> {
+    let dir = ssr::project_dir(&project)?;
+    tokio::task::spawn_blocking(move || crate::server::context::list(&dir))
+        .await
+        .map_err(|_| ApiError::Io("specs".into()))
+}
+
+/// The text of one context file. Any name other than `AGENTS.md`, `PROMPT.md` or
+/// `specs/NAME.md` is refused, so nothing else of the project (or outside it) can be read.
+#[server(prefix = "/api", endpoint = "context_file")]
+pub async fn load_context_file(project: String, name: String) -> Result<ContextFile, ApiError> {
+    let dir = ssr::project_dir(&project)?;
+    tokio::task::spawn_blocking(move || crate::server::context::read(&dir, &name))
+        .await
+        .map_err(|_| ApiError::Io("file".into()))?
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::ApiError;
+    use crate::server::AppState;
+    use leptos::prelude::use_context;
+    use std::path::PathBuf;
+
+    pub fn state() -> Result<AppState, ApiError> {
+        use_context::<AppState>().ok_or_else(|| {
+            ApiError::ServerFn(leptos::server_fn::error::ServerFnErrorErr::ServerError(
+                "server state is not available".into(),
+            ))
+        })
+    }
+
+    pub fn project_dir(project: &str) -> Result<PathBuf, ApiError> {
+        state()?
+            .index
+            .with_project(project, |state| state.dir().to_path_buf())
+            .ok_or_else(|| ApiError::UnknownProject(project.to_owned()))
+    }
 }

@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 
 use super::{api::list_projects, connection::ConnectionIndicator};
+use crate::contract::stats::Health;
 use crate::live::{LiveStore, ProjectCard};
 use crate::model::ProjectSummary;
 
@@ -70,6 +71,34 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
             <p class="path" title=move || summary.with(|s| s.path.clone())>
                 {move || summary.with(|s| s.path.clone())}
             </p>
+            <dl class="facts">
+                <div>
+                    <dt>"Iteration"</dt>
+                    <dd data-testid="iteration">
+                        {move || summary.with(|s| iteration_label(s.iteration, s.max_iterations))}
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Tokens"</dt>
+                    <dd data-testid="tokens">{move || summary.with(|s| tokens_label(s.tokens))}</dd>
+                </div>
+                <div>
+                    <dt>"Cost"</dt>
+                    <dd data-testid="cost">{move || summary.with(|s| format!("${:.2}", s.cost_usd))}</dd>
+                </div>
+            </dl>
+            <ol class="health-strip" aria-label="Health of recent iterations">
+                {move || {
+                    summary
+                        .with(|s| s.recent_health.clone())
+                        .into_iter()
+                        .map(|health| {
+                            let name = health_name(health);
+                            view! { <li class=format!("health health-{name}") title=name></li> }
+                        })
+                        .collect_view()
+                }}
+            </ol>
             {move || match progress() {
                 Some((done, total, percent)) => {
                     view! {
@@ -108,5 +137,30 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                 }}
             </ul>
         </article>
+    }
+}
+
+fn iteration_label(iteration: Option<u32>, max: u32) -> String {
+    match (iteration, max) {
+        (None, _) => "\u{2014}".to_owned(),
+        (Some(n), 0) => format!("{n}"),
+        (Some(n), max) => format!("{n} / {max}"),
+    }
+}
+
+/// Thousands of tokens, shown compactly: `850k`, `1.25M`.
+fn tokens_label(thousands: f64) -> String {
+    if thousands >= 1000.0 {
+        format!("{:.2}M", thousands / 1000.0)
+    } else {
+        format!("{thousands:.0}k")
+    }
+}
+
+fn health_name(health: Health) -> &'static str {
+    match health {
+        Health::Failed => "failed",
+        Health::Productive => "productive",
+        Health::Partial => "partial",
     }
 }

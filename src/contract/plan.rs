@@ -1,9 +1,11 @@
 //! `IMPLEMENTATION_PLAN.md`: `## ` phases, `- [ ]` / `- [x]` tasks (nested by indent), task ids
 //! such as `1.2` followed by `:`, `-`, en dash or em dash, and `STATUS:` lines (the last wins).
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{PhaseProgress, PhaseStatus, PlanProgress};
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// Tasks written before the first `## ` heading live in a phase with an empty name.
     pub phases: Vec<Phase>,
@@ -11,13 +13,13 @@ pub struct Plan {
     pub status: Option<PlanStatus>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phase {
     pub name: String,
     pub tasks: Vec<Task>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub id: Option<String>,
     pub text: String,
@@ -26,7 +28,8 @@ pub struct Task {
     pub depth: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PlanStatus {
     Complete,
     PlanningComplete,
@@ -183,8 +186,10 @@ fn status_value(trimmed: &str) -> Option<&str> {
 }
 
 /// Splits a leading task id (`1.2:`, `**1.2** -`, `3 –`, `4.1 —`) from the task text.
+/// `Task 3: text` counts as id `3` (ids are compared after [`normalize_task_id`]).
 fn split_task_id(rest: &str) -> (Option<String>, String) {
     let unmarked = rest.trim_start_matches(['*', '_', '`']);
+    let unmarked = strip_task_word(unmarked).unwrap_or(unmarked);
     let id_len = unmarked
         .char_indices()
         .take_while(|(_, c)| c.is_ascii_digit() || *c == '.')
@@ -207,6 +212,20 @@ fn split_task_id(rest: &str) -> (Option<String>, String) {
         Some(text) => (Some(id.to_owned()), text.trim().to_owned()),
         None => (None, rest.to_owned()),
     }
+}
+
+fn strip_task_word(text: &str) -> Option<&str> {
+    let head = text.get(..5)?;
+    head.eq_ignore_ascii_case("task ")
+        .then(|| text[5..].trim_start())
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The form task ids are compared in: `Task 3`, `task 3`, `3` and `**3**` are all `3`.
+pub fn normalize_task_id(id: &str) -> String {
+    let trimmed = id.trim().trim_matches(['*', '_', '`']).trim();
+    let bare = strip_task_word(trimmed).unwrap_or(trimmed);
+    bare.trim_end_matches(['.', ':']).to_owned()
 }
 
 #[cfg(test)]
@@ -302,6 +321,21 @@ STATUS: IN PROGRESS
         assert_eq!(dotted.phases[0].tasks[0].id, None);
         let trailing = parse_plan("- [ ] 1.: trailing dot");
         assert_eq!(trailing.phases[0].tasks[0].id.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn task_word_ids() {
+        let plan = parse_plan(
+            "- [x] Task 3: wire the socket\n- [ ] **Task 4** - docs\n- [ ] Tasks list\n",
+        );
+        let tasks = &plan.phases[0].tasks;
+        assert_eq!(tasks[0].id.as_deref(), Some("3"));
+        assert_eq!(tasks[0].text, "wire the socket");
+        assert_eq!(tasks[1].id.as_deref(), Some("4"));
+        assert_eq!(tasks[2].id, None);
+        assert_eq!(normalize_task_id("Task 3"), "3");
+        assert_eq!(normalize_task_id(" **1.2** "), "1.2");
+        assert_eq!(normalize_task_id("1.2."), "1.2");
     }
 
     #[test]

@@ -81,6 +81,15 @@ impl LiveStore {
                     Some(project)
                 }
             }
+            ServerMessage::IterationStarted { project, data, .. } => {
+                if let Some(summary) = self.find(&project) {
+                    summary.update(|s| {
+                        s.iteration = Some(data.iteration);
+                        s.max_iterations = data.max;
+                    });
+                }
+                None
+            }
             ServerMessage::ProjectUpdated { project, data, .. } => {
                 if let Some(summary) = self.find(&project) {
                     summary.set(data);

@@ -1,5 +1,6 @@
 //! Types shared by the server and the WASM client. No I/O here.
 
+pub mod api;
 mod project;
 pub mod protocol;
 

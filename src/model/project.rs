@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::contract::stats::Health;
+
 /// What a loop is doing right now, derived by [`crate::contract::status::derive_status`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,7 +72,7 @@ impl PlanProgress {
 }
 
 /// What the dashboard shows of one project.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProjectSummary {
     pub id: String,
     pub name: String,
@@ -81,6 +83,20 @@ pub struct ProjectSummary {
     /// Problems with the project's files, shown to the operator (never fatal).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The current (or last) iteration: a header in the log starts it.
+    pub iteration: Option<u32>,
+    /// 0 means unlimited.
+    pub max_iterations: u32,
+    /// Thousands of tokens used so far.
+    pub tokens: f64,
+    pub cost_usd: f64,
+    /// When loopwatch last saw the loop write something (RFC 3339), since it started watching.
+    pub last_activity: Option<String>,
+    /// Health of the last iterations, oldest first.
+    pub recent_health: Vec<Health>,
+    /// Changes each time the server reports a change of this project; the live stream continues
+    /// from the version a response carries.
+    pub version: u64,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{PlanProgress, ProjectSummary, Status};
+use crate::contract::{iterations::IterationStatus, notification::Notification, stats::Health};
 
 /// Close code and error code for a frame the server cannot act on.
 pub const CODE_BAD_REQUEST: u16 = 4400;
@@ -116,6 +117,48 @@ pub struct StatusChange {
     pub previous: Status,
 }
 
+/// `data` of an `iteration_started` event: a header appeared in `ralph.log`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IterationStart {
+    pub iteration: u32,
+    /// 0 means unlimited.
+    pub max: u32,
+    /// `i` of `loop i/M` in the new header format.
+    pub loop_index: Option<u32>,
+    /// Which run of the loop (iteration numbers restart when a loop is restarted).
+    pub run: u32,
+}
+
+/// `data` of an `iteration_completed` event: a row landed in `iterations.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IterationDone {
+    pub iteration: u32,
+    pub max: u32,
+    pub run: u32,
+    pub duration_seconds: Option<f64>,
+    /// Thousands of tokens.
+    pub tokens: Option<f64>,
+    pub cost_usd: Option<f64>,
+    pub status: IterationStatus,
+    pub health: Health,
+    pub tasks_completed: Vec<String>,
+    pub commit: Option<String>,
+    pub test_passed: Option<bool>,
+    pub errors: Vec<String>,
+}
+
+/// `data` of a `log_append` event: complete lines, each ending in `\n`, ANSI codes kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLines {
+    pub lines: String,
+}
+
+/// `data` of a `file_changed` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    pub file: String,
+}
+
 /// A frame sent by the server. Events use the seed-000 envelope
 /// `{"type","project","timestamp","data"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,6 +193,36 @@ pub enum ServerMessage {
         timestamp: String,
         data: PlanProgress,
     },
+    IterationStarted {
+        project: String,
+        timestamp: String,
+        data: IterationStart,
+    },
+    IterationCompleted {
+        project: String,
+        timestamp: String,
+        data: IterationDone,
+    },
+    LogAppend {
+        project: String,
+        timestamp: String,
+        data: LogLines,
+    },
+    /// `ralph.log` was truncated or replaced: drop the log you hold and refetch.
+    LogRotated {
+        project: String,
+        timestamp: String,
+    },
+    Notification {
+        project: String,
+        timestamp: String,
+        data: Notification,
+    },
+    FileChanged {
+        project: String,
+        timestamp: String,
+        data: FileChange,
+    },
     ProjectAdded {
         project: String,
         timestamp: String,
@@ -173,6 +246,12 @@ impl ServerMessage {
         match self {
             ServerMessage::StatusChanged { project, .. }
             | ServerMessage::PlanUpdated { project, .. }
+            | ServerMessage::IterationStarted { project, .. }
+            | ServerMessage::IterationCompleted { project, .. }
+            | ServerMessage::LogAppend { project, .. }
+            | ServerMessage::LogRotated { project, .. }
+            | ServerMessage::Notification { project, .. }
+            | ServerMessage::FileChanged { project, .. }
             | ServerMessage::ProjectAdded { project, .. }
             | ServerMessage::ProjectUpdated { project, .. }
             | ServerMessage::ProjectRemoved { project, .. } => Some(project),

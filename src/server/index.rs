@@ -1,29 +1,25 @@
-//! The in-memory state of every watched project. The files stay the source of truth: the index
-//! is rebuilt from them on demand and only remembers what it last told clients, to emit changes.
+//! Every watched project's live state. The files stay the source of truth: each project's state
+//! is built from them and kept current by the watcher; readers get copies.
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::SystemTime,
 };
 
-use crate::model::{
-    protocol::{ServerMessage, StatusChange},
-    ProjectSummary,
+use crate::model::{protocol::ServerMessage, ProjectSummary};
+
+use super::{
+    discovery,
+    project::{FileKind, ProjectState},
 };
 
-use super::{discovery, snapshot};
-
-#[derive(Debug)]
-struct Entry {
-    dir: PathBuf,
-    summary: ProjectSummary,
-}
+type Shared = Arc<Mutex<ProjectState>>;
 
 #[derive(Debug, Default)]
 pub struct Index {
-    projects: RwLock<BTreeMap<String, Entry>>,
+    projects: RwLock<BTreeMap<String, Shared>>,
 }
 
 impl Index {
@@ -35,36 +31,38 @@ impl Index {
         self.len() == 0
     }
 
-    pub fn summaries(&self) -> Vec<ProjectSummary> {
-        self.read(|projects| projects.values().map(|e| e.summary.clone()).collect())
-    }
-
     pub fn contains(&self, id: &str) -> bool {
         self.read(|projects| projects.contains_key(id))
     }
 
-    /// `(id, directory)` of every project.
-    pub fn dirs(&self) -> Vec<(String, PathBuf)> {
-        self.read(|projects| {
-            projects
-                .iter()
-                .map(|(id, e)| (id.clone(), e.dir.clone()))
-                .collect()
-        })
+    pub fn summaries(&self) -> Vec<ProjectSummary> {
+        self.all()
+            .into_iter()
+            .map(|(_, project)| lock(&project).summary().clone())
+            .collect()
     }
 
-    /// Adds a project directory (canonical). Returns the `project_added` event, or `None` when
-    /// it was already known.
+    /// `(id, directory)` of every project.
+    pub fn dirs(&self) -> Vec<(String, PathBuf)> {
+        self.all()
+            .into_iter()
+            .map(|(id, project)| (id, lock(&project).dir().to_path_buf()))
+            .collect()
+    }
+
+    /// Adds a project directory (canonical), indexing its files. Returns the `project_added`
+    /// event, or `None` when it was already known.
     pub fn add(&self, dir: PathBuf) -> Option<ServerMessage> {
         let id = discovery::project_id(&dir);
         if self.contains(&id) {
             return None;
         }
-        let summary = snapshot::read_project(&id, &dir);
+        // Index outside the map's lock: a big log takes a while and must not block readers.
+        let state = ProjectState::open(&id, &dir);
         let event = ServerMessage::ProjectAdded {
             project: id.clone(),
             timestamp: now(),
-            data: summary.clone(),
+            data: state.summary().clone(),
         };
         let mut projects = self
             .projects
@@ -73,31 +71,22 @@ impl Index {
         if projects.contains_key(&id) {
             return None;
         }
-        projects.insert(id, Entry { dir, summary });
+        projects.insert(id, Arc::new(Mutex::new(state)));
         Some(event)
     }
 
-    /// Re-reads a project's files and returns the events describing what changed. A project whose
-    /// directory or `.ralph/` is gone is removed.
-    pub fn refresh(&self, id: &str) -> Vec<ServerMessage> {
-        let Some(dir) = self.read(|projects| projects.get(id).map(|e| e.dir.clone())) else {
+    /// Re-reads the given files of a project and returns the events for what changed. A project
+    /// whose directory or `.ralph/` is gone is removed.
+    pub fn update(&self, id: &str, kinds: &[FileKind]) -> Vec<ServerMessage> {
+        let Some(project) = self.get(id) else {
             return Vec::new();
         };
+        let dir = lock(&project).dir().to_path_buf();
         if !discovery::is_project(&dir) {
             return self.remove(id).into_iter().collect();
         }
-        // Read outside the lock: file I/O must not block readers.
-        let fresh = snapshot::read_project(id, &dir);
-        let mut projects = self
-            .projects
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(entry) = projects.get_mut(id) else {
-            return Vec::new();
-        };
-        let events = changes(&entry.summary, &fresh);
-        entry.summary = fresh;
-        events
+        let mut state = lock(&project);
+        state.update(kinds)
     }
 
     pub fn remove(&self, id: &str) -> Option<ServerMessage> {
@@ -113,48 +102,37 @@ impl Index {
 
     /// The id of the project whose directory is `dir`, if any.
     pub fn id_of(&self, dir: &Path) -> Option<String> {
+        self.all()
+            .into_iter()
+            .find(|(_, project)| lock(project).dir() == dir)
+            .map(|(id, _)| id)
+    }
+
+    /// Runs `f` on one project's state (briefly: the watcher waits meanwhile).
+    pub fn with_project<T>(&self, id: &str, f: impl FnOnce(&ProjectState) -> T) -> Option<T> {
+        self.get(id).map(|project| f(&lock(&project)))
+    }
+
+    fn get(&self, id: &str) -> Option<Shared> {
+        self.read(|projects| projects.get(id).cloned())
+    }
+
+    fn all(&self) -> Vec<(String, Shared)> {
         self.read(|projects| {
             projects
                 .iter()
-                .find(|(_, e)| e.dir == dir)
-                .map(|(id, _)| id.clone())
+                .map(|(id, project)| (id.clone(), project.clone()))
+                .collect()
         })
     }
 
-    fn read<T>(&self, f: impl FnOnce(&BTreeMap<String, Entry>) -> T) -> T {
+    fn read<T>(&self, f: impl FnOnce(&BTreeMap<String, Shared>) -> T) -> T {
         f(&self.projects.read().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
-/// The events that turn `old` into `new`.
-fn changes(old: &ProjectSummary, new: &ProjectSummary) -> Vec<ServerMessage> {
-    let mut events = Vec::new();
-    if old.status != new.status {
-        events.push(ServerMessage::StatusChanged {
-            project: new.id.clone(),
-            timestamp: now(),
-            data: StatusChange {
-                status: new.status,
-                previous: old.status,
-            },
-        });
-    }
-    if old.plan != new.plan {
-        events.push(ServerMessage::PlanUpdated {
-            project: new.id.clone(),
-            timestamp: now(),
-            data: new.plan.clone().unwrap_or_default(),
-        });
-    }
-    if old.warnings != new.warnings || old.name != new.name {
-        // Nothing smaller describes it: send the whole card.
-        events.push(ServerMessage::ProjectUpdated {
-            project: new.id.clone(),
-            timestamp: now(),
-            data: new.clone(),
-        });
-    }
-    events
+fn lock(project: &Shared) -> std::sync::MutexGuard<'_, ProjectState> {
+    project.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// ISO-8601 timestamp (UTC) for event envelopes.
@@ -165,11 +143,11 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Status;
+    use crate::model::{protocol::StatusChange, Status};
     use std::fs;
 
     #[test]
-    fn refresh_reports_status_and_plan_changes_then_removal() {
+    fn updates_report_status_and_plan_changes_then_removal() {
         let root = tempfile::tempdir().expect("tempdir");
         let dir = root.path().join("proj");
         fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
@@ -179,11 +157,18 @@ mod tests {
         assert!(index.add(dir.clone()).is_some());
         assert!(index.add(dir.clone()).is_none(), "added once");
         let id = index.id_of(&dir).expect("known");
-        assert!(index.refresh(&id).is_empty(), "nothing changed");
+        assert!(
+            index.update(&id, &FileKind::all()).is_empty(),
+            "nothing changed"
+        );
 
         fs::write(dir.join(".ralph/pause"), "").expect("pause");
-        fs::write(dir.join(snapshot::PLAN_FILE), "- [x] 1: a\n- [ ] 2: b\n").expect("plan");
-        let events = index.refresh(&id);
+        fs::write(
+            dir.join("IMPLEMENTATION_PLAN.md"),
+            "- [x] 1: a\n- [ ] 2: b\n",
+        )
+        .expect("plan");
+        let events = index.update(&id, &[FileKind::Pause, FileKind::Plan]);
         assert_eq!(events.len(), 2, "{events:?}");
         assert!(matches!(
             &events[0],
@@ -199,9 +184,10 @@ mod tests {
             &events[1],
             ServerMessage::PlanUpdated { data, .. } if data.tasks_done == 1 && data.tasks_total == 2
         ));
+        assert_eq!(index.summaries()[0].version, 1);
 
         fs::remove_dir_all(&dir).expect("delete project");
-        let events = index.refresh(&id);
+        let events = index.update(&id, &[FileKind::Pid]);
         assert!(matches!(
             &events[..],
             [ServerMessage::ProjectRemoved { .. }]

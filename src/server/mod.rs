@@ -4,12 +4,14 @@
 pub mod assets;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod demo;
 pub mod discovery;
 pub mod hub;
 pub mod index;
 pub mod process;
-pub mod snapshot;
+pub mod project;
+pub mod tail;
 pub mod watcher;
 pub mod ws;
 

@@ -6,7 +6,7 @@
 //! a loop process that died without removing its pid file.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -19,13 +19,16 @@ use tokio::{
     time::{interval, sleep_until, Instant, MissedTickBehavior},
 };
 
-use super::{discovery, hub::Hub, index::Index, Shutdown};
+use super::{discovery, hub::Hub, index::Index, project::FileKind, Shutdown};
+use crate::model::protocol::ServerMessage;
 
-/// Quiet time after the last change before a project is re-read.
-const SETTLE: Duration = Duration::from_millis(50);
-/// Longest a change waits while the files keep changing.
-const MAX_DELAY: Duration = Duration::from_millis(200);
-/// How often every project is re-read regardless of events (process liveness).
+/// Log and JSONL appends, pid and pause changes: forwarded almost at once, batching only what
+/// arrives together (never held longer than `FAST.1`).
+const FAST: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(50));
+/// Markdown and config files, which editors and agents write in several steps: trailing-edge
+/// debounce (the last write always wins).
+const SLOW: (Duration, Duration) = (Duration::from_millis(150), Duration::from_millis(500));
+/// How often every project's loop process is checked regardless of events.
 const LIVENESS_PERIOD: Duration = Duration::from_secs(2);
 
 pub struct ProjectWatcher {
@@ -78,23 +81,64 @@ struct WatchState {
     roots: Vec<PathBuf>,
 }
 
+/// Changes waiting to be read, in one batch per speed class.
 #[derive(Default)]
-struct Pending {
-    projects: HashSet<String>,
+struct Batch {
+    changes: BTreeMap<String, BTreeSet<FileKind>>,
     rescan_roots: bool,
     first: Option<Instant>,
     last: Option<Instant>,
 }
 
-impl Pending {
-    fn deadline(&self) -> Option<Instant> {
-        Some((self.last? + SETTLE).min(self.first? + MAX_DELAY))
+impl Batch {
+    fn deadline(&self, (settle, max): (Duration, Duration)) -> Option<Instant> {
+        Some((self.last? + settle).min(self.first? + max))
+    }
+
+    fn add(&mut self, id: String, kind: FileKind) {
+        self.changes.entry(id).or_default().insert(kind);
+        self.touch();
     }
 
     fn touch(&mut self) {
         let now = Instant::now();
         self.first.get_or_insert(now);
         self.last = Some(now);
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    fast: Batch,
+    slow: Batch,
+}
+
+impl Pending {
+    fn deadline(&self) -> Option<Instant> {
+        match (self.fast.deadline(FAST), self.slow.deadline(SLOW)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes the batches whose time has come.
+    fn take_due(&mut self) -> Vec<Batch> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        if self.fast.deadline(FAST).is_some_and(|d| d <= now) {
+            due.push(std::mem::take(&mut self.fast));
+        }
+        if self.slow.deadline(SLOW).is_some_and(|d| d <= now) {
+            due.push(std::mem::take(&mut self.slow));
+        }
+        due
+    }
+
+    fn add(&mut self, id: String, kind: FileKind) {
+        match kind {
+            FileKind::Plan | FileKind::Config | FileKind::Context(_) => self.slow.add(id, kind),
+            _ => self.fast.add(id, kind),
+        }
     }
 }
 
@@ -118,11 +162,16 @@ impl WatchState {
                     None => return,
                 },
                 _ = async { sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
-                    self.flush(std::mem::take(&mut pending));
+                    for batch in pending.take_due() {
+                        self.flush(batch);
+                    }
                 }
                 _ = liveness.tick() => {
-                    let all: HashSet<String> = self.dirs.values().cloned().collect();
-                    self.flush(Pending { projects: all, ..Pending::default() });
+                    let mut batch = Batch::default();
+                    for id in self.dirs.values() {
+                        batch.changes.insert(id.clone(), BTreeSet::from([FileKind::Pid]));
+                    }
+                    self.flush(batch);
                 }
             }
         }
@@ -132,41 +181,58 @@ impl WatchState {
         match event {
             Ok(event) if !event.need_rescan() => {
                 for path in &event.paths {
-                    if let Some(id) = self.project_of(path) {
-                        pending.projects.insert(id);
+                    if let Some((id, dir)) = self.project_of(path) {
+                        match FileKind::classify(&dir, path) {
+                            Some(kind) => pending.add(id, kind),
+                            // The project directory itself or its `.ralph/` came or went.
+                            None if *path == dir || *path == dir.join(".ralph") => {
+                                pending.add(id, FileKind::Pid)
+                            }
+                            None => {}
+                        }
                     }
                     if path
                         .parent()
                         .is_some_and(|p| self.roots.iter().any(|r| r == p))
                     {
-                        pending.rescan_roots = true;
+                        pending.slow.rescan_roots = true;
+                        pending.slow.touch();
                     }
                 }
             }
             Ok(_) => {
                 tracing::warn!("file events were lost; re-reading every project");
-                pending.projects.extend(self.dirs.values().cloned());
-                pending.rescan_roots = true;
+                self.everything(pending);
             }
             Err(error) => {
                 tracing::warn!(%error, "watch error; re-reading every project");
-                pending.projects.extend(self.dirs.values().cloned());
-                pending.rescan_roots = true;
+                self.everything(pending);
             }
         }
-        pending.touch();
+    }
+
+    fn everything(&self, pending: &mut Pending) {
+        for id in self.dirs.values() {
+            for kind in FileKind::all() {
+                pending.add(id.clone(), kind);
+            }
+        }
+        pending.slow.rescan_roots = true;
+        pending.slow.touch();
     }
 
     /// The project a changed path belongs to: the project directory itself, a file in it, or a
-    /// file in its `.ralph/`.
-    fn project_of(&self, path: &Path) -> Option<String> {
-        path.ancestors()
-            .take(3)
-            .find_map(|candidate| self.dirs.get(candidate).cloned())
+    /// file in its `.ralph/` or `specs/`.
+    fn project_of(&self, path: &Path) -> Option<(String, PathBuf)> {
+        path.ancestors().take(3).find_map(|candidate| {
+            self.dirs
+                .get(candidate)
+                .map(|id| (id.clone(), candidate.to_path_buf()))
+        })
     }
 
-    fn flush(&mut self, pending: Pending) {
-        if pending.rescan_roots {
+    fn flush(&mut self, batch: Batch) {
+        if batch.rescan_roots {
             for dir in discovery::discover(&self.roots) {
                 if let Some(event) = self.index.add(dir.clone()) {
                     if let Some(id) = event.project().map(str::to_owned) {
@@ -177,24 +243,24 @@ impl WatchState {
                 }
             }
         }
-        for id in pending.projects {
-            for event in self.index.refresh(&id) {
-                if matches!(
-                    event,
-                    crate::model::protocol::ServerMessage::ProjectRemoved { .. }
-                ) {
+        for (id, kinds) in batch.changes {
+            let kinds: Vec<FileKind> = kinds.into_iter().collect();
+            for event in self.index.update(&id, &kinds) {
+                if matches!(event, ServerMessage::ProjectRemoved { .. }) {
                     tracing::info!(project = %id, "project left");
                     self.untrack(&id);
                 }
                 self.hub.publish(&event);
             }
             if let Some(dir) = self.dir_of(&id) {
-                // `.ralph/` may have been deleted or (re-)created since the last look.
-                let ralph = dir.join(".ralph");
-                if ralph.is_dir() {
-                    self.watch(&ralph);
-                } else {
-                    self.watched.remove(&ralph);
+                // `.ralph/` and `specs/` may have been deleted or (re-)created since the last look.
+                for sub in [".ralph", "specs"] {
+                    let path = dir.join(sub);
+                    if path.is_dir() {
+                        self.watch(&path);
+                    } else {
+                        self.watched.remove(&path);
+                    }
                 }
             }
         }
@@ -210,12 +276,13 @@ impl WatchState {
     fn track(&mut self, id: String, dir: PathBuf) {
         self.watch(&dir);
         self.watch(&dir.join(".ralph"));
+        self.watch(&dir.join("specs"));
         self.dirs.insert(dir, id);
     }
 
     fn untrack(&mut self, id: &str) {
         if let Some(dir) = self.dir_of(id) {
-            for path in [dir.join(".ralph"), dir.clone()] {
+            for path in [dir.join(".ralph"), dir.join("specs"), dir.clone()] {
                 if self.watched.remove(&path) {
                     // The kernel drops watches of deleted directories by itself.
                     let _ = self.watcher.unwatch(&path);

@@ -1,0 +1,98 @@
+//! What the server functions return. Every response that feeds live state carries the project's
+//! `version`: the live stream's events for that project continue from it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::ProjectSummary;
+use crate::contract::{
+    config::LoopConfig,
+    iterations::{IterationRecord, SkipCounts},
+    notification::Notification,
+    plan::Plan,
+    stats::{Health, Stats},
+};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectDetail {
+    pub summary: ProjectSummary,
+    pub plan: Option<Plan>,
+    /// Normalized task id -> the iteration that completed it.
+    pub completed_in: BTreeMap<String, u32>,
+    pub stats: Stats,
+    pub config: LoopConfig,
+    /// Notifications seen since the server started, newest first.
+    pub notifications: Vec<Notification>,
+    /// Lines of `iterations.jsonl` that could not be used, by reason.
+    pub skipped_rows: SkipCounts,
+    pub version: u64,
+}
+
+/// One row of the iterations table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IterationRow {
+    /// The JSONL row, without `test_output` (fetched with the iteration's log).
+    pub record: IterationRecord,
+    pub health: Health,
+    pub cost_usd: Option<f64>,
+    /// The iteration's slice of `ralph.log` is known.
+    pub has_log: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IterationSort {
+    #[default]
+    Newest,
+    Oldest,
+    Tokens,
+    Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusFilter {
+    Success,
+    Error,
+    Other,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IterationQuery {
+    pub status: Option<StatusFilter>,
+    pub health: Option<Health>,
+    pub sort: IterationSort,
+    pub offset: u32,
+    /// At most [`MAX_PAGE`]; 0 means the default of 50.
+    pub limit: u32,
+}
+
+pub const MAX_PAGE: u32 = 500;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IterationPage {
+    pub rows: Vec<IterationRow>,
+    /// Rows matching the filter, before offset/limit.
+    pub total: u32,
+    pub version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IterationLog {
+    pub run: u32,
+    pub iteration: u32,
+    /// The log text (ANSI codes kept for colouring), lossily decoded.
+    pub text: String,
+    /// The slice was longer than the limit and was cut.
+    pub truncated: bool,
+    pub test_output: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextFile {
+    /// `AGENTS.md`, `PROMPT.md` or `specs/NAME.md`.
+    pub name: String,
+    pub text: String,
+    pub truncated: bool,
+}

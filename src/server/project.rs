@@ -1,0 +1,877 @@
+//! One project's live state, kept up to date file by file.
+//!
+//! `ralph.log` and `iterations.jsonl` are read incrementally by byte offset (an append costs only
+//! the appended bytes); each log iteration remembers its byte range so its text is served by a
+//! seek. Small files (plan, config, pid, pause, notification) are re-read whole when they change.
+//! Every update returns the events describing what changed.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    fs,
+    io::{self, Read},
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use crate::contract::{
+    config::{parse_config, LoopConfig},
+    iterations::{parse_line, IterationRecord, LineOutcome, RunTracker, SkipCounts},
+    log::{LogEvent, LogScanner},
+    notification::{parse_notification, Notification},
+    pid::parse_pid,
+    plan::{normalize_task_id, parse_plan, Plan},
+    stats::{compute_stats, health, Health},
+    status::{derive_status, StatusInputs},
+};
+use crate::model::{
+    api::{
+        IterationLog, IterationPage, IterationQuery, IterationRow, IterationSort, ProjectDetail,
+        StatusFilter, MAX_PAGE,
+    },
+    protocol::{ServerMessage, StatusChange},
+    ProjectSummary, Status,
+};
+
+use super::{
+    index::now,
+    process::{loop_liveness, Liveness},
+    tail::{read_range, Tail},
+};
+
+pub const PLAN_FILE: &str = "IMPLEMENTATION_PLAN.md";
+const LOG_FILE: &str = "ralph.log";
+const JSONL_FILE: &str = "iterations.jsonl";
+const NOTIFICATION_FILE: &str = "pending-notification.txt";
+const CONFIG_FILE: &str = "config.json";
+/// A plan, config or notification bigger than this is read only up to here.
+const MAX_SMALL_FILE: u64 = 4 * 1024 * 1024;
+/// Largest `log_append` payload; more text is split over several events.
+const MAX_APPEND_BYTES: usize = 128 * 1024;
+/// Largest iteration log served in one response.
+pub const MAX_ITERATION_LOG: u64 = 8 * 1024 * 1024;
+/// Notifications remembered per project.
+const NOTIFICATION_HISTORY: usize = 200;
+/// Iterations shown in a card's health strip.
+const HEALTH_STRIP: usize = 20;
+
+/// Which of a project's files changed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    Log,
+    Jsonl,
+    Plan,
+    Pid,
+    Pause,
+    Notification,
+    Config,
+    /// `AGENTS.md`, `PROMPT.md` or `specs/*.md` (the name relative to the project).
+    Context(String),
+}
+
+impl FileKind {
+    /// What `path` (inside the project at `dir`) is, if loopwatch cares about it.
+    pub fn classify(dir: &Path, path: &Path) -> Option<FileKind> {
+        let relative = path.strip_prefix(dir).ok()?;
+        let parts: Vec<&str> = relative.iter().filter_map(|p| p.to_str()).collect();
+        match parts.as_slice() {
+            [".ralph", LOG_FILE] => Some(FileKind::Log),
+            [".ralph", JSONL_FILE] => Some(FileKind::Jsonl),
+            [".ralph", "ralph.pid"] => Some(FileKind::Pid),
+            [".ralph", "pause"] => Some(FileKind::Pause),
+            [".ralph", NOTIFICATION_FILE] => Some(FileKind::Notification),
+            [".ralph", CONFIG_FILE] => Some(FileKind::Config),
+            [PLAN_FILE] => Some(FileKind::Plan),
+            [name @ ("AGENTS.md" | "PROMPT.md")] => Some(FileKind::Context((*name).to_owned())),
+            ["specs", name] if is_spec_name(name) => {
+                Some(FileKind::Context(format!("specs/{name}")))
+            }
+            _ => None,
+        }
+    }
+
+    /// Every kind, for a full re-read.
+    pub fn all() -> Vec<FileKind> {
+        vec![
+            FileKind::Config,
+            FileKind::Plan,
+            FileKind::Log,
+            FileKind::Jsonl,
+            FileKind::Notification,
+            FileKind::Pid,
+            FileKind::Pause,
+        ]
+    }
+}
+
+/// `specs/NAME.md` with a plain name (no hidden files, no separators).
+pub fn is_spec_name(name: &str) -> bool {
+    name.ends_with(".md")
+        && name.len() > 3
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+}
+
+/// One iteration as the log shows it.
+#[derive(Clone, Debug, PartialEq)]
+struct LogIteration {
+    run: u32,
+    iteration: u32,
+    max: u32,
+    start: u64,
+    end: Option<u64>,
+    tokens: Option<f64>,
+}
+
+#[derive(Debug)]
+struct LogTracker {
+    tail: Tail,
+    scanner: LogScanner,
+    runs: RunTracker,
+    iterations: Vec<LogIteration>,
+    lines: u64,
+}
+
+impl LogTracker {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            tail: Tail::new(path),
+            scanner: LogScanner::default(),
+            runs: RunTracker::default(),
+            iterations: Vec::new(),
+            lines: 0,
+        }
+    }
+}
+
+/// A JSONL row kept in memory without its (possibly large) test output, plus where it lives.
+#[derive(Debug)]
+struct StoredRow {
+    record: IterationRecord,
+    offset: u64,
+}
+
+#[derive(Debug)]
+struct JsonlTracker {
+    tail: Tail,
+    runs: RunTracker,
+    rows: Vec<StoredRow>,
+    skipped: SkipCounts,
+}
+
+#[derive(Debug)]
+pub struct ProjectState {
+    id: String,
+    dir: PathBuf,
+    log: LogTracker,
+    jsonl: JsonlTracker,
+    plan: Option<Plan>,
+    config: LoopConfig,
+    notifications: Vec<Notification>,
+    seen_notifications: HashSet<String>,
+    loop_alive: bool,
+    pause_requested: bool,
+    warnings: BTreeMap<&'static str, String>,
+    summary: ProjectSummary,
+    version: u64,
+    last_activity: Option<SystemTime>,
+}
+
+impl ProjectState {
+    /// Indexes every file of the project (streaming: a huge log is read once, not kept).
+    pub fn open(id: &str, dir: &Path) -> Self {
+        let ralph = dir.join(".ralph");
+        let mut state = Self {
+            id: id.to_owned(),
+            dir: dir.to_path_buf(),
+            log: LogTracker::new(ralph.join(LOG_FILE)),
+            jsonl: JsonlTracker {
+                tail: Tail::new(ralph.join(JSONL_FILE)),
+                runs: RunTracker::default(),
+                rows: Vec::new(),
+                skipped: SkipCounts::default(),
+            },
+            plan: None,
+            config: LoopConfig::default(),
+            notifications: Vec::new(),
+            seen_notifications: HashSet::new(),
+            loop_alive: false,
+            pause_requested: false,
+            warnings: BTreeMap::new(),
+            summary: placeholder_summary(id, dir),
+            version: 0,
+            last_activity: None,
+        };
+        for kind in FileKind::all() {
+            // The initial read reports nothing: there is no one to tell yet.
+            let _ = state.read(&kind, false);
+        }
+        state.summary = state.build_summary();
+        state
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn summary(&self) -> &ProjectSummary {
+        &self.summary
+    }
+
+    /// Re-reads the changed files and returns the events for what changed.
+    pub fn update(&mut self, kinds: &[FileKind]) -> Vec<ServerMessage> {
+        let mut events = Vec::new();
+        for kind in kinds {
+            events.extend(self.read(kind, true));
+        }
+        let fresh = self.build_summary();
+        if fresh.status != self.summary.status {
+            events.push(ServerMessage::StatusChanged {
+                project: self.id.clone(),
+                timestamp: now(),
+                data: StatusChange {
+                    status: fresh.status,
+                    previous: self.summary.status,
+                },
+            });
+        }
+        if fresh.plan != self.summary.plan {
+            events.push(ServerMessage::PlanUpdated {
+                project: self.id.clone(),
+                timestamp: now(),
+                data: fresh.plan.clone().unwrap_or_default(),
+            });
+        }
+        if card_changed(&self.summary, &fresh) {
+            events.push(ServerMessage::ProjectUpdated {
+                project: self.id.clone(),
+                timestamp: now(),
+                data: fresh.clone(),
+            });
+        }
+        self.summary = fresh;
+        if !events.is_empty() {
+            self.version += 1;
+            self.summary.version = self.version;
+        }
+        events
+    }
+
+    fn read(&mut self, kind: &FileKind, report: bool) -> Vec<ServerMessage> {
+        let ralph = self.dir.join(".ralph");
+        match kind {
+            FileKind::Log => self.read_log(report),
+            FileKind::Jsonl => self.read_jsonl(report),
+            FileKind::Plan => {
+                self.plan = match read_small(&self.dir.join(PLAN_FILE)) {
+                    Ok(None) => None,
+                    Ok(Some(bytes)) => Some(parse_plan(&String::from_utf8_lossy(&bytes))),
+                    Err(error) => {
+                        self.warn("plan", format!("cannot read {PLAN_FILE}: {error}"));
+                        return Vec::new();
+                    }
+                };
+                self.warnings.remove("plan");
+                Vec::new()
+            }
+            FileKind::Config => {
+                match read_small(&ralph.join(CONFIG_FILE)) {
+                    Ok(None) => {
+                        self.config = LoopConfig::default();
+                        self.warnings.remove("config");
+                    }
+                    Ok(Some(bytes)) => {
+                        let (config, warnings) = parse_config(&bytes);
+                        self.config = config;
+                        if warnings.is_empty() {
+                            self.warnings.remove("config");
+                        } else {
+                            self.warn("config", format!("config.json: {}", warnings.join("; ")));
+                        }
+                    }
+                    Err(error) => self.warn("config", format!("cannot read config.json: {error}")),
+                }
+                Vec::new()
+            }
+            FileKind::Pid => {
+                self.loop_alive = self.check_pid();
+                Vec::new()
+            }
+            FileKind::Pause => {
+                self.pause_requested = ralph.join("pause").exists();
+                Vec::new()
+            }
+            FileKind::Notification => self.read_notification(report),
+            FileKind::Context(name) => {
+                if report && self.dir.join(name).exists() {
+                    vec![ServerMessage::FileChanged {
+                        project: self.id.clone(),
+                        timestamp: now(),
+                        data: crate::model::protocol::FileChange { file: name.clone() },
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    fn warn(&mut self, key: &'static str, message: String) {
+        self.warnings.insert(key, message);
+    }
+
+    fn check_pid(&mut self) -> bool {
+        let path = self.dir.join(".ralph/ralph.pid");
+        let bytes = match read_small(&path) {
+            Ok(None) => {
+                self.warnings.remove("pid");
+                return false;
+            }
+            Ok(Some(bytes)) => bytes,
+            Err(error) => {
+                self.warn("pid", format!("cannot read ralph.pid: {error}"));
+                return false;
+            }
+        };
+        let pid = match parse_pid(&String::from_utf8_lossy(&bytes)) {
+            Ok(pid) => pid,
+            Err(error) => {
+                self.warn("pid", error.to_string());
+                return false;
+            }
+        };
+        let written = fs::metadata(&path).and_then(|m| m.modified());
+        match written.map(|written| loop_liveness(pid, written)) {
+            Ok(Liveness::Alive) => {
+                self.warnings.remove("pid");
+                true
+            }
+            Ok(Liveness::Dead) => {
+                self.warnings.remove("pid");
+                false
+            }
+            Ok(Liveness::Reused) => {
+                self.warn(
+                    "pid",
+                    format!("ralph.pid names PID {pid}, which now belongs to another process"),
+                );
+                false
+            }
+            Err(error) => {
+                self.warn("pid", format!("cannot read ralph.pid's time: {error}"));
+                false
+            }
+        }
+    }
+
+    fn read_log(&mut self, report: bool) -> Vec<ServerMessage> {
+        let mut events = Vec::new();
+        let mut appended = String::new();
+        let log = &mut self.log;
+        let id = &self.id;
+        let mut started = Vec::new();
+        let result = log.tail.read_new(|offset, bytes| {
+            let line = String::from_utf8_lossy(bytes);
+            match log.scanner.push(offset, &line) {
+                Some(LogEvent::IterationStarted { header, offset }) => {
+                    if let Some(previous) = log.iterations.last_mut() {
+                        previous.end.get_or_insert(offset);
+                    }
+                    let run = log.runs.assign(header.iteration);
+                    log.iterations.push(LogIteration {
+                        run,
+                        iteration: header.iteration,
+                        max: header.max,
+                        start: offset,
+                        end: None,
+                        tokens: None,
+                    });
+                    started.push((header, run));
+                }
+                Some(LogEvent::Tokens { thousands }) => {
+                    if let Some(current) = log.iterations.last_mut() {
+                        current.tokens = Some(current.tokens.unwrap_or(0.0) + thousands);
+                    }
+                }
+                Some(LogEvent::Marker(_)) | None => {}
+            }
+            log.lines += 1;
+            if report {
+                if appended.len() + line.len() + 1 > MAX_APPEND_BYTES && !appended.is_empty() {
+                    events.push(log_append(id, std::mem::take(&mut appended)));
+                }
+                appended.push_str(&line);
+                appended.push('\n');
+            }
+        });
+        match result {
+            Ok(outcome) => {
+                self.warnings.remove("log");
+                if outcome.restarted.is_some() {
+                    // Restarted from byte 0: the old iteration ranges mean nothing now. The lines
+                    // just read were scanned into the old state, so rebuild from scratch.
+                    self.log = LogTracker::new(self.log.tail.path().to_path_buf());
+                    let _ = self.read_log(false);
+                    if report {
+                        return vec![ServerMessage::LogRotated {
+                            project: self.id.clone(),
+                            timestamp: now(),
+                        }];
+                    }
+                    return Vec::new();
+                }
+                if outcome.bytes > 0 {
+                    self.last_activity = Some(SystemTime::now());
+                }
+            }
+            Err(error) => self.warn("log", format!("cannot read ralph.log: {error}")),
+        }
+        if report {
+            for (header, run) in started {
+                events.push(ServerMessage::IterationStarted {
+                    project: self.id.clone(),
+                    timestamp: now(),
+                    data: crate::model::protocol::IterationStart {
+                        iteration: header.iteration,
+                        max: header.max,
+                        loop_index: header.loop_index,
+                        run,
+                    },
+                });
+            }
+            if !appended.is_empty() {
+                events.push(log_append(&self.id, appended));
+            }
+        }
+        events
+    }
+
+    fn read_jsonl(&mut self, report: bool) -> Vec<ServerMessage> {
+        let jsonl = &mut self.jsonl;
+        let mut fresh = Vec::new();
+        let result = jsonl
+            .tail
+            .read_new(|offset, bytes| match parse_line(bytes) {
+                LineOutcome::Record(mut record) => {
+                    record.run = jsonl.runs.assign(record.iteration);
+                    // Kept on disk, not in memory: served with the iteration's log.
+                    record.test_output = None;
+                    fresh.push(jsonl.rows.len());
+                    jsonl.rows.push(StoredRow { record, offset });
+                }
+                LineOutcome::Blank => {}
+                LineOutcome::Skipped(reason) => jsonl.skipped.add(reason),
+            });
+        match result {
+            Ok(outcome) => {
+                self.warnings.remove("jsonl");
+                if outcome.restarted.is_some() {
+                    let path = self.jsonl.tail.path().to_path_buf();
+                    self.jsonl = JsonlTracker {
+                        tail: Tail::new(path),
+                        runs: RunTracker::default(),
+                        rows: Vec::new(),
+                        skipped: SkipCounts::default(),
+                    };
+                    // Re-read from scratch; clients get the new rows as a whole-card update.
+                    let _ = self.read_jsonl(false);
+                    return Vec::new();
+                }
+                if outcome.bytes > 0 {
+                    self.last_activity = Some(SystemTime::now());
+                }
+            }
+            Err(error) => self.warn("jsonl", format!("cannot read iterations.jsonl: {error}")),
+        }
+        if !report {
+            return Vec::new();
+        }
+        let price = self.config.price_per_k_tokens().0;
+        fresh
+            .into_iter()
+            .filter_map(|i| self.jsonl.rows.get(i))
+            .map(|row| {
+                let record = &row.record;
+                ServerMessage::IterationCompleted {
+                    project: self.id.clone(),
+                    timestamp: now(),
+                    data: crate::model::protocol::IterationDone {
+                        iteration: record.iteration,
+                        max: record.max,
+                        run: record.run,
+                        duration_seconds: record.duration_seconds,
+                        tokens: record.tokens,
+                        cost_usd: record.tokens.map(|k| k * price),
+                        status: record.status.clone(),
+                        health: health(record),
+                        tasks_completed: record.tasks_completed.clone(),
+                        commit: record.commit.clone(),
+                        test_passed: record.test_passed,
+                        errors: record.errors.clone(),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn read_notification(&mut self, report: bool) -> Vec<ServerMessage> {
+        let bytes = match read_small(&self.dir.join(".ralph").join(NOTIFICATION_FILE)) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Vec::new(),
+            Err(error) => {
+                self.warn(
+                    "notification",
+                    format!("cannot read {NOTIFICATION_FILE}: {error}"),
+                );
+                return Vec::new();
+            }
+        };
+        self.warnings.remove("notification");
+        let Ok(notification) = parse_notification(&bytes) else {
+            // An empty file: nothing pending.
+            return Vec::new();
+        };
+        if !self.seen_notifications.insert(notification.id.clone()) {
+            return Vec::new();
+        }
+        self.notifications.push(notification.clone());
+        if self.notifications.len() > NOTIFICATION_HISTORY {
+            let excess = self.notifications.len() - NOTIFICATION_HISTORY;
+            self.notifications.drain(..excess);
+        }
+        self.last_activity = Some(SystemTime::now());
+        if report {
+            vec![ServerMessage::Notification {
+                project: self.id.clone(),
+                timestamp: now(),
+                data: notification,
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn records(&self) -> Vec<IterationRecord> {
+        self.jsonl
+            .rows
+            .iter()
+            .map(|row| row.record.clone())
+            .collect()
+    }
+
+    fn build_summary(&self) -> ProjectSummary {
+        let last_row = self.jsonl.rows.last().map(|row| &row.record);
+        let last_header = self.log.iterations.last();
+        // The current iteration starts when its header appears in the log.
+        let iteration = match (last_header, last_row) {
+            (Some(header), _) => Some(header.iteration),
+            (None, Some(row)) => Some(row.iteration),
+            (None, None) => None,
+        };
+        let max_iterations = last_header
+            .map(|h| h.max)
+            .or(last_row.map(|r| r.max))
+            .or(self.config.max_iterations)
+            .unwrap_or(0);
+        let tokens = self.total_tokens();
+        let price = self.config.price_per_k_tokens().0;
+        let last_failed = last_row.is_some_and(|row| health(row) == Health::Failed);
+        let alarm_is_newer = self.pending_alarm_is_newer();
+        let status = derive_status(StatusInputs {
+            loop_alive: self.loop_alive,
+            pause_requested: self.pause_requested,
+            plan_complete: self.plan.as_ref().is_some_and(Plan::is_complete),
+            last_iteration_failed: last_failed || alarm_is_newer,
+        });
+        let recent_health = self
+            .jsonl
+            .rows
+            .iter()
+            .rev()
+            .take(HEALTH_STRIP)
+            .rev()
+            .map(|row| health(&row.record))
+            .collect();
+        ProjectSummary {
+            id: self.id.clone(),
+            name: self.summary.name.clone(),
+            path: self.dir.display().to_string(),
+            status,
+            plan: self.plan.as_ref().map(Plan::progress),
+            warnings: self.warnings.values().cloned().collect(),
+            iteration,
+            max_iterations,
+            tokens,
+            cost_usd: tokens * price,
+            last_activity: self
+                .last_activity
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            recent_health,
+            version: self.version,
+        }
+    }
+
+    /// Tokens from the JSONL rows, plus the log's count for iterations that have no row yet.
+    fn total_tokens(&self) -> f64 {
+        let rows: HashSet<(u32, u32)> = self
+            .jsonl
+            .rows
+            .iter()
+            .map(|row| (row.record.run, row.record.iteration))
+            .collect();
+        let from_rows: f64 = self
+            .jsonl
+            .rows
+            .iter()
+            .filter_map(|row| row.record.tokens)
+            .sum();
+        let from_log: f64 = self
+            .log
+            .iterations
+            .iter()
+            .filter(|it| !rows.contains(&(it.run, it.iteration)))
+            .filter_map(|it| it.tokens)
+            .sum();
+        from_rows + from_log
+    }
+
+    /// A pending ERROR/BLOCKED notification written after the last iteration row.
+    fn pending_alarm_is_newer(&self) -> bool {
+        let Some(latest) = self.notifications.last() else {
+            return false;
+        };
+        if !matches!(
+            latest.severity,
+            crate::contract::notification::Severity::Error
+        ) {
+            return false;
+        }
+        let ralph = self.dir.join(".ralph");
+        let modified = |name: &str| {
+            fs::metadata(ralph.join(name))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        match (modified(NOTIFICATION_FILE), modified(JSONL_FILE)) {
+            (Some(note), Some(rows)) => note > rows,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+
+    pub fn detail(&self) -> ProjectDetail {
+        let records = self.records();
+        let plan = self.plan.clone().unwrap_or_default();
+        let now_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let stats = compute_stats(
+            &records,
+            &plan,
+            self.config.price_per_k_tokens().0,
+            now_unix,
+        );
+        let mut completed_in = BTreeMap::new();
+        for record in &records {
+            for id in &record.tasks_completed {
+                completed_in
+                    .entry(normalize_task_id(id))
+                    .or_insert(record.iteration);
+            }
+        }
+        ProjectDetail {
+            summary: self.summary.clone(),
+            plan: self.plan.clone(),
+            completed_in,
+            stats,
+            config: self.config.clone(),
+            notifications: self.notifications.iter().rev().cloned().collect(),
+            skipped_rows: self.jsonl.skipped,
+            version: self.version,
+        }
+    }
+
+    pub fn iterations(&self, query: &IterationQuery) -> IterationPage {
+        let price = self.config.price_per_k_tokens().0;
+        let logged: HashSet<(u32, u32)> = self
+            .log
+            .iterations
+            .iter()
+            .map(|it| (it.run, it.iteration))
+            .collect();
+        let mut rows: Vec<IterationRow> = self
+            .jsonl
+            .rows
+            .iter()
+            .map(|row| IterationRow {
+                health: health(&row.record),
+                cost_usd: row.record.tokens.map(|k| k * price),
+                has_log: logged.contains(&(row.record.run, row.record.iteration)),
+                record: row.record.clone(),
+            })
+            .filter(|row| match query.status {
+                None => true,
+                Some(StatusFilter::Success) => row.record.status.is_success(),
+                Some(StatusFilter::Error) => row.record.status.is_error(),
+                Some(StatusFilter::Other) => {
+                    !row.record.status.is_success() && !row.record.status.is_error()
+                }
+            })
+            .filter(|row| query.health.is_none_or(|h| row.health == h))
+            .collect();
+        let key = |row: &IterationRow| (row.record.run, row.record.iteration);
+        match query.sort {
+            IterationSort::Newest => rows.sort_by_key(|row| std::cmp::Reverse(key(row))),
+            IterationSort::Oldest => rows.sort_by_key(key),
+            IterationSort::Tokens => rows.sort_by(|a, b| {
+                b.record
+                    .tokens
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.record.tokens.unwrap_or(0.0))
+            }),
+            IterationSort::Duration => rows.sort_by(|a, b| {
+                b.record
+                    .duration_seconds
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.record.duration_seconds.unwrap_or(0.0))
+            }),
+        }
+        let total = rows.len() as u32;
+        let limit = match query.limit {
+            0 => 50,
+            n => n.min(MAX_PAGE),
+        };
+        let rows = rows
+            .into_iter()
+            .skip(query.offset as usize)
+            .take(limit as usize)
+            .collect();
+        IterationPage {
+            rows,
+            total,
+            version: self.version,
+        }
+    }
+
+    /// Where iteration `iteration` of run `run` lives: its log range and its JSONL line.
+    pub fn iteration_location(&self, run: u32, iteration: u32) -> Option<IterationLocation> {
+        let log = self
+            .log
+            .iterations
+            .iter()
+            .find(|it| it.run == run && it.iteration == iteration)
+            .map(|it| (it.start, it.end));
+        let row = self
+            .jsonl
+            .rows
+            .iter()
+            .find(|row| row.record.run == run && row.record.iteration == iteration)
+            .map(|row| row.offset);
+        (log.is_some() || row.is_some()).then(|| IterationLocation {
+            log_path: self.log.tail.path().to_path_buf(),
+            log,
+            jsonl_path: self.jsonl.tail.path().to_path_buf(),
+            row,
+        })
+    }
+}
+
+/// What is needed to serve one iteration's details without holding the project's lock.
+#[derive(Clone, Debug)]
+pub struct IterationLocation {
+    log_path: PathBuf,
+    log: Option<(u64, Option<u64>)>,
+    jsonl_path: PathBuf,
+    row: Option<u64>,
+}
+
+impl IterationLocation {
+    /// Reads the iteration's log slice and its test output (file I/O: call off the lock).
+    pub fn load(&self, run: u32, iteration: u32) -> io::Result<IterationLog> {
+        let (text, truncated) = match self.log {
+            Some((start, end)) => {
+                let bytes = read_range(&self.log_path, start, end, MAX_ITERATION_LOG + 1)?;
+                let truncated = bytes.len() as u64 > MAX_ITERATION_LOG;
+                let keep = bytes.len().min(MAX_ITERATION_LOG as usize);
+                (
+                    String::from_utf8_lossy(&bytes[..keep]).into_owned(),
+                    truncated,
+                )
+            }
+            None => (String::new(), false),
+        };
+        let test_output = match self.row {
+            Some(offset) => {
+                let bytes = read_range(&self.jsonl_path, offset, None, MAX_SMALL_FILE)?;
+                let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+                match parse_line(line) {
+                    LineOutcome::Record(record) => record.test_output,
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        Ok(IterationLog {
+            run,
+            iteration,
+            text,
+            truncated,
+            test_output,
+        })
+    }
+}
+
+fn log_append(project: &str, lines: String) -> ServerMessage {
+    ServerMessage::LogAppend {
+        project: project.to_owned(),
+        timestamp: now(),
+        data: crate::model::protocol::LogLines { lines },
+    }
+}
+
+/// Card fields other than status and plan (those have their own events).
+fn card_changed(old: &ProjectSummary, new: &ProjectSummary) -> bool {
+    old.warnings != new.warnings
+        || old.iteration != new.iteration
+        || old.max_iterations != new.max_iterations
+        || old.tokens != new.tokens
+        || old.cost_usd != new.cost_usd
+        || old.recent_health != new.recent_health
+}
+
+fn placeholder_summary(id: &str, dir: &Path) -> ProjectSummary {
+    ProjectSummary {
+        id: id.to_owned(),
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string()),
+        path: dir.display().to_string(),
+        status: Status::Stopped,
+        plan: None,
+        warnings: Vec::new(),
+        iteration: None,
+        max_iterations: 0,
+        tokens: 0.0,
+        cost_usd: 0.0,
+        last_activity: None,
+        recent_health: Vec::new(),
+        version: 0,
+    }
+}
+
+/// Reads a small file whole (at most [`MAX_SMALL_FILE`]). `Ok(None)` when it does not exist.
+pub fn read_small(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_SMALL_FILE).read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
