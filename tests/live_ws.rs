@@ -5,25 +5,23 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    time::timeout,
-};
+use tokio::{net::TcpStream, time::timeout};
 use tokio_tungstenite::{connect_async, tungstenite::Message, MaybeTlsStream, WebSocketStream};
 
 use loopwatch::server::{
     config, discovery::project_id, start, RunningServer, ServerConfig, StartError,
 };
 
+mod common;
+use common::{get, start_server, write_project, WAIT};
+
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const WAIT: Duration = Duration::from_secs(10);
+const PLAN: &str = "## Phase 1\n- [ ] 1.1: first\n- [ ] 1.2: second\n";
 
 struct Fixture {
     _root: tempfile::TempDir,
@@ -33,29 +31,22 @@ struct Fixture {
     server: RunningServer,
 }
 
-fn write_project(dir: &Path) {
-    fs::create_dir_all(dir.join(".ralph")).expect("mkdir .ralph");
-    // This test process is alive and started before the file was written: a running loop.
-    fs::write(dir.join(".ralph/ralph.pid"), std::process::id().to_string()).expect("pid");
-    fs::write(
-        dir.join("IMPLEMENTATION_PLAN.md"),
-        "## Phase 1\n- [ ] 1.1: first\n- [ ] 1.2: second\n",
-    )
-    .expect("plan");
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    file.write_all(text.as_bytes()).expect("append");
 }
 
 async fn fixture() -> Fixture {
     let temp = tempfile::tempdir().expect("tempdir");
     let root = temp.path().canonicalize().expect("canonical root");
     let project = root.join("alpha");
-    write_project(&project);
-    let server = start(ServerConfig {
-        roots: vec![root.clone()],
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
-    })
-    .await
-    .expect("server starts");
+    write_project(&project, PLAN);
+    let server = start_server(root.clone()).await;
     Fixture {
         id: project_id(&project),
         _root: temp,
@@ -113,27 +104,6 @@ async fn wait_for(client: &mut Client, what: &str, wanted: impl Fn(&Value) -> bo
     found.unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = timeout(WAIT, TcpStream::connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .expect("response in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_changes_reach_a_subscribed_socket() {
     let fixture = fixture().await;
@@ -166,10 +136,59 @@ async fn file_changes_reach_a_subscribed_socket() {
     assert_eq!(plan["data"]["tasks_total"], 2);
     assert_eq!(plan["data"]["phases"][0]["status"], "in_progress");
 
-    // Garbage in the pid file: an honest "stopped", not a crash.
+    // The log: a header starts an iteration; every line is forwarded.
+    append(
+        &fixture.project.join(".ralph/ralph.log"),
+        "[10:00:00] \x1b[1m=== Iteration 1 (loop 1/5) ===\x1b[0m\n[10:00:01] working on 1.2\n",
+    );
+    let started = wait_for(&mut client, "iteration_started", |f| {
+        f["type"] == "iteration_started"
+    })
+    .await;
+    assert_eq!(started["data"]["iteration"], 1);
+    assert_eq!(started["data"]["max"], 5);
+    assert_eq!(started["data"]["loop_index"], 1);
+    let appended = wait_for(&mut client, "log_append", |f| f["type"] == "log_append").await;
+    assert!(
+        appended["data"]["lines"]
+            .as_str()
+            .is_some_and(|l| l.ends_with("working on 1.2\n")),
+        "{appended}"
+    );
+
+    // A JSONL row completes it.
+    append(
+        &fixture.project.join(".ralph/iterations.jsonl"),
+        "{\"iteration\": 1, \"max\": 5, \"status\": \"success\", \"tokens\": \"12.5\", \"tasks_completed\": [\"1.2\"], \"test_passed\": true}\n",
+    );
+    let done = wait_for(&mut client, "iteration_completed", |f| {
+        f["type"] == "iteration_completed"
+    })
+    .await;
+    assert_eq!(done["data"]["iteration"], 1);
+    assert_eq!(done["data"]["tokens"], 12.5);
+    assert_eq!(done["data"]["health"], "productive");
+    assert_eq!(done["data"]["tasks_completed"][0], "1.2");
+
+    fs::write(
+        fixture.project.join(".ralph/pending-notification.txt"),
+        "BLOCKED: the database is unreachable\n",
+    )
+    .expect("notification");
+    let note = wait_for(&mut client, "notification", |f| f["type"] == "notification").await;
+    assert_eq!(note["data"]["kind"], "blocked");
+    assert_eq!(note["data"]["severity"], "error");
+    assert_eq!(note["data"]["message"], "the database is unreachable");
+
+    fs::write(fixture.project.join("AGENTS.md"), "# Agents\n").expect("agents");
+    let changed = wait_for(&mut client, "file_changed", |f| f["type"] == "file_changed").await;
+    assert_eq!(changed["data"]["file"], "AGENTS.md");
+
+    // Garbage in the pid file: no live loop, and the pending BLOCKED is newer than the last
+    // row, so the honest status is "error" (not a crash).
     fs::write(fixture.project.join(".ralph/ralph.pid"), "garbage").expect("garbage pid");
-    wait_for(&mut client, "status_changed to stopped", |f| {
-        f["type"] == "status_changed" && f["data"]["status"] == "stopped"
+    wait_for(&mut client, "status_changed to error", |f| {
+        f["type"] == "status_changed" && f["data"]["status"] == "error"
     })
     .await;
 
@@ -204,8 +223,9 @@ async fn file_changes_reach_a_subscribed_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_project_appears_live_and_the_page_renders_real_data() {
     let fixture = fixture().await;
-    let (status, page) = http_get(fixture.server.addr, "/").await;
-    assert_eq!(status, 200);
+    let page = get(fixture.server.addr, "/").await;
+    assert_eq!(page.status, 200);
+    let page = page.body;
     assert!(
         page.contains("alpha"),
         "project name rendered on the server"
@@ -216,14 +236,15 @@ async fn a_new_project_appears_live_and_the_page_renders_real_data() {
         "plan progress rendered on the server"
     );
 
-    let (status, _) = http_get(fixture.server.addr, "/no/such/page").await;
-    assert_eq!(status, 404);
-    let (status, _) = http_get(fixture.server.addr, "/pkg/../Cargo.toml").await;
-    assert_eq!(status, 404);
+    assert_eq!(get(fixture.server.addr, "/no/such/page").await.status, 404);
+    assert_eq!(
+        get(fixture.server.addr, "/pkg/../Cargo.toml").await.status,
+        404
+    );
 
     let mut client = connect(&fixture).await;
     let beta = fixture.root.join("beta");
-    write_project(&beta);
+    write_project(&beta, PLAN);
     let added = wait_for(&mut client, "project_added", |f| {
         f["type"] == "project_added"
     })

@@ -24,6 +24,14 @@ enum Command {
     Serve(ServeArgs),
     /// Create demo projects with simulated loops writing real files, and serve them.
     Demo(DemoArgs),
+    /// Index one project directory and print what loopwatch sees in it (JSON), with timings.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// The project directory (the one that contains `.ralph/`).
+    dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -69,6 +77,8 @@ enum CliError {
     IterationSeconds,
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("{0}: {1}")]
+    Inspect(PathBuf, String),
 }
 
 pub fn run() -> ExitCode {
@@ -95,6 +105,7 @@ pub fn run() -> ExitCode {
 
 async fn run_command(command: Command) -> Result<(), CliError> {
     match command {
+        Command::Inspect(args) => inspect(&args.dir),
         Command::Serve(args) => {
             let server = start_server(args.projects, &args.common).await?;
             server.run_until_signal().await;
@@ -118,6 +129,30 @@ async fn run_command(command: Command) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// Indexes one project the way the server does at start-up and prints the result.
+fn inspect(dir: &std::path::Path) -> Result<(), CliError> {
+    let fail = |why: String| CliError::Inspect(dir.to_path_buf(), why);
+    let dir = dir.canonicalize().map_err(|e| fail(e.to_string()))?;
+    if !super::discovery::is_project(&dir) {
+        return Err(fail("not a project: it has no .ralph/ directory".into()));
+    }
+    let started = std::time::Instant::now();
+    let state = super::project::ProjectState::open(&super::discovery::project_id(&dir), &dir);
+    let indexed = started.elapsed();
+    let detail = state.detail();
+    let json = serde_json::to_string_pretty(&detail).map_err(|e| fail(e.to_string()))?;
+    println!("{json}");
+    eprintln!(
+        "indexed in {:.3} s: {} log lines, {} log iterations, {} rows ({} lines skipped)",
+        indexed.as_secs_f64(),
+        state.log_lines(),
+        state.log_iterations(),
+        detail.stats.iterations,
+        detail.skipped_rows.total(),
+    );
+    Ok(())
 }
 
 async fn start_server(roots: Vec<PathBuf>, common: &CommonArgs) -> Result<RunningServer, CliError> {

@@ -221,6 +221,16 @@ impl ProjectState {
         &self.summary
     }
 
+    /// Lines of `ralph.log` read so far.
+    pub fn log_lines(&self) -> u64 {
+        self.log.lines
+    }
+
+    /// Iteration headers found in `ralph.log`.
+    pub fn log_iterations(&self) -> usize {
+        self.log.iterations.len()
+    }
+
     /// Re-reads the changed files and returns the events for what changed.
     pub fn update(&mut self, kinds: &[FileKind]) -> Vec<ServerMessage> {
         let mut events = Vec::new();

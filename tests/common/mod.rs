@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: a server on port 0 over a temporary project tree,
+//! and a minimal HTTP/1.1 client (so tests do not pull in a whole HTTP client crate).
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::{fs, net::SocketAddr, path::Path, path::PathBuf, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    time::timeout,
+};
+
+use loopwatch::server::{config, start, RunningServer, ServerConfig};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A project whose loop is "running": its pid file names this test process, which started
+/// before the file was written.
+pub fn write_project(dir: &Path, plan: &str) {
+    fs::create_dir_all(dir.join(".ralph")).expect("mkdir .ralph");
+    fs::write(dir.join(".ralph/ralph.pid"), std::process::id().to_string()).expect("pid");
+    fs::write(dir.join("IMPLEMENTATION_PLAN.md"), plan).expect("plan");
+}
+
+pub async fn start_server(root: PathBuf) -> RunningServer {
+    start(ServerConfig {
+        roots: vec![root],
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        leptos_options: config::leptos_options(None).expect("options"),
+    })
+    .await
+    .expect("server starts")
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> Response {
+    request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// A form-encoded POST, the way the browser calls a server function.
+pub async fn post_form(addr: SocketAddr, path: &str, form: &str) -> Response {
+    request(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n\
+             Content-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+    .await
+}
+
+async fn request(addr: SocketAddr, raw: &str) -> Response {
+    let mut stream = timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    stream.write_all(raw.as_bytes()).await.expect("write");
+    let mut bytes = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut bytes))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Response {
+        status,
+        headers: head.to_owned(),
+        body: if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
