@@ -143,18 +143,14 @@ impl LogTracker {
     }
 }
 
-/// A JSONL row kept in memory without its (possibly large) test output, plus where it lives.
-#[derive(Debug)]
-struct StoredRow {
-    record: IterationRecord,
-    offset: u64,
-}
-
 #[derive(Debug)]
 struct JsonlTracker {
     tail: Tail,
     runs: RunTracker,
-    rows: Vec<StoredRow>,
+    /// Rows kept in memory without their (possibly large) test output...
+    rows: Vec<IterationRecord>,
+    /// ...which stays on disk at these line offsets.
+    offsets: Vec<u64>,
     skipped: SkipCounts,
 }
 
@@ -188,6 +184,7 @@ impl ProjectState {
                 tail: Tail::new(ralph.join(JSONL_FILE)),
                 runs: RunTracker::default(),
                 rows: Vec::new(),
+                offsets: Vec::new(),
                 skipped: SkipCounts::default(),
             },
             plan: None,
@@ -470,7 +467,8 @@ impl ProjectState {
                     // Kept on disk, not in memory: served with the iteration's log.
                     record.test_output = None;
                     fresh.push(jsonl.rows.len());
-                    jsonl.rows.push(StoredRow { record, offset });
+                    jsonl.rows.push(record);
+                    jsonl.offsets.push(offset);
                 }
                 LineOutcome::Blank => {}
                 LineOutcome::Skipped(reason) => jsonl.skipped.add(reason),
@@ -484,6 +482,7 @@ impl ProjectState {
                         tail: Tail::new(path),
                         runs: RunTracker::default(),
                         rows: Vec::new(),
+                        offsets: Vec::new(),
                         skipped: SkipCounts::default(),
                     };
                     // Re-read from scratch; clients get the new rows as a whole-card update.
@@ -503,26 +502,23 @@ impl ProjectState {
         fresh
             .into_iter()
             .filter_map(|i| self.jsonl.rows.get(i))
-            .map(|row| {
-                let record = &row.record;
-                ServerMessage::IterationCompleted {
-                    project: self.id.clone(),
-                    timestamp: now(),
-                    data: crate::model::protocol::IterationDone {
-                        iteration: record.iteration,
-                        max: record.max,
-                        run: record.run,
-                        duration_seconds: record.duration_seconds,
-                        tokens: record.tokens,
-                        cost_usd: record.tokens.map(|k| k * price),
-                        status: record.status.clone(),
-                        health: health(record),
-                        tasks_completed: record.tasks_completed.clone(),
-                        commit: record.commit.clone(),
-                        test_passed: record.test_passed,
-                        errors: record.errors.clone(),
-                    },
-                }
+            .map(|record| ServerMessage::IterationCompleted {
+                project: self.id.clone(),
+                timestamp: now(),
+                data: crate::model::protocol::IterationDone {
+                    iteration: record.iteration,
+                    max: record.max,
+                    run: record.run,
+                    duration_seconds: record.duration_seconds,
+                    tokens: record.tokens,
+                    cost_usd: record.tokens.map(|k| k * price),
+                    status: record.status.clone(),
+                    health: health(record),
+                    tasks_completed: record.tasks_completed.clone(),
+                    commit: record.commit.clone(),
+                    test_passed: record.test_passed,
+                    errors: record.errors.clone(),
+                },
             })
             .collect()
     }
@@ -564,16 +560,8 @@ impl ProjectState {
         }
     }
 
-    fn records(&self) -> Vec<IterationRecord> {
-        self.jsonl
-            .rows
-            .iter()
-            .map(|row| row.record.clone())
-            .collect()
-    }
-
     fn build_summary(&self) -> ProjectSummary {
-        let last_row = self.jsonl.rows.last().map(|row| &row.record);
+        let last_row = self.jsonl.rows.last();
         let last_header = self.log.iterations.last();
         // The current iteration starts when its header appears in the log.
         let iteration = match (last_header, last_row) {
@@ -603,7 +591,7 @@ impl ProjectState {
             .rev()
             .take(HEALTH_STRIP)
             .rev()
-            .map(|row| health(&row.record))
+            .map(health)
             .collect();
         ProjectSummary {
             id: self.id.clone(),
@@ -630,14 +618,9 @@ impl ProjectState {
             .jsonl
             .rows
             .iter()
-            .map(|row| (row.record.run, row.record.iteration))
+            .map(|row| (row.run, row.iteration))
             .collect();
-        let from_rows: f64 = self
-            .jsonl
-            .rows
-            .iter()
-            .filter_map(|row| row.record.tokens)
-            .sum();
+        let from_rows: f64 = self.jsonl.rows.iter().filter_map(|row| row.tokens).sum();
         let from_log: f64 = self
             .log
             .iterations
@@ -673,20 +656,15 @@ impl ProjectState {
     }
 
     pub fn detail(&self) -> ProjectDetail {
-        let records = self.records();
+        let records = &self.jsonl.rows;
         let plan = self.plan.clone().unwrap_or_default();
         let now_unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        let stats = compute_stats(
-            &records,
-            &plan,
-            self.config.price_per_k_tokens().0,
-            now_unix,
-        );
+        let stats = compute_stats(records, &plan, self.config.price_per_k_tokens().0, now_unix);
         let mut completed_in = BTreeMap::new();
-        for record in &records {
+        for record in records {
             for id in &record.tasks_completed {
                 completed_in
                     .entry(normalize_task_id(id))
@@ -713,41 +691,33 @@ impl ProjectState {
             .iter()
             .map(|it| (it.run, it.iteration))
             .collect();
-        let mut rows: Vec<IterationRow> = self
+        // Filter and sort references; only the requested page is cloned.
+        let mut rows: Vec<&IterationRecord> = self
             .jsonl
             .rows
             .iter()
-            .map(|row| IterationRow {
-                health: health(&row.record),
-                cost_usd: row.record.tokens.map(|k| k * price),
-                has_log: logged.contains(&(row.record.run, row.record.iteration)),
-                record: row.record.clone(),
-            })
-            .filter(|row| match query.status {
+            .filter(|record| match query.status {
                 None => true,
-                Some(StatusFilter::Success) => row.record.status.is_success(),
-                Some(StatusFilter::Error) => row.record.status.is_error(),
+                Some(StatusFilter::Success) => record.status.is_success(),
+                Some(StatusFilter::Error) => record.status.is_error(),
                 Some(StatusFilter::Other) => {
-                    !row.record.status.is_success() && !row.record.status.is_error()
+                    !record.status.is_success() && !record.status.is_error()
                 }
             })
-            .filter(|row| query.health.is_none_or(|h| row.health == h))
+            .filter(|record| query.health.is_none_or(|h| health(record) == h))
             .collect();
-        let key = |row: &IterationRow| (row.record.run, row.record.iteration);
         match query.sort {
-            IterationSort::Newest => rows.sort_by_key(|row| std::cmp::Reverse(key(row))),
-            IterationSort::Oldest => rows.sort_by_key(key),
-            IterationSort::Tokens => rows.sort_by(|a, b| {
-                b.record
-                    .tokens
-                    .unwrap_or(0.0)
-                    .total_cmp(&a.record.tokens.unwrap_or(0.0))
-            }),
+            IterationSort::Newest => {
+                rows.sort_by_key(|record| std::cmp::Reverse((record.run, record.iteration)))
+            }
+            IterationSort::Oldest => rows.sort_by_key(|record| (record.run, record.iteration)),
+            IterationSort::Tokens => {
+                rows.sort_by(|a, b| b.tokens.unwrap_or(0.0).total_cmp(&a.tokens.unwrap_or(0.0)))
+            }
             IterationSort::Duration => rows.sort_by(|a, b| {
-                b.record
-                    .duration_seconds
+                b.duration_seconds
                     .unwrap_or(0.0)
-                    .total_cmp(&a.record.duration_seconds.unwrap_or(0.0))
+                    .total_cmp(&a.duration_seconds.unwrap_or(0.0))
             }),
         }
         let total = rows.len() as u32;
@@ -759,6 +729,12 @@ impl ProjectState {
             .into_iter()
             .skip(query.offset as usize)
             .take(limit as usize)
+            .map(|record| IterationRow {
+                health: health(record),
+                cost_usd: record.tokens.map(|k| k * price),
+                has_log: logged.contains(&(record.run, record.iteration)),
+                record: record.clone(),
+            })
             .collect();
         IterationPage {
             rows,
@@ -779,8 +755,8 @@ impl ProjectState {
             .jsonl
             .rows
             .iter()
-            .find(|row| row.record.run == run && row.record.iteration == iteration)
-            .map(|row| row.offset);
+            .position(|row| row.run == run && row.iteration == iteration)
+            .and_then(|i| self.jsonl.offsets.get(i).copied());
         (log.is_some() || row.is_some()).then(|| IterationLocation {
             log_path: self.log.tail.path().to_path_buf(),
             log,
@@ -884,4 +860,140 @@ pub fn read_small(path: &Path) -> io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
     file.take(MAX_SMALL_FILE).read_to_end(&mut bytes)?;
     Ok(Some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn project() -> (tempfile::TempDir, PathBuf) {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("p");
+        fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
+        (temp, dir)
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open");
+        file.write_all(text.as_bytes()).expect("append");
+    }
+
+    #[test]
+    fn appends_cost_only_the_appended_lines_and_ranges_are_exact() {
+        let (_temp, dir) = project();
+        let log = dir.join(".ralph/ralph.log");
+        append(&log, "=== Iteration 1/3 ===\none\n");
+        let mut state = ProjectState::open("p", &dir);
+        assert_eq!(state.log_lines(), 2);
+
+        append(&log, "two\n=== Iteration 2/3 ===\nthree\npartial");
+        let events = state.update(&[FileKind::Log]);
+        assert_eq!(
+            state.log_lines(),
+            5,
+            "only the new complete lines were read"
+        );
+        let appended: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                ServerMessage::LogAppend { data, .. } => Some(data.lines.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(appended, ["two\n=== Iteration 2/3 ===\nthree\n"]);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, ServerMessage::IterationStarted { data, .. } if data.iteration == 2 && data.max == 3)));
+        assert_eq!(state.summary().iteration, Some(2));
+
+        let first = state.iteration_location(1, 1).expect("iteration 1 known");
+        let text = first.load(1, 1).expect("load").text;
+        assert_eq!(text, "=== Iteration 1/3 ===\none\ntwo\n");
+        let second = state.iteration_location(1, 2).expect("iteration 2 known");
+        assert_eq!(
+            second.load(1, 2).expect("load").text,
+            "=== Iteration 2/3 ===\nthree\npartial"
+        );
+    }
+
+    #[test]
+    fn a_truncated_log_is_reindexed_and_reported() {
+        let (_temp, dir) = project();
+        let log = dir.join(".ralph/ralph.log");
+        append(
+            &log,
+            "=== Iteration 1/3 ===\n=== Iteration 2/3 ===\nlots of text here\n",
+        );
+        let mut state = ProjectState::open("p", &dir);
+        assert_eq!(state.log_iterations(), 2);
+
+        fs::write(&log, "=== Iteration 7/9 ===\n").expect("truncate");
+        let events = state.update(&[FileKind::Log]);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, ServerMessage::LogRotated { .. })));
+        assert_eq!(state.log_iterations(), 1);
+        assert_eq!(state.summary().iteration, Some(7));
+        assert!(
+            state.iteration_location(1, 1).is_none(),
+            "old ranges are gone"
+        );
+    }
+
+    #[test]
+    fn replaced_jsonl_is_reread_and_rows_keep_no_test_output_in_memory() {
+        let (_temp, dir) = project();
+        let rows = dir.join(".ralph/iterations.jsonl");
+        append(
+            &rows,
+            "{\"iteration\":1,\"status\":\"success\",\"test_output\":\"big\"}\n",
+        );
+        let mut state = ProjectState::open("p", &dir);
+        let page = state.iterations(&IterationQuery::default());
+        assert_eq!(page.total, 1);
+        assert_eq!(page.rows[0].record.test_output, None);
+
+        let replacement = dir.join(".ralph/new.jsonl");
+        fs::write(
+            &replacement,
+            "{\"iteration\":1,\"status\":\"error\"}\n{\"iteration\":2,\"status\":\"success\"}\n",
+        )
+        .expect("write");
+        fs::rename(&replacement, &rows).expect("replace");
+        state.update(&[FileKind::Jsonl]);
+        let page = state.iterations(&IterationQuery {
+            sort: IterationSort::Oldest,
+            ..IterationQuery::default()
+        });
+        assert_eq!(page.total, 2);
+        assert!(page.rows[0].record.status.is_error());
+        assert_eq!(
+            state.summary().recent_health,
+            [Health::Failed, Health::Partial]
+        );
+    }
+
+    #[test]
+    fn context_paths_are_classified_and_nothing_else() {
+        let dir = Path::new("/p");
+        let kind = |rel: &str| FileKind::classify(dir, &dir.join(rel));
+        assert_eq!(kind(".ralph/ralph.log"), Some(FileKind::Log));
+        assert_eq!(kind("IMPLEMENTATION_PLAN.md"), Some(FileKind::Plan));
+        assert_eq!(
+            kind("specs/a.md"),
+            Some(FileKind::Context("specs/a.md".into()))
+        );
+        assert_eq!(kind("specs/deep/a.md"), None);
+        assert_eq!(kind("src/main.rs"), None);
+        assert_eq!(kind(".ralph/other"), None);
+        assert_eq!(
+            FileKind::classify(dir, Path::new("/elsewhere/AGENTS.md")),
+            None
+        );
+    }
 }
