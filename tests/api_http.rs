@@ -59,7 +59,10 @@ async fn server_functions_return_the_project_data() {
     let list = post_form(addr, "/api/projects", "").await;
     assert_eq!(list.status, 200, "{}", list.body);
     let list = json(&list);
-    let card = &list[0];
+    let card = &list["projects"][0];
+    // The cursors the live stream continues from: nothing happened yet on either topic.
+    assert_eq!(list["cursors"]["projects"]["seq"], 1, "project_added at start-up");
+    assert_eq!(list["cursors"][format!("project:{id}")]["seq"], 0);
     assert_eq!(card["id"], id.as_str());
     assert_eq!(card["status"], "running");
     assert_eq!(
@@ -87,6 +90,7 @@ async fn server_functions_return_the_project_data() {
     assert_eq!(detail["config"]["cli"], "codex");
     assert_eq!(detail["completed_in"]["1.1"], 1);
     assert_eq!(detail["plan"]["phases"][1]["name"], "Phase 1: Core");
+    assert_eq!(detail["cursor"]["seq"], 0);
 
     let page = post_form(
         addr,

@@ -8,9 +8,8 @@ use leptos::server_fn::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::{
-    api::{ContextFile, IterationLog, IterationPage, IterationQuery, ProjectDetail},
-    ProjectSummary,
+use crate::model::api::{
+    ContextFile, IterationLog, IterationPage, IterationQuery, ProjectDetail, ProjectList,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -37,10 +36,19 @@ impl FromServerFnError for ApiError {
     }
 }
 
-/// Every watched project with its current status, iteration, progress, tokens and cost.
+/// Every watched project with its current status, iteration, progress, tokens and cost, and
+/// the cursors the live stream continues from.
 #[server(prefix = "/api", endpoint = "projects")]
-pub async fn list_projects() -> Result<Vec<ProjectSummary>, ApiError> {
-    Ok(ssr::state()?.index.summaries())
+pub async fn list_projects() -> Result<ProjectList, ApiError> {
+    let (summaries, list_cursor) = ssr::state()?.index.summaries_at();
+    let mut cursors = std::collections::BTreeMap::new();
+    cursors.insert(crate::model::Topic::Projects, list_cursor);
+    let mut projects = Vec::with_capacity(summaries.len());
+    for (summary, cursor) in summaries {
+        cursors.insert(crate::model::Topic::Project(summary.id.clone()), cursor);
+        projects.push(summary);
+    }
+    Ok(ProjectList { projects, cursors })
 }
 
 /// One project: plan, stats, config and notification history.
@@ -48,7 +56,7 @@ pub async fn list_projects() -> Result<Vec<ProjectSummary>, ApiError> {
 pub async fn load_project(project: String) -> Result<ProjectDetail, ApiError> {
     ssr::state()?
         .index
-        .with_project(&project, |state| state.detail())
+        .with_project_at(&project, |state, cursor| state.detail(cursor))
         .ok_or(ApiError::UnknownProject(project))
 }
 
@@ -60,7 +68,7 @@ pub async fn load_iterations(
 ) -> Result<IterationPage, ApiError> {
     ssr::state()?
         .index
-        .with_project(&project, |state| state.iterations(&query))
+        .with_project_at(&project, |state, cursor| state.iterations(&query, cursor))
         .ok_or(ApiError::UnknownProject(project))
 }
 

@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use super::{api::list_projects, connection::ConnectionIndicator};
 use crate::contract::stats::Health;
 use crate::live::{LiveStore, ProjectCard};
-use crate::model::ProjectSummary;
+use crate::model::api::ProjectList;
 
 #[component]
 pub fn Dashboard() -> impl IntoView {
@@ -33,7 +33,7 @@ pub fn Dashboard() -> impl IntoView {
 }
 
 #[component]
-fn ProjectGrid(projects: Vec<ProjectSummary>) -> impl IntoView {
+fn ProjectGrid(projects: ProjectList) -> impl IntoView {
     let store = LiveStore::new(projects);
     #[cfg(feature = "hydrate")]
     crate::live::start(store);

@@ -1,13 +1,23 @@
-//! The browser's WebSocket task: connect, subscribe, apply events, and reconnect with backoff.
-//! After every reconnect it refetches the project list so changes made while it was away appear.
+//! The browser's WebSocket task: connect, subscribe from the cursors the page holds, apply each
+//! event once, and reconnect with backoff. A reconnect resumes where the page left off; only when
+//! the server cannot replay (`resync`) is the state refetched through the server function.
 
 use futures::{SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message};
 use leptos::prelude::*;
+use serde::Deserialize;
 use wasm_bindgen::JsValue;
 
 use super::{backoff::reconnect_delay_ms, Connection, LiveStore};
-use crate::model::protocol::ServerMessage;
+use crate::model::{protocol::ServerMessage, Cursor, Topic};
+
+/// Where an event sits in its topic (the envelope fields next to the seed ones).
+#[derive(Deserialize)]
+struct Position {
+    topic: Option<Topic>,
+    epoch: Option<u64>,
+    seq: Option<u64>,
+}
 
 /// Starts the connection task for this page. It lives as long as the page.
 pub fn start(store: LiveStore) {
@@ -16,13 +26,10 @@ pub fn start(store: LiveStore) {
 
 async fn run(store: LiveStore) {
     let mut failures: u32 = 0;
-    let mut connected_before = false;
     loop {
         if let Some(url) = socket_url() {
             if let Ok(socket) = WebSocket::open(&url) {
-                let live = session(store, socket, connected_before).await;
-                if live {
-                    connected_before = true;
+                if session(store, socket).await {
                     failures = 0;
                 }
             }
@@ -37,12 +44,20 @@ async fn run(store: LiveStore) {
     }
 }
 
+fn subscribe_frame(store: LiveStore) -> String {
+    serde_json::json!({
+        "action": "subscribe",
+        "topics": store.topics(),
+        "since": store.cursors(),
+    })
+    .to_string()
+}
+
 /// Runs one connection until it ends. Returns whether it ever became live.
-async fn session(store: LiveStore, socket: WebSocket, refetch: bool) -> bool {
+async fn session(store: LiveStore, socket: WebSocket) -> bool {
     let (mut sink, mut stream) = socket.split();
-    let subscribe = serde_json::json!({"action": "subscribe", "projects": store.project_ids()});
     if sink
-        .send(Message::Text(subscribe.to_string()))
+        .send(Message::Text(subscribe_frame(store)))
         .await
         .is_err()
     {
@@ -57,37 +72,60 @@ async fn session(store: LiveStore, socket: WebSocket, refetch: bool) -> bool {
             // Unknown event types from a newer server are skipped, not fatal.
             continue;
         };
-        match message {
+        let reply = match message {
             ServerMessage::Hello { .. } => {
                 live = true;
                 store.connection.set(Connection::Live);
-                if refetch {
-                    refresh(store).await;
-                }
+                None
             }
-            ServerMessage::Resync { .. } => refresh(store).await,
-            event => {
-                if let Some(new_project) = store.apply(event) {
-                    let subscribe =
-                        serde_json::json!({"action": "subscribe", "projects": [new_project]});
-                    if sink
-                        .send(Message::Text(subscribe.to_string()))
-                        .await
-                        .is_err()
-                    {
-                        break;
+            ServerMessage::Subscribed { cursors, .. } => {
+                // Topics the page had no cursor for start here; the others are advanced by the
+                // replayed events themselves.
+                for (topic, cursor) in cursors {
+                    if !store.cursors().contains_key(&topic) {
+                        store.advance(topic, cursor);
                     }
                 }
+                None
+            }
+            ServerMessage::Resync { .. } => {
+                if let Ok(list) = crate::app::api::list_projects().await {
+                    store.replace_all(list);
+                }
+                Some(subscribe_frame(store))
+            }
+            event => {
+                let position = serde_json::from_str::<Position>(&text).ok();
+                let cursor = position
+                    .as_ref()
+                    .and_then(|p| match (&p.topic, p.epoch, p.seq) {
+                        (Some(topic), Some(epoch), Some(seq)) => {
+                            Some((topic.clone(), Cursor { epoch, seq }))
+                        }
+                        _ => None,
+                    });
+                match cursor {
+                    Some((topic, cursor)) if !store.is_new(&topic, cursor) => None,
+                    other => {
+                        let new_project = store.apply(event);
+                        if let Some((topic, cursor)) = other {
+                            store.advance(topic, cursor);
+                        }
+                        new_project.map(|id| {
+                            serde_json::json!({"action": "subscribe", "topics": [Topic::Project(id)]})
+                                .to_string()
+                        })
+                    }
+                }
+            }
+        };
+        if let Some(frame) = reply {
+            if sink.send(Message::Text(frame)).await.is_err() {
+                break;
             }
         }
     }
     live
-}
-
-async fn refresh(store: LiveStore) {
-    if let Ok(projects) = crate::app::api::list_projects().await {
-        store.replace_all(projects);
-    }
 }
 
 fn socket_url() -> Option<String> {

@@ -1,6 +1,8 @@
 use leptos::prelude::*;
 
-use crate::model::{protocol::ServerMessage, ProjectSummary};
+use std::collections::BTreeMap;
+
+use crate::model::{api::ProjectList, protocol::ServerMessage, Cursor, ProjectSummary, Topic};
 
 /// State of the live connection, shown by the connection indicator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,20 +34,47 @@ pub struct ProjectCard {
 pub struct LiveStore {
     pub projects: RwSignal<Vec<ProjectCard>>,
     pub connection: RwSignal<Connection>,
+    /// Per topic, the cursor of the last event the state reflects: what to resume from.
+    cursors: StoredValue<BTreeMap<Topic, Cursor>>,
 }
 
 impl LiveStore {
-    pub fn new(projects: Vec<ProjectSummary>) -> Self {
-        let cards = projects.into_iter().map(card).collect();
+    pub fn new(list: ProjectList) -> Self {
+        let cards = list.projects.into_iter().map(card).collect();
         Self {
             projects: RwSignal::new(cards),
             connection: RwSignal::new(Connection::Connecting),
+            cursors: StoredValue::new(list.cursors),
         }
     }
 
-    pub fn project_ids(&self) -> Vec<String> {
-        self.projects
-            .with_untracked(|cards| cards.iter().map(|c| c.id.clone()).collect())
+    /// The topics the dashboard follows: the project list and each project's state.
+    pub fn topics(&self) -> Vec<Topic> {
+        let mut topics = vec![Topic::Projects];
+        self.projects.with_untracked(|cards| {
+            topics.extend(cards.iter().map(|c| Topic::Project(c.id.clone())));
+        });
+        topics
+    }
+
+    pub fn cursors(&self) -> BTreeMap<Topic, Cursor> {
+        self.cursors.get_value()
+    }
+
+    /// Records where a topic stands, unless the state is already further along.
+    pub fn advance(&self, topic: Topic, cursor: Cursor) {
+        self.cursors.update_value(|cursors| {
+            let known = cursors.entry(topic).or_insert(cursor);
+            if cursor > *known {
+                *known = cursor;
+            }
+        });
+    }
+
+    /// Whether an event at `cursor` of `topic` is new to this state (so it is applied once).
+    pub fn is_new(&self, topic: &Topic, cursor: Cursor) -> bool {
+        self.cursors
+            .with_value(|cursors| cursors.get(topic).is_none_or(|known| cursor > *known))
     }
 
     fn find(&self, id: &str) -> Option<RwSignal<ProjectSummary>> {
@@ -105,9 +134,11 @@ impl LiveStore {
         }
     }
 
-    /// Replaces the state with a fresh snapshot (after a reconnect or a resync), keeping the
-    /// signals of cards that still exist so their views update in place.
-    pub fn replace_all(&self, projects: Vec<ProjectSummary>) {
+    /// Replaces the state with a fresh snapshot (after a resync), keeping the signals of cards
+    /// that still exist so their views update in place.
+    pub fn replace_all(&self, list: ProjectList) {
+        self.cursors.set_value(list.cursors);
+        let projects = list.projects;
         let mut next = Vec::with_capacity(projects.len());
         for summary in projects {
             match self.find(&summary.id) {

@@ -1,11 +1,18 @@
-//! What the server functions return. Every response that feeds live state carries the project's
-//! `version`: the live stream's events for that project continue from it.
+//! What the server functions return. Every response that feeds live state carries the cursor of
+//! the topic it reflects: subscribing with `since` = that cursor continues exactly after it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ProjectSummary;
+use super::{Cursor, ProjectSummary, Topic};
+
+/// The dashboard's data: every project and the cursors of `projects` and each `project:ID`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectList {
+    pub projects: Vec<ProjectSummary>,
+    pub cursors: BTreeMap<Topic, Cursor>,
+}
 use crate::contract::{
     config::LoopConfig,
     iterations::{IterationRecord, SkipCounts},
@@ -26,7 +33,8 @@ pub struct ProjectDetail {
     pub notifications: Vec<Notification>,
     /// Lines of `iterations.jsonl` that could not be used, by reason.
     pub skipped_rows: SkipCounts,
-    pub version: u64,
+    /// The `project:ID` cursor this detail reflects.
+    pub cursor: Cursor,
 }
 
 /// One row of the iterations table.
@@ -75,7 +83,8 @@ pub struct IterationPage {
     pub rows: Vec<IterationRow>,
     /// Rows matching the filter, before offset/limit.
     pub total: u32,
-    pub version: u64,
+    /// The `project:ID` cursor this page reflects.
+    pub cursor: Cursor,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,5 +3,7 @@
 pub mod api;
 mod project;
 pub mod protocol;
+mod topic;
 
 pub use project::{PhaseProgress, PhaseStatus, PlanProgress, ProjectSummary, Status};
+pub use topic::{Cursor, Topic};

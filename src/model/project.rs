@@ -94,9 +94,6 @@ pub struct ProjectSummary {
     pub last_activity: Option<String>,
     /// Health of the last iterations, oldest first.
     pub recent_health: Vec<Health>,
-    /// Changes each time the server reports a change of this project; the live stream continues
-    /// from the version a response carries.
-    pub version: u64,
 }
 
 #[cfg(test)]

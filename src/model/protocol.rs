@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{PlanProgress, ProjectSummary, Status};
+use std::collections::BTreeMap;
+
+use super::{Cursor, PlanProgress, ProjectSummary, Status, Topic};
 use crate::contract::{iterations::IterationStatus, notification::Notification, stats::Health};
 
 /// Close code and error code for a frame the server cannot act on.
@@ -20,8 +22,14 @@ pub const HEARTBEAT_SECONDS: u32 = 20;
 /// A frame sent by the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMessage {
-    Subscribe { projects: Vec<String> },
-    Unsubscribe { projects: Vec<String> },
+    /// Topics to receive; `since` resumes a topic after the given cursor.
+    Subscribe {
+        topics: Vec<Topic>,
+        since: BTreeMap<Topic, Cursor>,
+    },
+    Unsubscribe {
+        topics: Vec<Topic>,
+    },
     Ping,
 }
 
@@ -41,6 +49,8 @@ pub enum ProtocolError {
         field: &'static str,
         expected: &'static str,
     },
+    #[error("unknown topic {0:?}: use projects, project:ID or log:ID")]
+    BadTopic(String),
 }
 
 impl ClientMessage {
@@ -62,36 +72,66 @@ impl ClientMessage {
         match action {
             "ping" => Ok(ClientMessage::Ping),
             "subscribe" => Ok(ClientMessage::Subscribe {
-                projects: project_list(object)?,
+                topics: topic_list(object)?,
+                since: since(object)?,
             }),
             "unsubscribe" => Ok(ClientMessage::Unsubscribe {
-                projects: project_list(object)?,
+                topics: topic_list(object)?,
             }),
             other => Err(ProtocolError::UnknownAction(truncate(other, 64))),
         }
     }
 }
 
-/// Reads `"projects": [ids]`, also accepting topic names `project:ID` in `"topics"`.
-fn project_list(object: &serde_json::Map<String, Value>) -> Result<Vec<String>, ProtocolError> {
-    let mut ids = Vec::new();
+/// `"topics": [...]`, or the seed form `"projects": [ids]`, which means each project's state
+/// and its log.
+fn topic_list(object: &serde_json::Map<String, Value>) -> Result<Vec<Topic>, ProtocolError> {
+    let mut topics = Vec::new();
     if let Some(projects) = object.get("projects") {
-        ids.extend(strings(projects, "projects")?);
+        for id in strings(projects, "projects")? {
+            topics.push(Topic::Project(id.clone()));
+            topics.push(Topic::Log(id));
+        }
     }
-    if let Some(topics) = object.get("topics") {
-        for topic in strings(topics, "topics")? {
-            if let Some(id) = topic.strip_prefix("project:") {
-                ids.push(id.to_owned());
-            }
+    if let Some(names) = object.get("topics") {
+        for name in strings(names, "topics")? {
+            topics.push(
+                Topic::parse(&name).ok_or_else(|| ProtocolError::BadTopic(truncate(&name, 64)))?,
+            );
         }
     }
     if object.get("projects").is_none() && object.get("topics").is_none() {
         return Err(ProtocolError::BadField {
-            field: "projects",
-            expected: "an array of project ids",
+            field: "topics",
+            expected: "an array of topics (or \"projects\": an array of project ids)",
         });
     }
-    Ok(ids)
+    Ok(topics)
+}
+
+/// `"since": {"TOPIC": {"epoch": E, "seq": N}}`.
+fn since(
+    object: &serde_json::Map<String, Value>,
+) -> Result<BTreeMap<Topic, Cursor>, ProtocolError> {
+    let bad = ProtocolError::BadField {
+        field: "since",
+        expected: "an object of topic -> {\"epoch\": number, \"seq\": number}",
+    };
+    let Some(value) = object.get("since") else {
+        return Ok(BTreeMap::new());
+    };
+    let map = value.as_object().ok_or(bad.clone())?;
+    map.iter()
+        .map(|(name, cursor)| {
+            let topic =
+                Topic::parse(name).ok_or_else(|| ProtocolError::BadTopic(truncate(name, 64)))?;
+            let field = |key: &str| cursor.get(key).and_then(Value::as_u64);
+            match (field("epoch"), field("seq")) {
+                (Some(epoch), Some(seq)) => Ok((topic, Cursor { epoch, seq })),
+                _ => Err(bad.clone()),
+            }
+        })
+        .collect()
 }
 
 fn strings(value: &Value, field: &'static str) -> Result<Vec<String>, ProtocolError> {
@@ -166,21 +206,27 @@ pub struct FileChange {
 pub enum ServerMessage {
     Hello {
         connection: u64,
+        /// The epoch topics start in on this server run.
+        epoch: u64,
         heartbeat_seconds: u32,
     },
+    /// The topics now subscribed, each with the cursor the stream continues from.
     Subscribed {
-        projects: Vec<String>,
+        topics: Vec<Topic>,
+        cursors: BTreeMap<Topic, Cursor>,
     },
     Unsubscribed {
-        projects: Vec<String>,
+        topics: Vec<Topic>,
     },
     Pong,
     Error {
         code: u16,
         message: String,
     },
-    /// The client missed events (it fell behind): refetch state.
+    /// Events of `topic` (of every topic when `None`) cannot be served: refetch the state, then
+    /// subscribe again from the cursor the fetch returns.
     Resync {
+        topic: Option<Topic>,
         reason: String,
     },
     StatusChanged {
@@ -259,6 +305,20 @@ impl ServerMessage {
         }
     }
 
+    /// The topic an event is published on; `None` for control frames.
+    pub fn topic(&self) -> Option<Topic> {
+        let project = self.project()?.to_owned();
+        Some(match self {
+            ServerMessage::ProjectAdded { .. } | ServerMessage::ProjectRemoved { .. } => {
+                Topic::Projects
+            }
+            ServerMessage::LogAppend { .. } | ServerMessage::LogRotated { .. } => {
+                Topic::Log(project)
+            }
+            _ => Topic::Project(project),
+        })
+    }
+
     pub fn error(code: u16, message: impl Into<String>) -> Self {
         ServerMessage::Error {
             code,
@@ -271,17 +331,22 @@ impl ServerMessage {
 mod tests {
     use super::*;
 
+    fn subscribe(topics: &[&str]) -> ClientMessage {
+        ClientMessage::Subscribe {
+            topics: topics.iter().filter_map(|t| Topic::parse(t)).collect(),
+            since: BTreeMap::new(),
+        }
+    }
+
     #[test]
     fn parses_seed_forms() {
         assert_eq!(
-            ClientMessage::parse(r#"{"action":"subscribe","projects":["a","b"]}"#),
-            Ok(ClientMessage::Subscribe {
-                projects: vec!["a".into(), "b".into()]
-            })
+            ClientMessage::parse(r#"{"action":"subscribe","projects":["a"]}"#),
+            Ok(subscribe(&["project:a", "log:a"]))
         );
         assert_eq!(
             ClientMessage::parse(r#"{"action":"unsubscribe","projects":[]}"#),
-            Ok(ClientMessage::Unsubscribe { projects: vec![] })
+            Ok(ClientMessage::Unsubscribe { topics: vec![] })
         );
         assert_eq!(
             ClientMessage::parse(r#"{"action":"ping"}"#),
@@ -294,11 +359,17 @@ mod tests {
     }
 
     #[test]
-    fn accepts_project_topics() {
+    fn parses_topics_and_cursors() {
+        let parsed = ClientMessage::parse(
+            r#"{"action":"subscribe","topics":["projects","project:x"],"since":{"project:x":{"epoch":7,"seq":42}}}"#,
+        );
+        let mut since = BTreeMap::new();
+        since.insert(Topic::Project("x".into()), Cursor { epoch: 7, seq: 42 });
         assert_eq!(
-            ClientMessage::parse(r#"{"action":"subscribe","topics":["projects","project:x"]}"#),
+            parsed,
             Ok(ClientMessage::Subscribe {
-                projects: vec!["x".into()]
+                topics: vec![Topic::Projects, Topic::Project("x".into())],
+                since,
             })
         );
     }
@@ -343,10 +414,29 @@ mod tests {
                 ..
             })
         ));
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"subscribe","topics":["weather"]}"#),
+            Err(ProtocolError::BadTopic("weather".into()))
+        );
+        for since in [
+            r#"[]"#,
+            r#"{"project:x":{"epoch":1}}"#,
+            r#"{"project:x":{"epoch":-1,"seq":0}}"#,
+        ] {
+            let frame =
+                format!(r#"{{"action":"subscribe","topics":["project:x"],"since":{since}}}"#);
+            assert!(
+                matches!(
+                    ClientMessage::parse(&frame),
+                    Err(ProtocolError::BadField { field: "since", .. })
+                ),
+                "{since}"
+            );
+        }
     }
 
     #[test]
-    fn events_use_the_seed_envelope() {
+    fn events_use_the_seed_envelope_and_know_their_topic() {
         let event = ServerMessage::StatusChanged {
             project: "p".into(),
             timestamp: "2026-01-01T00:00:00Z".into(),
@@ -363,5 +453,12 @@ mod tests {
         assert_eq!(json["data"]["previous"], "running");
         let back: ServerMessage = serde_json::from_value(json).expect("round trip");
         assert_eq!(back, event);
+        assert_eq!(event.topic(), Some(Topic::Project("p".into())));
+        let log = ServerMessage::LogRotated {
+            project: "p".into(),
+            timestamp: "t".into(),
+        };
+        assert_eq!(log.topic(), Some(Topic::Log("p".into())));
+        assert_eq!(ServerMessage::Pong.topic(), None);
     }
 }

@@ -141,7 +141,7 @@ fn inspect(dir: &std::path::Path) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     let state = super::project::ProjectState::open(&super::discovery::project_id(&dir), &dir);
     let indexed = started.elapsed();
-    let detail = state.detail();
+    let detail = state.detail(crate::model::Cursor::default());
     let json = serde_json::to_string_pretty(&detail).map_err(|e| fail(e.to_string()))?;
     println!("{json}");
     eprintln!(

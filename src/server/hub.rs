@@ -1,76 +1,332 @@
-//! Fan-out of server events to connections. Each event is serialized once; every connection
-//! shares the same bytes.
+//! Fan-out of events to connections, with resumable topics.
+//!
+//! Each topic numbers its events (epoch + sequence number) and keeps a bounded ring of the recent
+//! ones, so a client that reconnects with its cursor gets exactly what it missed, or `resync`
+//! when that is no longer in the ring. Each event is serialized once; every connection shares the
+//! same bytes.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::model::protocol::ServerMessage;
+use crate::model::{protocol::ServerMessage, Cursor, Topic};
 
-/// Events a connection may fall behind by before it is told to resync.
+/// Frames a connection may fall behind by before it is told to resync.
 pub const DEFAULT_CAPACITY: usize = 1024;
+/// Recent events kept per topic for resuming clients...
+const RING_EVENTS: usize = 512;
+/// ...and at most this many bytes of them (log topics carry whole blocks of lines).
+const RING_BYTES: usize = 4 * 1024 * 1024;
 
 /// One serialized event.
 #[derive(Debug)]
 pub struct Frame {
-    /// The project the event belongs to; `None` for events every connection receives
-    /// (projects appearing and leaving).
-    pub project: Option<String>,
+    pub topic: Topic,
+    pub cursor: Cursor,
     pub text: Utf8Bytes,
+}
+
+/// What a resuming subscriber gets.
+#[derive(Debug)]
+pub enum Replay {
+    /// The events after the client's cursor (possibly none), oldest first.
+    Frames(Vec<Arc<Frame>>),
+    /// The cursor is from another epoch or older than the ring: the client must refetch.
+    Resync,
+}
+
+#[derive(Debug)]
+struct TopicLog {
+    cursor: Cursor,
+    ring: VecDeque<Arc<Frame>>,
+    ring_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    epoch: u64,
+    topics: Mutex<HashMap<Topic, TopicLog>>,
+    sender: broadcast::Sender<Arc<Frame>>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Hub {
-    sender: broadcast::Sender<Arc<Frame>>,
+    inner: Arc<Inner>,
+}
+
+/// The wire form of an event: the seed envelope plus where it sits in its topic.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    #[serde(flatten)]
+    message: &'a ServerMessage,
+    topic: &'a Topic,
+    epoch: u64,
+    seq: u64,
 }
 
 impl Hub {
     pub fn new(capacity: usize) -> Self {
+        // Milliseconds since 1970: a restarted server always starts a later epoch.
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(1);
         Self {
-            sender: broadcast::channel(capacity).0,
+            inner: Arc::new(Inner {
+                epoch,
+                topics: Mutex::new(HashMap::new()),
+                sender: broadcast::channel(capacity.max(1)).0,
+            }),
         }
+    }
+
+    /// The epoch every topic starts in (announced in `hello`).
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
-        self.sender.subscribe()
+        self.inner.sender.subscribe()
     }
 
-    pub fn publish(&self, message: &ServerMessage) {
-        let project = match message {
-            ServerMessage::ProjectAdded { .. } | ServerMessage::ProjectRemoved { .. } => None,
-            other => other.project().map(str::to_owned),
-        };
-        match serde_json::to_string(message) {
-            Ok(text) => {
-                // No receivers is normal (nobody connected); nothing to do then.
-                let _ = self.sender.send(Arc::new(Frame {
-                    project,
-                    text: text.into(),
-                }));
-            }
-            Err(error) => tracing::error!(%error, "cannot serialize an event"),
-        }
+    /// The cursor of the last event published on `topic`.
+    pub fn cursor(&self, topic: &Topic) -> Cursor {
+        self.lock()
+            .get(topic)
+            .map(|log| log.cursor)
+            .unwrap_or(Cursor {
+                epoch: self.inner.epoch,
+                seq: 0,
+            })
     }
+
+    /// Numbers, serializes and sends an event. A `log_rotated` event starts a new epoch of its
+    /// log topic first: cursors into the old log are void.
+    pub fn publish(&self, message: &ServerMessage) {
+        let Some(topic) = message.topic() else {
+            return;
+        };
+        let mut topics = self.lock();
+        let log = topics.entry(topic.clone()).or_insert_with(|| TopicLog {
+            cursor: Cursor {
+                epoch: self.inner.epoch,
+                seq: 0,
+            },
+            ring: VecDeque::new(),
+            ring_bytes: 0,
+        });
+        if matches!(message, ServerMessage::LogRotated { .. }) {
+            log.cursor = Cursor {
+                epoch: next_epoch(log.cursor.epoch),
+                seq: 0,
+            };
+            log.ring.clear();
+            log.ring_bytes = 0;
+        }
+        let cursor = Cursor {
+            epoch: log.cursor.epoch,
+            seq: log.cursor.seq + 1,
+        };
+        let envelope = Envelope {
+            message,
+            topic: &topic,
+            epoch: cursor.epoch,
+            seq: cursor.seq,
+        };
+        let text = match serde_json::to_string(&envelope) {
+            Ok(text) => text,
+            Err(error) => {
+                tracing::error!(%error, "cannot serialize an event");
+                return;
+            }
+        };
+        log.cursor = cursor;
+        let frame = Arc::new(Frame {
+            topic,
+            cursor,
+            text: text.into(),
+        });
+        log.ring_bytes += frame.text.len();
+        log.ring.push_back(frame.clone());
+        while log.ring.len() > RING_EVENTS || (log.ring_bytes > RING_BYTES && log.ring.len() > 1) {
+            if let Some(old) = log.ring.pop_front() {
+                log.ring_bytes -= old.text.len();
+            }
+        }
+        // Sent while the topic is locked, so a concurrent replay sees each event exactly once:
+        // either in the ring snapshot or after it on the channel. No receivers is normal.
+        let _ = self.inner.sender.send(frame);
+    }
+
+    /// The events of `topic` after `since`, and the cursor the subscriber is now at.
+    pub fn replay(&self, topic: &Topic, since: Cursor) -> (Replay, Cursor) {
+        let topics = self.lock();
+        let Some(log) = topics.get(topic) else {
+            let current = Cursor {
+                epoch: self.inner.epoch,
+                seq: 0,
+            };
+            let replay = if since == current || (since.epoch == current.epoch && since.seq == 0) {
+                Replay::Frames(Vec::new())
+            } else {
+                Replay::Resync
+            };
+            return (replay, current);
+        };
+        let current = log.cursor;
+        if since.epoch != current.epoch || since.seq > current.seq {
+            return (Replay::Resync, current);
+        }
+        let oldest_kept = log.ring.front().map_or(current.seq + 1, |f| f.cursor.seq);
+        if since.seq + 1 < oldest_kept {
+            return (Replay::Resync, current);
+        }
+        let frames = log
+            .ring
+            .iter()
+            .filter(|frame| frame.cursor.seq > since.seq)
+            .cloned()
+            .collect();
+        (Replay::Frames(frames), current)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Topic, TopicLog>> {
+        self.inner
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn next_epoch(previous: u64) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    now.max(previous + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::protocol::{LogLines, StatusChange};
+    use crate::model::Status;
+
+    fn status(project: &str) -> ServerMessage {
+        ServerMessage::StatusChanged {
+            project: project.into(),
+            timestamp: "t".into(),
+            data: StatusChange {
+                status: Status::Paused,
+                previous: Status::Running,
+            },
+        }
+    }
+
+    fn lines(project: &str, text: &str) -> ServerMessage {
+        ServerMessage::LogAppend {
+            project: project.into(),
+            timestamp: "t".into(),
+            data: LogLines { lines: text.into() },
+        }
+    }
 
     #[tokio::test]
-    async fn serializes_once_and_shares_the_bytes() {
+    async fn serializes_once_numbers_per_topic_and_shares_the_bytes() {
         let hub = Hub::new(8);
         let mut a = hub.subscribe();
         let mut b = hub.subscribe();
-        hub.publish(&ServerMessage::ProjectRemoved {
+        hub.publish(&status("p"));
+        hub.publish(&lines("p", "x\n"));
+        hub.publish(&status("p"));
+        let (fa, fb) = (a.recv().await.expect("a"), b.recv().await.expect("b"));
+        assert!(Arc::ptr_eq(&fa, &fb));
+        let json: serde_json::Value = serde_json::from_str(fa.text.as_str()).expect("json");
+        assert_eq!(json["type"], "status_changed");
+        assert_eq!(json["topic"], "project:p");
+        assert_eq!(json["epoch"], hub.epoch());
+        assert_eq!(json["seq"], 1);
+        assert_eq!(json["data"]["status"], "paused");
+        assert_eq!(hub.cursor(&Topic::Project("p".into())).seq, 2);
+        assert_eq!(hub.cursor(&Topic::Log("p".into())).seq, 1);
+    }
+
+    #[test]
+    fn replays_what_was_missed_or_says_resync() {
+        let hub = Hub::new(8);
+        let topic = Topic::Project("p".into());
+        let start = hub.cursor(&topic);
+        for _ in 0..5 {
+            hub.publish(&status("p"));
+        }
+        let (replay, now) = hub.replay(
+            &topic,
+            Cursor {
+                epoch: start.epoch,
+                seq: 2,
+            },
+        );
+        assert_eq!(now.seq, 5);
+        match replay {
+            Replay::Frames(frames) => {
+                let seqs: Vec<u64> = frames.iter().map(|f| f.cursor.seq).collect();
+                assert_eq!(seqs, [3, 4, 5]);
+            }
+            Replay::Resync => panic!("cursor is in the ring"),
+        }
+        assert!(matches!(hub.replay(&topic, now).0, Replay::Frames(f) if f.is_empty()));
+        assert!(matches!(
+            hub.replay(&topic, Cursor { epoch: 1, seq: 2 }).0,
+            Replay::Resync
+        ));
+        assert!(matches!(
+            hub.replay(
+                &topic,
+                Cursor {
+                    epoch: start.epoch,
+                    seq: 99
+                }
+            )
+            .0,
+            Replay::Resync
+        ));
+        // A topic nobody has published on yet resumes from zero.
+        let quiet = Topic::Project("q".into());
+        assert!(matches!(hub.replay(&quiet, start).0, Replay::Frames(f) if f.is_empty()));
+    }
+
+    #[test]
+    fn the_ring_forgets_old_events_and_rotation_voids_cursors() {
+        let hub = Hub::new(8);
+        let topic = Topic::Log("p".into());
+        for _ in 0..(RING_EVENTS + 10) {
+            hub.publish(&lines("p", "x\n"));
+        }
+        let epoch = hub.cursor(&topic).epoch;
+        assert!(matches!(
+            hub.replay(&topic, Cursor { epoch, seq: 1 }).0,
+            Replay::Resync
+        ));
+        assert!(
+            matches!(hub.replay(&topic, Cursor { epoch, seq: 11 }).0, Replay::Frames(f) if f.len() == RING_EVENTS - 1)
+        );
+
+        hub.publish(&ServerMessage::LogRotated {
             project: "p".into(),
             timestamp: "t".into(),
         });
-        let (fa, fb) = (a.recv().await, b.recv().await);
-        let (fa, fb) = (fa.expect("a receives"), fb.expect("b receives"));
-        assert!(Arc::ptr_eq(&fa, &fb));
-        assert_eq!(fa.project, None);
-        assert!(fa.text.as_str().contains("\"type\":\"project_removed\""));
+        let rotated = hub.cursor(&topic);
+        assert!(rotated.epoch > epoch);
+        assert_eq!(rotated.seq, 1);
+        assert!(matches!(
+            hub.replay(&topic, Cursor { epoch, seq: 600 }).0,
+            Replay::Resync
+        ));
     }
 }

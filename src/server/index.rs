@@ -8,21 +8,37 @@ use std::{
     time::SystemTime,
 };
 
-use crate::model::{protocol::ServerMessage, ProjectSummary};
+use crate::model::{protocol::ServerMessage, Cursor, ProjectSummary, Topic};
 
 use super::{
     discovery,
+    hub::Hub,
     project::{FileKind, ProjectState},
 };
 
 type Shared = Arc<Mutex<ProjectState>>;
 
-#[derive(Debug, Default)]
+/// Events are published to the hub by the index itself, while the project is locked: a reader
+/// that takes a project's state and its topic cursor under that lock gets a consistent pair (the
+/// live stream continues exactly after that state).
+#[derive(Debug)]
 pub struct Index {
     projects: RwLock<BTreeMap<String, Shared>>,
+    hub: Hub,
 }
 
 impl Index {
+    pub fn new(hub: Hub) -> Self {
+        Self {
+            projects: RwLock::new(BTreeMap::new()),
+            hub,
+        }
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     pub fn len(&self) -> usize {
         self.read(|projects| projects.len())
     }
@@ -72,6 +88,7 @@ impl Index {
             return None;
         }
         projects.insert(id, Arc::new(Mutex::new(state)));
+        self.hub.publish(&event);
         Some(event)
     }
 
@@ -86,7 +103,11 @@ impl Index {
             return self.remove(id).into_iter().collect();
         }
         let mut state = lock(&project);
-        state.update(kinds)
+        let events = state.update(kinds);
+        for event in &events {
+            self.hub.publish(event);
+        }
+        events
     }
 
     pub fn remove(&self, id: &str) -> Option<ServerMessage> {
@@ -94,10 +115,41 @@ impl Index {
             .projects
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        projects.remove(id).map(|_| ServerMessage::ProjectRemoved {
+        let event = projects.remove(id).map(|_| ServerMessage::ProjectRemoved {
             project: id.to_owned(),
             timestamp: now(),
+        })?;
+        self.hub.publish(&event);
+        Some(event)
+    }
+
+    /// Runs `f` on one project's state together with the cursor of its `project:ID` topic.
+    pub fn with_project_at<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&ProjectState, Cursor) -> T,
+    ) -> Option<T> {
+        self.get(id).map(|project| {
+            let state = lock(&project);
+            f(&state, self.hub.cursor(&Topic::Project(id.to_owned())))
         })
+    }
+
+    /// Every project's summary with its cursor, and the cursor of the `projects` topic.
+    pub fn summaries_at(&self) -> (Vec<(ProjectSummary, Cursor)>, Cursor) {
+        let projects = self.projects.read().unwrap_or_else(PoisonError::into_inner);
+        let list_cursor = self.hub.cursor(&Topic::Projects);
+        let summaries = projects
+            .iter()
+            .map(|(id, project)| {
+                let state = lock(project);
+                (
+                    state.summary().clone(),
+                    self.hub.cursor(&Topic::Project(id.clone())),
+                )
+            })
+            .collect();
+        (summaries, list_cursor)
     }
 
     /// The id of the project whose directory is `dir`, if any.
@@ -153,7 +205,7 @@ mod tests {
         fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
         fs::write(dir.join(".ralph/ralph.pid"), std::process::id().to_string()).expect("pid");
         let dir = dir.canonicalize().expect("canonical");
-        let index = Index::default();
+        let index = Index::new(Hub::new(16));
         assert!(index.add(dir.clone()).is_some());
         assert!(index.add(dir.clone()).is_none(), "added once");
         let id = index.id_of(&dir).expect("known");
@@ -184,7 +236,8 @@ mod tests {
             &events[1],
             ServerMessage::PlanUpdated { data, .. } if data.tasks_done == 1 && data.tasks_total == 2
         ));
-        assert_eq!(index.summaries()[0].version, 1);
+        let (summaries, _) = index.summaries_at();
+        assert_eq!(summaries[0].1.seq, 2, "two events published on project:ID");
 
         fs::remove_dir_all(&dir).expect("delete project");
         let events = index.update(&id, &[FileKind::Pid]);

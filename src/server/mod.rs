@@ -112,15 +112,15 @@ pub struct RunningServer {
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let roots = discovery::validate_roots(&config.roots)
         .map_err(|(root, why)| StartError::BadRoot(root, why))?;
-    let index = Arc::new(Index::default());
+    let hub = Hub::new(hub::DEFAULT_CAPACITY);
+    let index = Arc::new(Index::new(hub.clone()));
     for dir in discovery::discover(&roots) {
         index.add(dir);
     }
     tracing::info!(projects = index.len(), "discovered projects");
 
-    let hub = Hub::new(hub::DEFAULT_CAPACITY);
     let shutdown = Shutdown::default();
-    let watcher = watcher::spawn(index.clone(), hub.clone(), roots, shutdown.clone())?;
+    let watcher = watcher::spawn(index.clone(), roots, shutdown.clone())?;
 
     let listener = TcpListener::bind(config.addr)
         .await

@@ -29,7 +29,7 @@ use crate::model::{
         StatusFilter, MAX_PAGE,
     },
     protocol::{ServerMessage, StatusChange},
-    ProjectSummary, Status,
+    Cursor, ProjectSummary, Status,
 };
 
 use super::{
@@ -168,7 +168,6 @@ pub struct ProjectState {
     pause_requested: bool,
     warnings: BTreeMap<&'static str, String>,
     summary: ProjectSummary,
-    version: u64,
     last_activity: Option<SystemTime>,
 }
 
@@ -195,7 +194,6 @@ impl ProjectState {
             pause_requested: false,
             warnings: BTreeMap::new(),
             summary: placeholder_summary(id, dir),
-            version: 0,
             last_activity: None,
         };
         for kind in FileKind::all() {
@@ -208,10 +206,6 @@ impl ProjectState {
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    pub fn version(&self) -> u64 {
-        self.version
     }
 
     pub fn summary(&self) -> &ProjectSummary {
@@ -260,10 +254,6 @@ impl ProjectState {
             });
         }
         self.summary = fresh;
-        if !events.is_empty() {
-            self.version += 1;
-            self.summary.version = self.version;
-        }
         events
     }
 
@@ -608,7 +598,6 @@ impl ProjectState {
                 .last_activity
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             recent_health,
-            version: self.version,
         }
     }
 
@@ -655,7 +644,8 @@ impl ProjectState {
         }
     }
 
-    pub fn detail(&self) -> ProjectDetail {
+    /// The project's full state, as of `cursor` (its `project:ID` topic).
+    pub fn detail(&self, cursor: Cursor) -> ProjectDetail {
         let records = &self.jsonl.rows;
         let plan = self.plan.clone().unwrap_or_default();
         let now_unix = SystemTime::now()
@@ -679,11 +669,11 @@ impl ProjectState {
             config: self.config.clone(),
             notifications: self.notifications.iter().rev().cloned().collect(),
             skipped_rows: self.jsonl.skipped,
-            version: self.version,
+            cursor,
         }
     }
 
-    pub fn iterations(&self, query: &IterationQuery) -> IterationPage {
+    pub fn iterations(&self, query: &IterationQuery, cursor: Cursor) -> IterationPage {
         let price = self.config.price_per_k_tokens().0;
         let logged: HashSet<(u32, u32)> = self
             .log
@@ -739,7 +729,7 @@ impl ProjectState {
         IterationPage {
             rows,
             total,
-            version: self.version,
+            cursor,
         }
     }
 
@@ -846,7 +836,6 @@ fn placeholder_summary(id: &str, dir: &Path) -> ProjectSummary {
         cost_usd: 0.0,
         last_activity: None,
         recent_health: Vec::new(),
-        version: 0,
     }
 }
 
@@ -954,7 +943,7 @@ mod tests {
             "{\"iteration\":1,\"status\":\"success\",\"test_output\":\"big\"}\n",
         );
         let mut state = ProjectState::open("p", &dir);
-        let page = state.iterations(&IterationQuery::default());
+        let page = state.iterations(&IterationQuery::default(), Cursor::default());
         assert_eq!(page.total, 1);
         assert_eq!(page.rows[0].record.test_output, None);
 
@@ -966,10 +955,13 @@ mod tests {
         .expect("write");
         fs::rename(&replacement, &rows).expect("replace");
         state.update(&[FileKind::Jsonl]);
-        let page = state.iterations(&IterationQuery {
-            sort: IterationSort::Oldest,
-            ..IterationQuery::default()
-        });
+        let page = state.iterations(
+            &IterationQuery {
+                sort: IterationSort::Oldest,
+                ..IterationQuery::default()
+            },
+            Cursor::default(),
+        );
         assert_eq!(page.total, 2);
         assert!(page.rows[0].record.status.is_error());
         assert_eq!(

@@ -19,7 +19,7 @@ use tokio::{
     time::{interval, sleep_until, Instant, MissedTickBehavior},
 };
 
-use super::{discovery, hub::Hub, index::Index, project::FileKind, Shutdown};
+use super::{discovery, index::Index, project::FileKind, Shutdown};
 use crate::model::protocol::ServerMessage;
 
 /// Log and JSONL appends, pid and pause changes: forwarded almost at once, batching only what
@@ -44,7 +44,6 @@ impl ProjectWatcher {
 
 pub fn spawn(
     index: Arc<Index>,
-    hub: Hub,
     roots: Vec<PathBuf>,
     shutdown: Shutdown,
 ) -> Result<ProjectWatcher, notify::Error> {
@@ -61,7 +60,6 @@ pub fn spawn(
         watched: HashSet::new(),
         dirs: HashMap::new(),
         index,
-        hub,
         roots,
     };
     for (id, dir) in state.index.dirs() {
@@ -77,7 +75,6 @@ struct WatchState {
     /// Project directory -> project id.
     dirs: HashMap<PathBuf, String>,
     index: Arc<Index>,
-    hub: Hub,
     roots: Vec<PathBuf>,
 }
 
@@ -239,18 +236,17 @@ impl WatchState {
                         tracing::info!(project = %id, "project appeared");
                         self.track(id, dir);
                     }
-                    self.hub.publish(&event);
                 }
             }
         }
         for (id, kinds) in batch.changes {
             let kinds: Vec<FileKind> = kinds.into_iter().collect();
+            // The index publishes the events; the watcher only follows projects leaving.
             for event in self.index.update(&id, &kinds) {
                 if matches!(event, ServerMessage::ProjectRemoved { .. }) {
                     tracing::info!(project = %id, "project left");
                     self.untrack(&id);
                 }
-                self.hub.publish(&event);
             }
             if let Some(dir) = self.dir_of(&id) {
                 // `.ralph/` and `specs/` may have been deleted or (re-)created since the last look.

@@ -2,7 +2,7 @@
 //! with channels as well as with a real socket.
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -23,9 +23,16 @@ use tokio::{
     time::{interval_at, Instant},
 };
 
-use super::{hub::Frame, index::Index, AppState, Shutdown};
-use crate::model::protocol::{
-    ClientMessage, ServerMessage, CODE_BAD_REQUEST, CODE_UNKNOWN_PROJECT, HEARTBEAT_SECONDS,
+use super::{
+    hub::{Frame, Hub, Replay},
+    index::Index,
+    AppState, Shutdown,
+};
+use crate::model::{
+    protocol::{
+        ClientMessage, ServerMessage, CODE_BAD_REQUEST, CODE_UNKNOWN_PROJECT, HEARTBEAT_SECONDS,
+    },
+    Cursor, Topic,
 };
 
 /// Largest frame a client may send.
@@ -46,6 +53,7 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
                 id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
                 index: state.index.clone(),
                 events: state.hub.subscribe(),
+                hub: state.hub.clone(),
                 shutdown: state.shutdown.clone(),
                 heartbeat: Duration::from_secs(u64::from(HEARTBEAT_SECONDS)),
                 idle_timeout: IDLE_TIMEOUT,
@@ -58,6 +66,7 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
 pub struct Connection {
     pub id: u64,
     pub index: Arc<Index>,
+    pub hub: Hub,
     pub events: broadcast::Receiver<Arc<Frame>>,
     pub shutdown: Shutdown,
     pub heartbeat: Duration,
@@ -72,12 +81,14 @@ where
 {
     let hello = ServerMessage::Hello {
         connection: connection.id,
+        epoch: connection.hub.epoch(),
         heartbeat_seconds: connection.heartbeat.as_secs() as u32,
     };
     if send(&mut sink, &hello).await.is_err() {
         return;
     }
-    let mut subscriptions: HashSet<String> = HashSet::new();
+    // Subscribed topics and the cursor of the last event this client has of each.
+    let mut delivered: HashMap<Topic, Cursor> = HashMap::new();
     let mut last_heard = Instant::now();
     let mut heartbeat = interval_at(Instant::now() + connection.heartbeat, connection.heartbeat);
     let stop = connection.shutdown.wait();
@@ -94,31 +105,37 @@ where
             incoming = stream.next() => {
                 let Some(Ok(message)) = incoming else { return };
                 last_heard = Instant::now();
-                let reply = match message {
-                    Message::Text(text) => handle(&connection.index, &mut subscriptions, text.as_str()),
-                    Message::Binary(_) => vec![ServerMessage::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text")],
+                let outgoing = match message {
+                    Message::Text(text) => handle(&connection, &mut delivered, text.as_str()),
+                    Message::Binary(_) => vec![reply(ServerMessage::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text"))],
                     Message::Close(_) => return,
                     // Protocol pings are answered by the socket layer; pongs only prove life.
                     Message::Ping(_) | Message::Pong(_) => Vec::new(),
                 };
-                for message in reply {
-                    if send(&mut sink, &message).await.is_err() {
+                for item in outgoing {
+                    let sent = match item {
+                        Outgoing::Message(message) => send(&mut sink, &message).await,
+                        Outgoing::Frame(frame) => sink.send(Message::Text(frame.text.clone())).await.map_err(|_| ()),
+                    };
+                    if sent.is_err() {
                         return;
                     }
                 }
             }
             event = connection.events.recv() => {
                 let outcome = match event {
-                    Ok(frame) => {
-                        let wanted = frame.project.as_ref().is_none_or(|p| subscriptions.contains(p));
-                        if wanted {
+                    Ok(frame) => match delivered.get_mut(&frame.topic) {
+                        // Already replayed, or from before the subscription's cursor.
+                        Some(cursor) if frame.cursor <= *cursor => Ok(()),
+                        Some(cursor) => {
+                            *cursor = frame.cursor;
                             sink.send(Message::Text(frame.text.clone())).await.map_err(|_| ())
-                        } else {
-                            Ok(())
                         }
-                    }
+                        None => Ok(()),
+                    },
                     Err(RecvError::Lagged(missed)) => {
-                        let resync = ServerMessage::Resync { reason: format!("missed {missed} events") };
+                        // Too slow to keep up: do not wait for it, tell it to refetch.
+                        let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
                         send(&mut sink, &resync).await
                     }
                     Err(RecvError::Closed) => {
@@ -143,30 +160,78 @@ where
     }
 }
 
+enum Outgoing {
+    Message(Box<ServerMessage>),
+    Frame(Arc<Frame>),
+}
+
+fn reply(message: ServerMessage) -> Outgoing {
+    Outgoing::Message(Box::new(message))
+}
+
 /// The replies to one client frame. Bad frames get an error frame; the socket stays open.
-fn handle(index: &Index, subscriptions: &mut HashSet<String>, text: &str) -> Vec<ServerMessage> {
+fn handle(
+    connection: &Connection,
+    delivered: &mut HashMap<Topic, Cursor>,
+    text: &str,
+) -> Vec<Outgoing> {
     match ClientMessage::parse(text) {
-        Ok(ClientMessage::Ping) => vec![ServerMessage::Pong],
-        Ok(ClientMessage::Subscribe { projects }) => {
-            let (known, unknown): (Vec<String>, Vec<String>) =
-                projects.into_iter().partition(|id| index.contains(id));
-            subscriptions.extend(known.iter().cloned());
-            let mut replies = vec![ServerMessage::Subscribed { projects: known }];
+        Ok(ClientMessage::Ping) => vec![reply(ServerMessage::Pong)],
+        Ok(ClientMessage::Subscribe { topics, since }) => {
+            let mut out = Vec::new();
+            let mut accepted = Vec::new();
+            let mut cursors = BTreeMap::new();
+            let mut unknown = Vec::new();
+            let mut replayed = Vec::new();
+            for topic in topics {
+                if let Some(id) = topic.project() {
+                    if !connection.index.contains(id) {
+                        unknown.push(topic.to_string());
+                        continue;
+                    }
+                }
+                let (now, frames) = match since.get(&topic) {
+                    Some(cursor) => match connection.hub.replay(&topic, *cursor) {
+                        (Replay::Frames(frames), now) => (now, frames),
+                        (Replay::Resync, now) => {
+                            out.push(reply(ServerMessage::Resync {
+                                topic: Some(topic.clone()),
+                                reason: "the cursor is unknown or too old".into(),
+                            }));
+                            (now, Vec::new())
+                        }
+                    },
+                    None => (connection.hub.cursor(&topic), Vec::new()),
+                };
+                delivered.insert(topic.clone(), now);
+                cursors.insert(topic.clone(), now);
+                accepted.push(topic);
+                replayed.extend(frames);
+            }
+            let mut replies = vec![reply(ServerMessage::Subscribed {
+                topics: accepted,
+                cursors,
+            })];
             if !unknown.is_empty() {
-                replies.push(ServerMessage::error(
+                replies.push(reply(ServerMessage::error(
                     CODE_UNKNOWN_PROJECT,
                     format!("unknown project(s): {}", unknown.join(", ")),
-                ));
+                )));
             }
+            replies.extend(out);
+            replies.extend(replayed.into_iter().map(Outgoing::Frame));
             replies
         }
-        Ok(ClientMessage::Unsubscribe { projects }) => {
-            for id in &projects {
-                subscriptions.remove(id);
+        Ok(ClientMessage::Unsubscribe { topics }) => {
+            for topic in &topics {
+                delivered.remove(topic);
             }
-            vec![ServerMessage::Unsubscribed { projects }]
+            vec![reply(ServerMessage::Unsubscribed { topics })]
         }
-        Err(error) => vec![ServerMessage::error(CODE_BAD_REQUEST, error.to_string())],
+        Err(error) => vec![reply(ServerMessage::error(
+            CODE_BAD_REQUEST,
+            error.to_string(),
+        ))],
     }
 }
 
@@ -186,11 +251,14 @@ async fn close<Tx: Sink<Message> + Unpin>(sink: &mut Tx, code: u16, reason: &'st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::hub::Hub;
+    use crate::model::{protocol::StatusChange, Status};
     use futures::channel::mpsc;
     use std::convert::Infallible;
 
-    async fn next_json(rx: &mut mpsc::Receiver<Message>) -> serde_json::Value {
+    type ClientRx = mpsc::Receiver<Message>;
+    type ClientTx = mpsc::Sender<Result<Message, Infallible>>;
+
+    async fn next_json(rx: &mut ClientRx) -> serde_json::Value {
         let message = tokio::time::timeout(Duration::from_secs(5), rx.next())
             .await
             .expect("a frame within 5 s")
@@ -201,53 +269,83 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn bad_frames_get_errors_and_the_socket_stays_open() {
-        let hub = Hub::new(8);
-        let shutdown = Shutdown::default();
+    async fn say(tx: &mut ClientTx, text: &str) {
+        tx.send(Ok(Message::Text(text.into()))).await.expect("send");
+    }
+
+    /// A connection over channels, with one known project; returns the project id.
+    fn connect(
+        hub: &Hub,
+        shutdown: &Shutdown,
+    ) -> (
+        String,
+        ClientTx,
+        ClientRx,
+        tokio::task::JoinHandle<()>,
+        tempfile::TempDir,
+    ) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("p");
+        std::fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
+        let index = Arc::new(Index::new(hub.clone()));
+        index.add(dir.canonicalize().expect("canonical"));
+        let id = index.summaries()[0].id.clone();
         let connection = Connection {
             id: 7,
-            index: Arc::new(Index::default()),
+            index,
             events: hub.subscribe(),
+            hub: hub.clone(),
             shutdown: shutdown.clone(),
             heartbeat: Duration::from_secs(20),
             idle_timeout: IDLE_TIMEOUT,
         };
-        let (server_tx, mut client_rx) = mpsc::channel::<Message>(16);
-        let (mut client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
+        let (server_tx, client_rx) = mpsc::channel::<Message>(64);
+        let (client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
         let task = tokio::spawn(run(connection, server_tx, server_rx));
+        (id, client_tx, client_rx, task, root)
+    }
 
-        let hello = next_json(&mut client_rx).await;
+    fn status(project: &str) -> ServerMessage {
+        ServerMessage::StatusChanged {
+            project: project.to_owned(),
+            timestamp: "t".into(),
+            data: StatusChange {
+                status: Status::Paused,
+                previous: Status::Running,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_frames_get_errors_and_the_socket_stays_open() {
+        let hub = Hub::new(8);
+        let shutdown = Shutdown::default();
+        let (_id, mut tx, mut rx, task, _root) = connect(&hub, &shutdown);
+        let hello = next_json(&mut rx).await;
         assert_eq!(hello["type"], "hello");
         assert_eq!(hello["connection"], 7);
+        assert_eq!(hello["epoch"], hub.epoch());
 
-        for bad in ["{oops", "[]", r#"{"action":"fly"}"#] {
-            client_tx
-                .send(Ok(Message::Text(bad.into())))
-                .await
-                .expect("send");
-            let reply = next_json(&mut client_rx).await;
+        for bad in [
+            "{oops",
+            "[]",
+            r#"{"action":"fly"}"#,
+            r#"{"action":"subscribe","topics":["x"]}"#,
+        ] {
+            say(&mut tx, bad).await;
+            let reply = next_json(&mut rx).await;
             assert_eq!(reply["type"], "error", "{bad}");
             assert_eq!(reply["code"], 4400);
         }
-        client_tx
-            .send(Ok(Message::Text(
-                r#"{"action":"subscribe","projects":["nope"]}"#.into(),
-            )))
-            .await
-            .expect("send");
-        assert_eq!(next_json(&mut client_rx).await["type"], "subscribed");
-        let unknown = next_json(&mut client_rx).await;
-        assert_eq!(unknown["code"], 4404);
+        say(&mut tx, r#"{"action":"subscribe","projects":["nope"]}"#).await;
+        assert_eq!(next_json(&mut rx).await["type"], "subscribed");
+        assert_eq!(next_json(&mut rx).await["code"], 4404);
 
-        client_tx
-            .send(Ok(Message::Text(r#"{"type":"ping"}"#.into())))
-            .await
-            .expect("send");
-        assert_eq!(next_json(&mut client_rx).await["type"], "pong");
+        say(&mut tx, r#"{"type":"ping"}"#).await;
+        assert_eq!(next_json(&mut rx).await["type"], "pong");
 
         shutdown.trigger();
-        let close = tokio::time::timeout(Duration::from_secs(5), client_rx.next())
+        let close = tokio::time::timeout(Duration::from_secs(5), rx.next())
             .await
             .expect("close within 5 s");
         match close {
@@ -262,59 +360,76 @@ mod tests {
 
     #[tokio::test]
     async fn events_reach_only_subscribers_and_lag_means_resync() {
-        let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("p");
-        std::fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
-        let index = Arc::new(Index::default());
-        index.add(dir.canonicalize().expect("canonical"));
-        let id = index.summaries()[0].id.clone();
-
         let hub = Hub::new(2);
-        let connection = Connection {
-            id: 1,
-            index,
-            events: hub.subscribe(),
-            shutdown: Shutdown::default(),
-            heartbeat: Duration::from_secs(20),
-            idle_timeout: IDLE_TIMEOUT,
-        };
-        let (server_tx, mut client_rx) = mpsc::channel::<Message>(64);
-        let (mut client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
-        let _task = tokio::spawn(run(connection, server_tx, server_rx));
-        assert_eq!(next_json(&mut client_rx).await["type"], "hello");
-
-        let status = |project: &str| ServerMessage::StatusChanged {
-            project: project.to_owned(),
-            timestamp: "t".into(),
-            data: crate::model::protocol::StatusChange {
-                status: crate::model::Status::Paused,
-                previous: crate::model::Status::Running,
-            },
-        };
-        let sub = format!(r#"{{"action":"subscribe","projects":["{id}"]}}"#);
-        client_tx
-            .send(Ok(Message::Text(sub.into())))
-            .await
-            .expect("send");
-        assert_eq!(next_json(&mut client_rx).await["type"], "subscribed");
+        let shutdown = Shutdown::default();
+        let (id, mut tx, mut rx, _task, _root) = connect(&hub, &shutdown);
+        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        say(
+            &mut tx,
+            &format!(r#"{{"action":"subscribe","topics":["project:{id}"]}}"#),
+        )
+        .await;
+        let ack = next_json(&mut rx).await;
+        assert_eq!(ack["type"], "subscribed");
+        assert_eq!(ack["topics"][0], format!("project:{id}"));
+        assert_eq!(ack["cursors"][format!("project:{id}")]["seq"], 0);
 
         hub.publish(&status("someone-else"));
         hub.publish(&status(&id));
-        let event = next_json(&mut client_rx).await;
+        let event = next_json(&mut rx).await;
         assert_eq!(event["type"], "status_changed");
         assert_eq!(event["project"], id.as_str());
+        assert_eq!(event["seq"], 1);
 
-        // Overflow the 2-slot ring before the connection can read: it must be told to resync.
+        // Overflow the 2-slot channel before the connection can read: it must be told to resync.
         for _ in 0..5 {
             hub.publish(&status(&id));
         }
         let mut saw_resync = false;
         for _ in 0..4 {
-            if next_json(&mut client_rx).await["type"] == "resync" {
+            if next_json(&mut rx).await["type"] == "resync" {
                 saw_resync = true;
                 break;
             }
         }
         assert!(saw_resync, "a lagging connection gets resync");
+    }
+
+    #[tokio::test]
+    async fn a_resuming_client_gets_exactly_what_it_missed() {
+        let hub = Hub::new(64);
+        let shutdown = Shutdown::default();
+        let (id, mut tx, mut rx, _task, _root) = connect(&hub, &shutdown);
+        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        for _ in 0..3 {
+            hub.publish(&status(&id));
+        }
+        let epoch = hub.epoch();
+        say(
+            &mut tx,
+            &format!(r#"{{"action":"subscribe","topics":["project:{id}"],"since":{{"project:{id}":{{"epoch":{epoch},"seq":1}}}}}}"#),
+        )
+        .await;
+        let ack = next_json(&mut rx).await;
+        assert_eq!(ack["cursors"][format!("project:{id}")]["seq"], 3);
+        let replayed: Vec<u64> = vec![
+            next_json(&mut rx).await["seq"].as_u64().unwrap_or(0),
+            next_json(&mut rx).await["seq"].as_u64().unwrap_or(0),
+        ];
+        assert_eq!(replayed, [2, 3]);
+        hub.publish(&status(&id));
+        // Events 2 and 3 also sat in the channel: they must not arrive twice.
+        assert_eq!(next_json(&mut rx).await["seq"], 4);
+
+        // A cursor from another epoch cannot be served.
+        say(
+            &mut tx,
+            &format!(r#"{{"action":"subscribe","topics":["project:{id}"],"since":{{"project:{id}":{{"epoch":1,"seq":1}}}}}}"#),
+        )
+        .await;
+        assert_eq!(next_json(&mut rx).await["type"], "subscribed");
+        let resync = next_json(&mut rx).await;
+        assert_eq!(resync["type"], "resync");
+        assert_eq!(resync["topic"], format!("project:{id}"));
     }
 }
