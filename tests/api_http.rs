@@ -61,7 +61,10 @@ async fn server_functions_return_the_project_data() {
     let list = json(&list);
     let card = &list["projects"][0];
     // The cursors the live stream continues from: nothing happened yet on either topic.
-    assert_eq!(list["cursors"]["projects"]["seq"], 1, "project_added at start-up");
+    assert_eq!(
+        list["cursors"]["projects"]["seq"], 1,
+        "project_added at start-up"
+    );
     assert_eq!(list["cursors"][format!("project:{id}")]["seq"], 0);
     assert_eq!(card["id"], id.as_str());
     assert_eq!(card["status"], "running");

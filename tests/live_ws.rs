@@ -118,7 +118,10 @@ async fn file_changes_reach_a_subscribed_socket() {
     // The seed form subscribes to the project's state and its log.
     assert_eq!(
         ack["topics"],
-        serde_json::json!([format!("project:{}", fixture.id), format!("log:{}", fixture.id)])
+        serde_json::json!([
+            format!("project:{}", fixture.id),
+            format!("log:{}", fixture.id)
+        ])
     );
 
     fs::write(fixture.project.join(".ralph/pause"), "").expect("touch pause");
@@ -204,7 +207,11 @@ async fn file_changes_reach_a_subscribed_socket() {
     wait_for(&mut client, "pong", |f| f["type"] == "pong").await;
 
     // Projects leaving are announced on the `projects` topic.
-    send(&mut client, r#"{"action":"subscribe","topics":["projects"]}"#).await;
+    send(
+        &mut client,
+        r#"{"action":"subscribe","topics":["projects"]}"#,
+    )
+    .await;
     wait_for(&mut client, "subscribed", |f| f["type"] == "subscribed").await;
     fs::remove_dir_all(&fixture.project).expect("delete project");
     wait_for(&mut client, "project_removed", |f| {
@@ -250,7 +257,11 @@ async fn a_new_project_appears_live_and_the_page_renders_real_data() {
     );
 
     let mut client = connect(&fixture).await;
-    send(&mut client, r#"{"action":"subscribe","topics":["projects"]}"#).await;
+    send(
+        &mut client,
+        r#"{"action":"subscribe","topics":["projects"]}"#,
+    )
+    .await;
     assert_eq!(next_json(&mut client).await["type"], "subscribed");
     let beta = fixture.root.join("beta");
     write_project(&beta, PLAN);

@@ -17,7 +17,7 @@ pub mod ws;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use axum::{extract::FromRef, routing::get, Router};
+use axum::{extract::FromRef, routing::get, serve::ListenerExt, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -33,6 +33,7 @@ pub struct AppState {
     pub index: Arc<Index>,
     pub hub: Hub,
     pub shutdown: Shutdown,
+    pub connections: Arc<ws::ConnectionLimits>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -128,6 +129,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(config.addr, e))?;
+    // Small event frames must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let mut leptos_options = config.leptos_options;
     leptos_options.site_addr = addr;
     let state = AppState {
@@ -135,6 +142,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         index,
         hub,
         shutdown: shutdown.clone(),
+        connections: Arc::default(),
     };
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let http = tokio::spawn({

@@ -3,19 +3,22 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    net::{IpAddr, SocketAddr},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
+    sync::{Mutex, PoisonError},
     time::Duration,
 };
 
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-        State,
+        ConnectInfo, State,
     },
-    response::Response,
+    http::StatusCode,
+    response::{IntoResponse, Response},
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::{
@@ -41,12 +44,41 @@ pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Close code for "going away" (shutdown, idle).
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a policy violation (rate limit).
+const CLOSE_POLICY: u16 = 1008;
+/// Close code for a message over the size limit.
+const CLOSE_TOO_BIG: u16 = 1009;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    ws.max_message_size(MAX_INBOUND_BYTES)
-        .max_frame_size(MAX_INBOUND_BYTES)
+/// Messages a client may send in a burst...
+const RATE_BURST: f64 = 40.0;
+/// ...and per second after it.
+const RATE_PER_SECOND: f64 = 10.0;
+/// Sockets one address may hold open at once.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+/// Frames larger than this are not even buffered (the 64 KiB rule is enforced with a 1009).
+const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(state): State<AppState>,
+) -> Response {
+    let Some(slot) = state.connections.acquire(peer.ip()) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many WebSocket connections from this address",
+        )
+            .into_response();
+    };
+    // Small buffers: an idle socket should cost a few kilobytes, not tungstenite's 128 KiB
+    // defaults; a client that stops reading cannot make the server buffer without bound.
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket: WebSocket| {
             let (sink, stream) = socket.split();
             let context = Connection {
@@ -58,8 +90,82 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
                 heartbeat: Duration::from_secs(u64::from(HEARTBEAT_SECONDS)),
                 idle_timeout: IDLE_TIMEOUT,
             };
-            run(context, sink, stream)
+            async move {
+                run(context, sink, stream).await;
+                drop(slot);
+            }
         })
+}
+
+/// Counts open sockets per address.
+#[derive(Debug, Default)]
+pub struct ConnectionLimits {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One counted socket; releases its place when dropped.
+pub struct Slot {
+    limits: Arc<ConnectionLimits>,
+    address: IpAddr,
+}
+
+impl ConnectionLimits {
+    pub fn acquire(self: &Arc<Self>, address: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(address).or_insert(0);
+        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            limits: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self
+            .limits
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// A token bucket: `RATE_BURST` messages at once, then `RATE_PER_SECOND`.
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new() -> Self {
+        Self {
+            tokens: RATE_BURST,
+            last: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * RATE_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(RATE_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What one connection works with.
@@ -78,6 +184,7 @@ pub async fn run<Tx, Rx, E>(mut connection: Connection, mut sink: Tx, mut stream
 where
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
 {
     let hello = ServerMessage::Hello {
         connection: connection.id,
@@ -90,6 +197,7 @@ where
     // Subscribed topics and the cursor of the last event this client has of each.
     let mut delivered: HashMap<Topic, Cursor> = HashMap::new();
     let mut last_heard = Instant::now();
+    let mut rate = RateLimit::new();
     let mut heartbeat = interval_at(Instant::now() + connection.heartbeat, connection.heartbeat);
     let stop = connection.shutdown.wait();
     tokio::pin!(stop);
@@ -103,9 +211,28 @@ where
                 return;
             }
             incoming = stream.next() => {
-                let Some(Ok(message)) = incoming else { return };
+                let message = match incoming {
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => {
+                        if error.to_string().contains("too long") {
+                            close(&mut sink, CLOSE_TOO_BIG, "message too big").await;
+                        }
+                        return;
+                    }
+                    None => return,
+                };
                 last_heard = Instant::now();
+                if matches!(message, Message::Text(_) | Message::Binary(_)) && !rate.allow() {
+                    let _ = send(&mut sink, &ServerMessage::error(CLOSE_POLICY, "too many messages; slow down")).await;
+                    close(&mut sink, CLOSE_POLICY, "rate limit").await;
+                    return;
+                }
                 let outgoing = match message {
+                    Message::Text(text) if text.len() > MAX_INBOUND_BYTES => {
+                        let _ = send(&mut sink, &ServerMessage::error(CLOSE_TOO_BIG, format!("messages are limited to {MAX_INBOUND_BYTES} bytes"))).await;
+                        close(&mut sink, CLOSE_TOO_BIG, "message too big").await;
+                        return;
+                    }
                     Message::Text(text) => handle(&connection, &mut delivered, text.as_str()),
                     Message::Binary(_) => vec![reply(ServerMessage::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text"))],
                     Message::Close(_) => return,
@@ -431,5 +558,63 @@ mod tests {
         let resync = next_json(&mut rx).await;
         assert_eq!(resync["type"], "resync");
         assert_eq!(resync["topic"], format!("project:{id}"));
+    }
+
+    async fn next_close(rx: &mut ClientRx) -> u16 {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), rx.next())
+                .await
+                .expect("a frame within 5 s");
+            match message {
+                Some(Message::Close(Some(frame))) => return frame.code,
+                Some(_) => continue,
+                None => panic!("socket ended without a close frame"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_message_is_refused_with_1009() {
+        let hub = Hub::new(8);
+        let (_id, mut tx, mut rx, _task, _root) = connect(&hub, &Shutdown::default());
+        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        say(&mut tx, &"x".repeat(MAX_INBOUND_BYTES + 1)).await;
+        let error = next_json(&mut rx).await;
+        assert_eq!(error["code"], 1009);
+        assert_eq!(next_close(&mut rx).await, 1009);
+    }
+
+    #[tokio::test]
+    async fn a_flooding_client_is_closed_with_1008() {
+        let hub = Hub::new(8);
+        let (_id, mut tx, mut rx, _task, _root) = connect(&hub, &Shutdown::default());
+        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        for _ in 0..(RATE_BURST as usize + 5) {
+            if tx
+                .send(Ok(Message::Text(r#"{"action":"ping"}"#.into())))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        assert_eq!(next_close(&mut rx).await, 1008);
+    }
+
+    #[test]
+    fn connections_per_address_are_capped_and_released() {
+        let limits = Arc::new(ConnectionLimits::default());
+        let address: IpAddr = "192.0.2.7".parse().expect("ip");
+        let slots: Vec<Slot> = (0..MAX_CONNECTIONS_PER_ADDRESS)
+            .filter_map(|_| limits.acquire(address))
+            .collect();
+        assert_eq!(slots.len(), MAX_CONNECTIONS_PER_ADDRESS);
+        assert!(limits.acquire(address).is_none(), "one more is refused");
+        assert!(
+            limits.acquire("192.0.2.8".parse().expect("ip")).is_some(),
+            "others unaffected"
+        );
+        drop(slots);
+        assert!(limits.acquire(address).is_some(), "closing frees the place");
     }
 }
