@@ -15,6 +15,7 @@ use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::metrics;
 use crate::model::{protocol::ServerMessage, Cursor, Topic};
 
 /// Frames a connection may fall behind by before it is told to resync.
@@ -162,6 +163,7 @@ impl Hub {
         // Sent while the topic is locked, so a concurrent replay sees each event exactly once:
         // either in the ring snapshot or after it on the channel. No receivers is normal.
         let _ = self.inner.sender.send(frame);
+        metrics::count(&metrics::METRICS.events_published);
     }
 
     /// The events of `topic` after `since`, and the cursor the subscriber is now at.

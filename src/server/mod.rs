@@ -9,6 +9,7 @@ pub mod demo;
 pub mod discovery;
 pub mod hub;
 pub mod index;
+pub mod metrics;
 pub mod process;
 pub mod project;
 pub mod tail;
@@ -74,6 +75,7 @@ pub fn app(state: AppState) -> Router {
     let shell_options = state.leptos_options.clone();
     Router::new()
         .route("/api/ws", get(ws::upgrade))
+        .route("/metrics", get(metrics::handler))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -6,7 +6,7 @@
 //! Every update returns the events describing what changed.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     fs,
     io::{self, Read},
     path::{Path, PathBuf},
@@ -17,7 +17,7 @@ use crate::contract::{
     config::{parse_config, LoopConfig},
     iterations::{parse_line, IterationRecord, LineOutcome, RunTracker, SkipCounts},
     log::{LogEvent, LogScanner},
-    notification::{parse_notification, Notification},
+    notification::{parse_notification, Notification, NotificationKind},
     pid::parse_pid,
     plan::{normalize_task_id, parse_plan, Plan},
     stats::{compute_stats, health, Health},
@@ -164,6 +164,8 @@ pub struct ProjectState {
     config: LoopConfig,
     notifications: Vec<Notification>,
     seen_notifications: HashSet<String>,
+    /// For each JSONL row, the log iteration it belongs to (see [`ProjectState::relink`]).
+    row_log: Vec<Option<usize>>,
     loop_alive: bool,
     pause_requested: bool,
     warnings: BTreeMap<&'static str, String>,
@@ -190,6 +192,7 @@ impl ProjectState {
             config: LoopConfig::default(),
             notifications: Vec::new(),
             seen_notifications: HashSet::new(),
+            row_log: Vec::new(),
             loop_alive: false,
             pause_requested: false,
             warnings: BTreeMap::new(),
@@ -200,6 +203,7 @@ impl ProjectState {
             // The initial read reports nothing: there is no one to tell yet.
             let _ = state.read(&kind, false);
         }
+        state.relink();
         state.summary = state.build_summary();
         state
     }
@@ -227,6 +231,10 @@ impl ProjectState {
         let mut events = Vec::new();
         for kind in kinds {
             events.extend(self.read(kind, true));
+        }
+        if kinds.contains(&FileKind::Log) {
+            // A header read after its row (different batches) pairs up now.
+            self.relink();
         }
         let fresh = self.build_summary();
         if fresh.status != self.summary.status {
@@ -485,6 +493,7 @@ impl ProjectState {
             }
             Err(error) => self.warn("jsonl", format!("cannot read iterations.jsonl: {error}")),
         }
+        self.relink();
         if !report {
             return Vec::new();
         }
@@ -601,21 +610,52 @@ impl ProjectState {
         }
     }
 
+    /// Pairs each JSONL row with its iteration in the log, walking both backwards: the newest row
+    /// belongs to the newest log iteration with its number, the one before to an earlier one, and
+    /// so on. Run numbers restart when a loop restarts, and older scripts wrote a log but no rows,
+    /// so the runs of the two files cannot be compared directly; the log has every header, so a
+    /// paired row takes the log's run.
+    fn relink(&mut self) {
+        let mut by_number: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (index, iteration) in self.log.iterations.iter().enumerate() {
+            by_number
+                .entry(iteration.iteration)
+                .or_default()
+                .push(index);
+        }
+        let mut links = vec![None; self.jsonl.rows.len()];
+        let mut before = usize::MAX;
+        for (row, record) in self.jsonl.rows.iter().enumerate().rev() {
+            let Some(candidates) = by_number.get_mut(&record.iteration) else {
+                continue;
+            };
+            while candidates.last().is_some_and(|&index| index >= before) {
+                candidates.pop();
+            }
+            if let Some(index) = candidates.pop() {
+                links[row] = Some(index);
+                before = index;
+            }
+        }
+        for (record, link) in self.jsonl.rows.iter_mut().zip(&links) {
+            if let Some(iteration) = link.and_then(|index| self.log.iterations.get(index)) {
+                record.run = iteration.run;
+            }
+        }
+        self.row_log = links;
+    }
+
     /// Tokens from the JSONL rows, plus the log's count for iterations that have no row yet.
     fn total_tokens(&self) -> f64 {
-        let rows: HashSet<(u32, u32)> = self
-            .jsonl
-            .rows
-            .iter()
-            .map(|row| (row.run, row.iteration))
-            .collect();
+        let linked: HashSet<usize> = self.row_log.iter().flatten().copied().collect();
         let from_rows: f64 = self.jsonl.rows.iter().filter_map(|row| row.tokens).sum();
         let from_log: f64 = self
             .log
             .iterations
             .iter()
-            .filter(|it| !rows.contains(&(it.run, it.iteration)))
-            .filter_map(|it| it.tokens)
+            .enumerate()
+            .filter(|(i, _)| !linked.contains(i))
+            .filter_map(|(_, it)| it.tokens)
             .sum();
         from_rows + from_log
     }
@@ -626,8 +666,8 @@ impl ProjectState {
             return false;
         };
         if !matches!(
-            latest.severity,
-            crate::contract::notification::Severity::Error
+            latest.kind,
+            NotificationKind::Error | NotificationKind::Blocked
         ) {
             return false;
         }
@@ -675,18 +715,14 @@ impl ProjectState {
 
     pub fn iterations(&self, query: &IterationQuery, cursor: Cursor) -> IterationPage {
         let price = self.config.price_per_k_tokens().0;
-        let logged: HashSet<(u32, u32)> = self
-            .log
-            .iterations
-            .iter()
-            .map(|it| (it.run, it.iteration))
-            .collect();
+
         // Filter and sort references; only the requested page is cloned.
-        let mut rows: Vec<&IterationRecord> = self
+        let mut rows: Vec<(usize, &IterationRecord)> = self
             .jsonl
             .rows
             .iter()
-            .filter(|record| match query.status {
+            .enumerate()
+            .filter(|(_, record)| match query.status {
                 None => true,
                 Some(StatusFilter::Success) => record.status.is_success(),
                 Some(StatusFilter::Error) => record.status.is_error(),
@@ -694,17 +730,17 @@ impl ProjectState {
                     !record.status.is_success() && !record.status.is_error()
                 }
             })
-            .filter(|record| query.health.is_none_or(|h| health(record) == h))
+            .filter(|(_, record)| query.health.is_none_or(|h| health(record) == h))
             .collect();
         match query.sort {
             IterationSort::Newest => {
-                rows.sort_by_key(|record| std::cmp::Reverse((record.run, record.iteration)))
+                rows.sort_by_key(|(_, record)| std::cmp::Reverse((record.run, record.iteration)))
             }
-            IterationSort::Oldest => rows.sort_by_key(|record| (record.run, record.iteration)),
-            IterationSort::Tokens => {
-                rows.sort_by(|a, b| b.tokens.unwrap_or(0.0).total_cmp(&a.tokens.unwrap_or(0.0)))
-            }
-            IterationSort::Duration => rows.sort_by(|a, b| {
+            IterationSort::Oldest => rows.sort_by_key(|(_, record)| (record.run, record.iteration)),
+            IterationSort::Tokens => rows.sort_by(|(_, a), (_, b)| {
+                b.tokens.unwrap_or(0.0).total_cmp(&a.tokens.unwrap_or(0.0))
+            }),
+            IterationSort::Duration => rows.sort_by(|(_, a), (_, b)| {
                 b.duration_seconds
                     .unwrap_or(0.0)
                     .total_cmp(&a.duration_seconds.unwrap_or(0.0))
@@ -719,10 +755,10 @@ impl ProjectState {
             .into_iter()
             .skip(query.offset as usize)
             .take(limit as usize)
-            .map(|record| IterationRow {
+            .map(|(index, record)| IterationRow {
                 health: health(record),
                 cost_usd: record.tokens.map(|k| k * price),
-                has_log: logged.contains(&(record.run, record.iteration)),
+                has_log: self.row_log.get(index).copied().flatten().is_some(),
                 record: record.clone(),
             })
             .collect();
@@ -735,18 +771,31 @@ impl ProjectState {
 
     /// Where iteration `iteration` of run `run` lives: its log range and its JSONL line.
     pub fn iteration_location(&self, run: u32, iteration: u32) -> Option<IterationLocation> {
-        let log = self
-            .log
-            .iterations
-            .iter()
-            .find(|it| it.run == run && it.iteration == iteration)
-            .map(|it| (it.start, it.end));
-        let row = self
+        let row_index = self
             .jsonl
             .rows
             .iter()
-            .position(|row| row.run == run && row.iteration == iteration)
-            .and_then(|i| self.jsonl.offsets.get(i).copied());
+            .position(|row| row.run == run && row.iteration == iteration);
+        let log_index = match row_index {
+            Some(r) => self.row_log.get(r).copied().flatten(),
+            // No row yet (the current iteration): the log's own numbering.
+            None => {
+                let linked: HashSet<usize> = self.row_log.iter().flatten().copied().collect();
+                self.log
+                    .iterations
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .find(|(i, it)| {
+                        !linked.contains(i) && it.run == run && it.iteration == iteration
+                    })
+                    .map(|(i, _)| i)
+            }
+        };
+        let log = log_index
+            .and_then(|i| self.log.iterations.get(i))
+            .map(|it| (it.start, it.end));
+        let row = row_index.and_then(|i| self.jsonl.offsets.get(i).copied());
         (log.is_some() || row.is_some()).then(|| IterationLocation {
             log_path: self.log.tail.path().to_path_buf(),
             log,

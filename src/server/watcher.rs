@@ -19,7 +19,7 @@ use tokio::{
     time::{interval, sleep_until, Instant, MissedTickBehavior},
 };
 
-use super::{discovery, index::Index, project::FileKind, Shutdown};
+use super::{discovery, index::Index, metrics, project::FileKind, Shutdown};
 use crate::model::protocol::ServerMessage;
 
 /// Log and JSONL appends, pid and pause changes: forwarded almost at once, batching only what
@@ -198,10 +198,12 @@ impl WatchState {
                 }
             }
             Ok(_) => {
+                metrics::count(&metrics::METRICS.watcher_errors);
                 tracing::warn!("file events were lost; re-reading every project");
                 self.everything(pending);
             }
             Err(error) => {
+                metrics::count(&metrics::METRICS.watcher_errors);
                 tracing::warn!(%error, "watch error; re-reading every project");
                 self.everything(pending);
             }

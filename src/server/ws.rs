@@ -29,6 +29,7 @@ use tokio::{
 use super::{
     hub::{Frame, Hub, Replay},
     index::Index,
+    metrics::{self, METRICS},
     AppState, Shutdown,
 };
 use crate::model::{
@@ -66,6 +67,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
 ) -> Response {
     let Some(slot) = state.connections.acquire(peer.ip()) else {
+        metrics::count(&METRICS.connections_refused);
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "too many WebSocket connections from this address",
@@ -91,7 +93,10 @@ pub async fn upgrade(
                 idle_timeout: IDLE_TIMEOUT,
             };
             async move {
+                metrics::count(&METRICS.connections_total);
+                metrics::adjust(&METRICS.connections_open, 1);
                 run(context, sink, stream).await;
+                metrics::adjust(&METRICS.connections_open, -1);
                 drop(slot);
             }
         })
@@ -180,8 +185,24 @@ pub struct Connection {
 }
 
 /// Serves one connection until either side ends it.
-pub async fn run<Tx, Rx, E>(mut connection: Connection, mut sink: Tx, mut stream: Rx)
+pub async fn run<Tx, Rx, E>(connection: Connection, sink: Tx, stream: Rx)
 where
+    Tx: Sink<Message> + Unpin,
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    // Subscribed topics and the cursor of the last event this client has of each.
+    let mut delivered: HashMap<Topic, Cursor> = HashMap::new();
+    serve(connection, sink, stream, &mut delivered).await;
+    metrics::adjust(&METRICS.subscriptions, -(delivered.len() as i64));
+}
+
+async fn serve<Tx, Rx, E>(
+    mut connection: Connection,
+    mut sink: Tx,
+    mut stream: Rx,
+    delivered: &mut HashMap<Topic, Cursor>,
+) where
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
@@ -194,8 +215,6 @@ where
     if send(&mut sink, &hello).await.is_err() {
         return;
     }
-    // Subscribed topics and the cursor of the last event this client has of each.
-    let mut delivered: HashMap<Topic, Cursor> = HashMap::new();
     let mut last_heard = Instant::now();
     let mut rate = RateLimit::new();
     let mut heartbeat = interval_at(Instant::now() + connection.heartbeat, connection.heartbeat);
@@ -233,7 +252,7 @@ where
                         close(&mut sink, CLOSE_TOO_BIG, "message too big").await;
                         return;
                     }
-                    Message::Text(text) => handle(&connection, &mut delivered, text.as_str()),
+                    Message::Text(text) => handle(&connection, delivered, text.as_str()),
                     Message::Binary(_) => vec![reply(ServerMessage::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text"))],
                     Message::Close(_) => return,
                     // Protocol pings are answered by the socket layer; pongs only prove life.
@@ -242,7 +261,10 @@ where
                 for item in outgoing {
                     let sent = match item {
                         Outgoing::Message(message) => send(&mut sink, &message).await,
-                        Outgoing::Frame(frame) => sink.send(Message::Text(frame.text.clone())).await.map_err(|_| ()),
+                        Outgoing::Frame(frame) => {
+                            metrics::count(&METRICS.frames_sent);
+                            sink.send(Message::Text(frame.text.clone())).await.map_err(|_| ())
+                        }
                     };
                     if sent.is_err() {
                         return;
@@ -256,11 +278,14 @@ where
                         Some(cursor) if frame.cursor <= *cursor => Ok(()),
                         Some(cursor) => {
                             *cursor = frame.cursor;
+                            metrics::count(&METRICS.frames_sent);
                             sink.send(Message::Text(frame.text.clone())).await.map_err(|_| ())
                         }
                         None => Ok(()),
                     },
                     Err(RecvError::Lagged(missed)) => {
+                        metrics::count(&METRICS.lagged_clients);
+                        metrics::count(&METRICS.resyncs);
                         // Too slow to keep up: do not wait for it, tell it to refetch.
                         let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
                         send(&mut sink, &resync).await
@@ -321,6 +346,7 @@ fn handle(
                     Some(cursor) => match connection.hub.replay(&topic, *cursor) {
                         (Replay::Frames(frames), now) => (now, frames),
                         (Replay::Resync, now) => {
+                            metrics::count(&METRICS.resyncs);
                             out.push(reply(ServerMessage::Resync {
                                 topic: Some(topic.clone()),
                                 reason: "the cursor is unknown or too old".into(),
@@ -330,7 +356,9 @@ fn handle(
                     },
                     None => (connection.hub.cursor(&topic), Vec::new()),
                 };
-                delivered.insert(topic.clone(), now);
+                if delivered.insert(topic.clone(), now).is_none() {
+                    metrics::adjust(&METRICS.subscriptions, 1);
+                }
                 cursors.insert(topic.clone(), now);
                 accepted.push(topic);
                 replayed.extend(frames);
@@ -351,7 +379,9 @@ fn handle(
         }
         Ok(ClientMessage::Unsubscribe { topics }) => {
             for topic in &topics {
-                delivered.remove(topic);
+                if delivered.remove(topic).is_some() {
+                    metrics::adjust(&METRICS.subscriptions, -1);
+                }
             }
             vec![reply(ServerMessage::Unsubscribed { topics })]
         }
