@@ -163,6 +163,15 @@ async fn file_changes_reach_a_subscribed_socket() {
         "{appended}"
     );
 
+    // A second subscription to the log starts with its last lines (the backlog).
+    send(
+        &mut client,
+        &format!(r#"{{"action":"subscribe","topics":["log:{}"],"backlog":1}}"#, fixture.id),
+    )
+    .await;
+    let backlog = wait_for(&mut client, "log_backlog", |f| f["type"] == "log_backlog").await;
+    assert_eq!(backlog["data"]["lines"], "[10:00:01] working on 1.2\n");
+
     // A JSONL row completes it.
     append(
         &fixture.project.join(".ralph/iterations.jsonl"),

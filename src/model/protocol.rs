@@ -26,6 +26,8 @@ pub enum ClientMessage {
     Subscribe {
         topics: Vec<Topic>,
         since: BTreeMap<Topic, Cursor>,
+        /// Lines of history for `log:` topics subscribed without a cursor.
+        backlog: u32,
     },
     Unsubscribe {
         topics: Vec<Topic>,
@@ -74,6 +76,7 @@ impl ClientMessage {
             "subscribe" => Ok(ClientMessage::Subscribe {
                 topics: topic_list(object)?,
                 since: since(object)?,
+                backlog: backlog(object)?,
             }),
             "unsubscribe" => Ok(ClientMessage::Unsubscribe {
                 topics: topic_list(object)?,
@@ -132,6 +135,24 @@ fn since(
             }
         })
         .collect()
+}
+
+/// Lines of log history sent when a `log:` topic is subscribed without a cursor.
+pub const DEFAULT_BACKLOG: u32 = 100;
+pub const MAX_BACKLOG: u32 = 1000;
+
+fn backlog(object: &serde_json::Map<String, Value>) -> Result<u32, ProtocolError> {
+    match object.get("backlog") {
+        None => Ok(DEFAULT_BACKLOG),
+        Some(value) => value
+            .as_u64()
+            .filter(|n| *n <= u64::from(MAX_BACKLOG))
+            .map(|n| n as u32)
+            .ok_or(ProtocolError::BadField {
+                field: "backlog",
+                expected: "a number of lines from 0 to 1000",
+            }),
+    }
 }
 
 fn strings(value: &Value, field: &'static str) -> Result<Vec<String>, ProtocolError> {
@@ -254,6 +275,12 @@ pub enum ServerMessage {
         timestamp: String,
         data: LogLines,
     },
+    /// The last lines of `ralph.log` when a `log:` topic is subscribed without a cursor; live
+    /// `log_append` events continue right after them.
+    LogBacklog {
+        project: String,
+        data: LogLines,
+    },
     /// `ralph.log` was truncated or replaced: drop the log you hold and refetch.
     LogRotated {
         project: String,
@@ -335,6 +362,7 @@ mod tests {
         ClientMessage::Subscribe {
             topics: topics.iter().filter_map(|t| Topic::parse(t)).collect(),
             since: BTreeMap::new(),
+            backlog: DEFAULT_BACKLOG,
         }
     }
 
@@ -370,6 +398,7 @@ mod tests {
             Ok(ClientMessage::Subscribe {
                 topics: vec![Topic::Projects, Topic::Project("x".into())],
                 since,
+                backlog: DEFAULT_BACKLOG,
             })
         );
     }

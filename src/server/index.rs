@@ -135,6 +135,19 @@ impl Index {
         })
     }
 
+    /// The last lines of a project's log and the `log:ID` cursor they end at.
+    pub fn log_backlog(&self, id: &str, lines: u32) -> Option<(String, Cursor)> {
+        self.get(id).map(|project| {
+            let state = lock(&project);
+            let cursor = self.hub.cursor(&Topic::Log(id.to_owned()));
+            let text = state.log_backlog(lines).unwrap_or_else(|error| {
+                tracing::warn!(project = id, %error, "cannot read the log backlog");
+                String::new()
+            });
+            (text, cursor)
+        })
+    }
+
     /// Every project's summary with its cursor, and the cursor of the `projects` topic.
     pub fn summaries_at(&self) -> (Vec<(ProjectSummary, Cursor)>, Cursor) {
         let projects = self.projects.read().unwrap_or_else(PoisonError::into_inner);

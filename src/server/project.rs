@@ -216,6 +216,41 @@ impl ProjectState {
         &self.summary
     }
 
+    /// The last `lines` lines of `ralph.log` that have been published (at most 1 MiB of them).
+    pub fn log_backlog(&self, lines: u32) -> io::Result<String> {
+        const MAX_BACKLOG_BYTES: u64 = 1024 * 1024;
+        let end = self.log.tail.offset();
+        if lines == 0 || end == 0 {
+            return Ok(String::new());
+        }
+        let start = end.saturating_sub(MAX_BACKLOG_BYTES);
+        let bytes = match read_range(self.log.tail.path(), start, Some(end), MAX_BACKLOG_BYTES) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
+            Err(error) => return Err(error),
+        };
+        // `end` is a line boundary; count newlines back from it.
+        let mut cut = 0;
+        let mut seen = 0;
+        for (index, byte) in bytes.iter().enumerate().rev().skip(1) {
+            if *byte == b'\n' {
+                seen += 1;
+                if seen == lines {
+                    cut = index + 1;
+                    break;
+                }
+            }
+        }
+        if seen < lines && start > 0 {
+            // The window began mid-line: drop the partial first line.
+            cut = bytes
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(bytes.len(), |i| i + 1);
+        }
+        Ok(String::from_utf8_lossy(&bytes[cut..]).into_owned())
+    }
+
     /// Lines of `ralph.log` read so far.
     pub fn log_lines(&self) -> u64 {
         self.log.lines
@@ -1036,5 +1071,16 @@ mod tests {
             FileKind::classify(dir, Path::new("/elsewhere/AGENTS.md")),
             None
         );
+    }
+
+    #[test]
+    fn backlog_is_the_last_published_lines() {
+        let (_temp, dir) = project();
+        let log = dir.join(".ralph/ralph.log");
+        append(&log, "one\ntwo\nthree\nunfinished");
+        let state = ProjectState::open("p", &dir);
+        assert_eq!(state.log_backlog(2).expect("backlog"), "two\nthree\n");
+        assert_eq!(state.log_backlog(10).expect("backlog"), "one\ntwo\nthree\n");
+        assert_eq!(state.log_backlog(0).expect("backlog"), "");
     }
 }

@@ -34,7 +34,8 @@ use super::{
 };
 use crate::model::{
     protocol::{
-        ClientMessage, ServerMessage, CODE_BAD_REQUEST, CODE_UNKNOWN_PROJECT, HEARTBEAT_SECONDS,
+        ClientMessage, LogLines, ServerMessage, CODE_BAD_REQUEST, CODE_UNKNOWN_PROJECT,
+        HEARTBEAT_SECONDS,
     },
     Cursor, Topic,
 };
@@ -329,7 +330,11 @@ fn handle(
 ) -> Vec<Outgoing> {
     match ClientMessage::parse(text) {
         Ok(ClientMessage::Ping) => vec![reply(ServerMessage::Pong)],
-        Ok(ClientMessage::Subscribe { topics, since }) => {
+        Ok(ClientMessage::Subscribe {
+            topics,
+            since,
+            backlog,
+        }) => {
             let mut out = Vec::new();
             let mut accepted = Vec::new();
             let mut cursors = BTreeMap::new();
@@ -354,7 +359,21 @@ fn handle(
                             (now, Vec::new())
                         }
                     },
-                    None => (connection.hub.cursor(&topic), Vec::new()),
+                    None => match (&topic, backlog) {
+                        (Topic::Log(id), lines) if lines > 0 => {
+                            match connection.index.log_backlog(id, lines) {
+                                Some((text, cursor)) => {
+                                    out.push(reply(ServerMessage::LogBacklog {
+                                        project: id.clone(),
+                                        data: LogLines { lines: text },
+                                    }));
+                                    (cursor, Vec::new())
+                                }
+                                None => (connection.hub.cursor(&topic), Vec::new()),
+                            }
+                        }
+                        _ => (connection.hub.cursor(&topic), Vec::new()),
+                    },
                 };
                 if delivered.insert(topic.clone(), now).is_none() {
                     metrics::adjust(&METRICS.subscriptions, 1);
