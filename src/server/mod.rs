@@ -12,6 +12,7 @@ pub mod index;
 pub mod metrics;
 pub mod process;
 pub mod project;
+pub mod sse;
 pub mod tail;
 pub mod watcher;
 pub mod ws;
@@ -76,6 +77,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/api/ws", get(ws::upgrade))
         .route("/metrics", get(metrics::handler))
+        .route("/api/events", get(sse::events))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -1,0 +1,198 @@
+//! `GET /api/events?topics=...`: the same topics as the WebSocket, as Server-Sent Events, for
+//! clients that only speak HTTP (`curl -N`). Each event's `id:` is the cursor of every topic of
+//! the stream, so a reconnecting `EventSource` (which sends it back as `Last-Event-ID`) resumes
+//! exactly where it stopped, or gets a `resync` event when that is no longer possible.
+
+use std::{collections::BTreeMap, convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    Json,
+};
+use futures::{stream, Stream, StreamExt};
+use serde::Deserialize;
+use tokio::sync::broadcast::{error::RecvError, Receiver};
+
+use super::{
+    hub::{Frame, Replay},
+    AppState,
+};
+use crate::model::{protocol::ServerMessage, Cursor, Topic};
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    /// Comma-separated topics: `projects`, `project:ID`, `log:ID`.
+    topics: Option<String>,
+    /// The same as the `Last-Event-ID` header, for clients that cannot set headers.
+    last_event_id: Option<String>,
+}
+
+fn bad_request(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"type": "error", "code": status.as_u16(), "message": message})),
+    )
+        .into_response()
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(names) = query.topics.filter(|t| !t.trim().is_empty()) else {
+        return bad_request(
+            StatusCode::BAD_REQUEST,
+            "?topics= is required (projects, project:ID, log:ID)".into(),
+        );
+    };
+    let mut topics = Vec::new();
+    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(topic) = Topic::parse(name) else {
+            return bad_request(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown topic {:?}",
+                    name.chars().take(64).collect::<String>()
+                ),
+            );
+        };
+        if let Some(id) = topic.project() {
+            if !state.index.contains(id) {
+                return bad_request(StatusCode::NOT_FOUND, format!("no project with id {id:?}"));
+            }
+        }
+        topics.push(topic);
+    }
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query.last_event_id);
+    let since = last_id.as_deref().map(decode_cursors).unwrap_or_default();
+
+    // Subscribe before reading the rings, so nothing published in between is lost.
+    let receiver = state.hub.subscribe();
+    let mut delivered = BTreeMap::new();
+    let mut initial = Vec::new();
+    for topic in topics {
+        let now = match since.get(&topic) {
+            Some(cursor) => match state.hub.replay(&topic, *cursor) {
+                (Replay::Frames(frames), now) => {
+                    for frame in frames {
+                        delivered.insert(topic.clone(), frame.cursor);
+                        initial.push(frame_event(&frame, &delivered));
+                    }
+                    now
+                }
+                (Replay::Resync, now) => {
+                    let resync = ServerMessage::Resync {
+                        topic: Some(topic.clone()),
+                        reason: "the cursor is unknown or too old".into(),
+                    };
+                    initial.push(json_event(&resync));
+                    now
+                }
+            },
+            None => state.hub.cursor(&topic),
+        };
+        delivered.insert(topic, now);
+    }
+    let live = live_events(receiver, delivered, state.shutdown.wait());
+    let stream = stream::iter(initial)
+        .chain(live)
+        .map(Ok::<Event, Infallible>);
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(20)))
+        .into_response()
+}
+
+fn live_events(
+    receiver: Receiver<Arc<Frame>>,
+    delivered: BTreeMap<Topic, Cursor>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl Stream<Item = Event> + Send {
+    let state = (receiver, delivered, Box::pin(stop));
+    stream::unfold(
+        state,
+        |(mut receiver, mut delivered, mut stop)| async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stop => return None,
+                    next = receiver.recv() => match next {
+                        Ok(frame) => match delivered.get_mut(&frame.topic) {
+                            Some(cursor) if frame.cursor > *cursor => {
+                                *cursor = frame.cursor;
+                                let event = frame_event(&frame, &delivered);
+                                return Some((event, (receiver, delivered, stop)));
+                            }
+                            _ => continue,
+                        },
+                        Err(RecvError::Lagged(missed)) => {
+                            let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
+                            return Some((json_event(&resync), (receiver, delivered, stop)));
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                }
+            }
+        },
+    )
+}
+
+fn frame_event(frame: &Frame, delivered: &BTreeMap<Topic, Cursor>) -> Event {
+    Event::default()
+        .id(encode_cursors(delivered))
+        .data(frame.text.as_str())
+}
+
+fn json_event(message: &ServerMessage) -> Event {
+    Event::default().data(serde_json::to_string(message).unwrap_or_default())
+}
+
+/// `project:a=EPOCH.SEQ;log:a=EPOCH.SEQ`
+pub fn encode_cursors(cursors: &BTreeMap<Topic, Cursor>) -> String {
+    cursors
+        .iter()
+        .map(|(topic, cursor)| format!("{topic}={}.{}", cursor.epoch, cursor.seq))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// The inverse of [`encode_cursors`]; malformed parts are ignored (those topics start fresh).
+pub fn decode_cursors(text: &str) -> BTreeMap<Topic, Cursor> {
+    text.split(';')
+        .filter_map(|part| {
+            let (topic, cursor) = part.split_once('=')?;
+            let (epoch, seq) = cursor.split_once('.')?;
+            Some((
+                Topic::parse(topic.trim())?,
+                Cursor {
+                    epoch: epoch.parse().ok()?,
+                    seq: seq.parse().ok()?,
+                },
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_round_trip_and_garbage_is_ignored() {
+        let mut cursors = BTreeMap::new();
+        cursors.insert(Topic::Project("a-1".into()), Cursor { epoch: 17, seq: 3 });
+        cursors.insert(Topic::Log("a-1".into()), Cursor { epoch: 18, seq: 0 });
+        let id = encode_cursors(&cursors);
+        assert_eq!(decode_cursors(&id), cursors);
+        assert!(decode_cursors("").is_empty());
+        assert!(decode_cursors("garbage;project:x=1;log:y=a.b;=;;").is_empty());
+    }
+}
