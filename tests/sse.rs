@@ -55,11 +55,11 @@ async fn read_events(
 
 fn last_id(text: &str) -> Option<String> {
     text.lines()
-        .filter_map(|line| {
+        .rev()
+        .find_map(|line| {
             line.strip_prefix("id: ")
                 .or_else(|| line.strip_prefix("id:"))
         })
-        .last()
         .map(str::to_owned)
 }
 
