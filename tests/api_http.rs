@@ -9,7 +9,7 @@ use serde_json::Value;
 use loopwatch::server::discovery::project_id;
 
 mod common;
-use common::{post_form, start_server, write_project, Response};
+use common::{post_form, start_server, token, write_project, Response};
 
 const PLAN: &str =
     "## Phase 1: Core\n- [x] 1.1: parser\n- [x] 1.2: index\n\n## Phase 2: UI\n- [ ] 2.1: cards\n";
@@ -55,8 +55,9 @@ async fn server_functions_return_the_project_data() {
     let id = project_id(&dir);
     let server = start_server(root.clone()).await;
     let addr = server.addr;
+    let session = token(&server);
 
-    let list = post_form(addr, "/api/projects", "").await;
+    let list = post_form(addr, "/api/projects", "", &session).await;
     assert_eq!(list.status, 200, "{}", list.body);
     let list = json(&list);
     let card = &list["projects"][0];
@@ -83,7 +84,7 @@ async fn server_functions_return_the_project_data() {
     assert_eq!(card["plan"]["tasks_done"], 2);
     assert_eq!(card["plan"]["tasks_total"], 3);
 
-    let detail = post_form(addr, "/api/project", &format!("project={id}")).await;
+    let detail = post_form(addr, "/api/project", &format!("project={id}"), &session).await;
     assert_eq!(detail.status, 200, "{}", detail.body);
     let detail = json(&detail);
     assert_eq!(detail["stats"]["iterations"], 2);
@@ -99,6 +100,7 @@ async fn server_functions_return_the_project_data() {
         addr,
         "/api/iterations",
         &format!("project={id}&query[sort]=oldest&query[offset]=1&query[limit]=1"),
+        &session,
     )
     .await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -115,6 +117,7 @@ async fn server_functions_return_the_project_data() {
         &format!(
             "project={id}&query[status]=error&query[sort]=newest&query[offset]=0&query[limit]=0"
         ),
+        &session,
     )
     .await;
     let failed_only = json(&failed_only);
@@ -124,6 +127,7 @@ async fn server_functions_return_the_project_data() {
         addr,
         "/api/iteration_log",
         &format!("project={id}&run=1&iteration=1"),
+        &session,
     )
     .await;
     assert_eq!(log.status, 200, "{}", log.body);
@@ -144,10 +148,17 @@ async fn server_functions_return_the_project_data() {
         addr,
         "/api/context_file",
         &format!("project={id}&name=specs/api.md"),
+        &session,
     )
     .await;
     assert_eq!(json(&spec)["text"], "# API\n");
-    let files = post_form(addr, "/api/context_files", &format!("project={id}")).await;
+    let files = post_form(
+        addr,
+        "/api/context_files",
+        &format!("project={id}"),
+        &session,
+    )
+    .await;
     assert_eq!(
         json(&files),
         serde_json::json!(["AGENTS.md", "specs/api.md"])
@@ -172,7 +183,7 @@ async fn server_functions_return_the_project_data() {
             "UnknownIteration",
         ),
     ] {
-        let response = post_form(addr, path, &form).await;
+        let response = post_form(addr, path, &form, &session).await;
         assert_ne!(response.status, 200, "{path} {form}");
         assert!(!response.body.contains("secret"));
         assert!(
@@ -181,7 +192,13 @@ async fn server_functions_return_the_project_data() {
             response.body
         );
     }
-    let garbage = post_form(addr, "/api/iteration_log", "project=x&run=notanumber").await;
+    let garbage = post_form(
+        addr,
+        "/api/iteration_log",
+        "project=x&run=notanumber",
+        &session,
+    )
+    .await;
     assert_ne!(garbage.status, 200);
     server.stop().await;
 }

@@ -17,7 +17,7 @@ use loopwatch::server::{
 };
 
 mod common;
-use common::{get, start_server, write_project, WAIT};
+use common::{get_signed_in, start_server, token, write_project, WAIT};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -57,7 +57,11 @@ async fn fixture() -> Fixture {
 }
 
 async fn connect(fixture: &Fixture) -> Client {
-    let url = format!("ws://{}/api/ws", fixture.server.addr);
+    let url = format!(
+        "ws://{}/api/ws?token={}",
+        fixture.server.addr,
+        token(&fixture.server)
+    );
     let (mut client, _) = timeout(WAIT, connect_async(url))
         .await
         .expect("connect in time")
@@ -166,7 +170,10 @@ async fn file_changes_reach_a_subscribed_socket() {
     // A second subscription to the log starts with its last lines (the backlog).
     send(
         &mut client,
-        &format!(r#"{{"action":"subscribe","topics":["log:{}"],"backlog":1}}"#, fixture.id),
+        &format!(
+            r#"{{"action":"subscribe","topics":["log:{}"],"backlog":1}}"#,
+            fixture.id
+        ),
     )
     .await;
     let backlog = wait_for(&mut client, "log_backlog", |f| f["type"] == "log_backlog").await;
@@ -246,7 +253,8 @@ async fn file_changes_reach_a_subscribed_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_project_appears_live_and_the_page_renders_real_data() {
     let fixture = fixture().await;
-    let page = get(fixture.server.addr, "/").await;
+    let session = token(&fixture.server);
+    let page = get_signed_in(fixture.server.addr, "/", &session).await;
     assert_eq!(page.status, 200);
     let page = page.body;
     assert!(
@@ -259,11 +267,9 @@ async fn a_new_project_appears_live_and_the_page_renders_real_data() {
         "plan progress rendered on the server"
     );
 
-    assert_eq!(get(fixture.server.addr, "/no/such/page").await.status, 404);
-    assert_eq!(
-        get(fixture.server.addr, "/pkg/../Cargo.toml").await.status,
-        404
-    );
+    let signed_in = |path: &'static str| get_signed_in(fixture.server.addr, path, &session);
+    assert_eq!(signed_in("/no/such/page").await.status, 404);
+    assert_eq!(signed_in("/pkg/../Cargo.toml").await.status, 404);
 
     let mut client = connect(&fixture).await;
     send(
@@ -290,6 +296,7 @@ async fn a_missing_projects_directory_is_a_clear_start_error() {
         roots: vec![PathBuf::from("/no/such/projects/dir")],
         addr: "127.0.0.1:0".parse().expect("addr"),
         leptos_options: config::leptos_options(None).expect("options"),
+        auth: None,
     })
     .await;
     match result {

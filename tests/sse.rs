@@ -12,11 +12,12 @@ use tokio::{
 use loopwatch::server::discovery::project_id;
 
 mod common;
-use common::{get, start_server, write_project, WAIT};
+use common::{get, get_signed_in, start_server, token, write_project, WAIT};
 
 /// Opens an event stream and reads until `done` says the text so far is enough.
 async fn read_events(
     addr: std::net::SocketAddr,
+    session: &str,
     path: &str,
     last_event_id: Option<&str>,
     done: impl Fn(&str) -> bool,
@@ -29,8 +30,10 @@ async fn read_events(
     let extra = last_event_id
         .map(|id| format!("Last-Event-ID: {id}\r\n"))
         .unwrap_or_default();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{extra}\r\n");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+             Cookie: loopwatch_session={session}\r\n{extra}\r\n"
+    );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut text = String::new();
     let mut buffer = [0u8; 4096];
@@ -71,11 +74,13 @@ async fn events_stream_live_and_resume_from_last_event_id() {
     write_project(&dir, "- [ ] 1: a\n");
     let id = project_id(&dir);
     let server = start_server(root).await;
+    let session = token(&server);
     let path = format!("/api/events?topics=project:{id}");
 
     let pause = dir.join(".ralph/pause");
     let first = read_events(
         server.addr,
+        &session,
         &path,
         None,
         |text| text.contains("\"status_changed\""),
@@ -95,6 +100,7 @@ async fn events_stream_live_and_resume_from_last_event_id() {
     fs::write(dir.join("IMPLEMENTATION_PLAN.md"), "- [x] 1: a\n").expect("tick");
     let missed = read_events(
         server.addr,
+        &session,
         &path,
         Some(&resume_from),
         |text| text.contains("\"plan_updated\"") && text.contains("\"running\""),
@@ -111,6 +117,7 @@ async fn events_stream_live_and_resume_from_last_event_id() {
     // A cursor from another server run cannot be served.
     let stale = read_events(
         server.addr,
+        &session,
         &path,
         Some(&format!("project:{id}=1.1")),
         |text| text.contains("\"resync\""),

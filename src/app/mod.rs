@@ -3,6 +3,7 @@
 pub mod api;
 mod connection;
 mod dashboard;
+mod login;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
@@ -12,6 +13,7 @@ use leptos_router::{
 };
 
 use dashboard::Dashboard;
+use login::LoginPage;
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -46,6 +48,7 @@ pub fn App() -> impl IntoView {
                 // Async: the page is sent once its data is ready, so it arrives complete
                 // (no loading placeholder for data the server already holds).
                 <Route path=path!("/") view=Dashboard ssr=SsrMode::Async />
+                <Route path=path!("/login") view=LoginPage />
             </Routes>
         </Router>
     }

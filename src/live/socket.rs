@@ -3,13 +3,16 @@
 //! the server cannot replay (`resync`) is the state refetched through the server function.
 
 use futures::{SinkExt, StreamExt};
-use gloo_net::websocket::{futures::WebSocket, Message};
+use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use leptos::prelude::*;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 
 use super::{backoff::reconnect_delay_ms, Connection, LiveStore};
-use crate::model::{protocol::ServerMessage, Cursor, Topic};
+use crate::model::{
+    protocol::{ServerMessage, CODE_AUTH_EXPIRED},
+    Cursor, Topic,
+};
 
 /// Where an event sits in its topic (the envelope fields next to the seed ones).
 #[derive(Deserialize)]
@@ -64,7 +67,16 @@ async fn session(store: LiveStore, socket: WebSocket) -> bool {
         return false;
     }
     let mut live = false;
-    while let Some(Ok(message)) = stream.next().await {
+    while let Some(next) = stream.next().await {
+        let message = match next {
+            Ok(message) => message,
+            Err(WebSocketError::ConnectionClose(event)) if event.code == CODE_AUTH_EXPIRED => {
+                // The session ended: sign in again, then come back here.
+                to_login();
+                break;
+            }
+            Err(_) => break,
+        };
         let Message::Text(text) = message else {
             continue;
         };
@@ -126,6 +138,19 @@ async fn session(store: LiveStore, socket: WebSocket) -> bool {
         }
     }
     live
+}
+
+fn to_login() {
+    if let Some(window) = web_sys::window() {
+        let location = window.location();
+        let here = format!(
+            "{}{}",
+            location.pathname().unwrap_or_default(),
+            location.search().unwrap_or_default()
+        );
+        let next = js_sys::encode_uri_component(&here);
+        let _ = location.assign(&format!("/login?next={next}"));
+    }
 }
 
 fn socket_url() -> Option<String> {

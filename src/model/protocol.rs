@@ -14,6 +14,8 @@ use crate::contract::{iterations::IterationStatus, notification::Notification, s
 
 /// Close code and error code for a frame the server cannot act on.
 pub const CODE_BAD_REQUEST: u16 = 4400;
+/// Close code and error code for an expired (or refused) session.
+pub const CODE_AUTH_EXPIRED: u16 = 4401;
 /// Error code for a subscription to a project the server does not know.
 pub const CODE_UNKNOWN_PROJECT: u16 = 4404;
 /// Seconds between server keepalive pings (announced in `hello`).
@@ -33,6 +35,10 @@ pub enum ClientMessage {
         topics: Vec<Topic>,
     },
     Ping,
+    /// A fresh session token, so the socket outlives the one it was opened with.
+    Auth {
+        token: String,
+    },
 }
 
 /// Why a client frame was refused.
@@ -80,6 +86,16 @@ impl ClientMessage {
             }),
             "unsubscribe" => Ok(ClientMessage::Unsubscribe {
                 topics: topic_list(object)?,
+            }),
+            "auth" => Ok(ClientMessage::Auth {
+                token: object
+                    .get("token")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or(ProtocolError::BadField {
+                        field: "token",
+                        expected: "a string",
+                    })?,
             }),
             other => Err(ProtocolError::UnknownAction(truncate(other, 64))),
         }

@@ -5,7 +5,7 @@ use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Du
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use super::{config, demo, start, RunningServer, ServerConfig};
+use super::{auth, config, demo, start, RunningServer, ServerConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,6 +26,18 @@ enum Command {
     Demo(DemoArgs),
     /// Index one project directory and print what loopwatch sees in it (JSON), with timings.
     Inspect(InspectArgs),
+    /// Print the sign-in link (it contains the login credential: treat it like a password).
+    LoginLink(LoginLinkArgs),
+}
+
+#[derive(Args, Debug)]
+struct LoginLinkArgs {
+    /// Where the credential lives [default: $LOOPWATCH_DATA_DIR, else ~/.local/share/loopwatch].
+    #[arg(long, value_name = "DIR", env = "LOOPWATCH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The address the server listens on.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
 }
 
 #[derive(Args, Debug)]
@@ -63,6 +75,13 @@ struct CommonArgs {
     /// Read the Leptos runtime options from this file instead of the built-in Leptos.toml.
     #[arg(long, value_name = "FILE")]
     leptos_config: Option<PathBuf>,
+    /// Where the signing secret and the login credential live (created on first run)
+    /// [default: $LOOPWATCH_DATA_DIR, else ~/.local/share/loopwatch].
+    #[arg(long, value_name = "DIR", env = "LOOPWATCH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Serve without authentication. Anyone who can reach the address sees your projects.
+    #[arg(long)]
+    no_auth: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +98,8 @@ enum CliError {
     Runtime(std::io::Error),
     #[error("{0}: {1}")]
     Inspect(PathBuf, String),
+    #[error("data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
 }
 
 pub fn run() -> ExitCode {
@@ -106,8 +127,14 @@ pub fn run() -> ExitCode {
 async fn run_command(command: Command) -> Result<(), CliError> {
     match command {
         Command::Inspect(args) => inspect(&args.dir),
+        Command::LoginLink(args) => {
+            let dir = args.data_dir.unwrap_or_else(auth::default_data_dir);
+            let loaded = auth::Auth::load_or_create(&dir).map_err(|e| CliError::DataDir(dir, e))?;
+            println!("{}", login_link(args.addr, loaded.auth.credential()));
+            Ok(())
+        }
         Command::Serve(args) => {
-            let server = start_server(args.projects, &args.common).await?;
+            let server = start_server(args.projects, &args.common, false).await?;
             server.run_until_signal().await;
             Ok(())
         }
@@ -117,7 +144,12 @@ async fn run_command(command: Command) -> Result<(), CliError> {
             }
             let tree = demo::DemoTree::create(args.dir).map_err(CliError::Demo)?;
             println!("demo projects in {}", tree.root().display());
-            let server = start_server(vec![tree.root().to_path_buf()], &args.common).await?;
+            let mut common = args.common;
+            // The demo keeps its own credential next to its projects and always shows the link.
+            common
+                .data_dir
+                .get_or_insert_with(|| tree.root().join(".loopwatch"));
+            let server = start_server(vec![tree.root().to_path_buf()], &common, true).await?;
             let mut loops = demo::simulate(
                 tree.projects(),
                 Duration::from_secs_f64(args.iteration_seconds),
@@ -155,17 +187,43 @@ fn inspect(dir: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn start_server(roots: Vec<PathBuf>, common: &CommonArgs) -> Result<RunningServer, CliError> {
+fn login_link(addr: SocketAddr, credential: &str) -> String {
+    format!("http://{addr}/api/login?token={credential}")
+}
+
+async fn start_server(
+    roots: Vec<PathBuf>,
+    common: &CommonArgs,
+    always_show_link: bool,
+) -> Result<RunningServer, CliError> {
     let leptos_options = config::leptos_options(common.leptos_config.as_deref())?;
     let addr = common.addr.unwrap_or(leptos_options.site_addr);
+    let (auth, first_run) = if common.no_auth {
+        tracing::warn!("authentication is off: anyone who can reach {addr} sees these projects");
+        (None, false)
+    } else {
+        let dir = common
+            .data_dir
+            .clone()
+            .unwrap_or_else(auth::default_data_dir);
+        let loaded = auth::Auth::load_or_create(&dir).map_err(|e| CliError::DataDir(dir, e))?;
+        (Some(std::sync::Arc::new(loaded.auth)), loaded.first_run)
+    };
     let server = start(ServerConfig {
         roots,
         addr,
         leptos_options,
+        auth: auth.clone(),
     })
     .await?;
-    // Scripts and tests read this line to learn the port.
+    // Scripts and tests read these lines to learn the port and the sign-in link.
     println!("loopwatch listening on http://{}", server.addr);
+    if let Some(auth) = auth.filter(|_| first_run || always_show_link) {
+        println!(
+            "sign in (once per browser; keep this link private): {}",
+            login_link(server.addr, auth.credential())
+        );
+    }
     let _ = std::io::stdout().flush();
     Ok(server)
 }

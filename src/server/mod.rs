@@ -2,6 +2,7 @@
 //! app around them. Compiled with the `ssr` feature only.
 
 pub mod assets;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -12,6 +13,7 @@ pub mod index;
 pub mod metrics;
 pub mod process;
 pub mod project;
+pub mod session;
 pub mod sse;
 pub mod tail;
 pub mod watcher;
@@ -19,7 +21,12 @@ pub mod ws;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use axum::{extract::FromRef, routing::get, serve::ListenerExt, Router};
+use axum::{
+    extract::FromRef,
+    routing::{get, post},
+    serve::ListenerExt,
+    Router,
+};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -36,6 +43,8 @@ pub struct AppState {
     pub hub: Hub,
     pub shutdown: Shutdown,
     pub connections: Arc<ws::ConnectionLimits>,
+    /// `None` when the operator turned authentication off.
+    pub auth: Option<Arc<auth::Auth>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -78,6 +87,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/ws", get(ws::upgrade))
         .route("/metrics", get(metrics::handler))
         .route("/api/events", get(sse::events))
+        .route(
+            "/api/login",
+            get(session::login_link).post(session::login_form),
+        )
+        .route("/api/logout", post(session::logout))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -85,6 +99,10 @@ pub fn app(state: AppState) -> Router {
             move || shell(shell_options.clone()),
         )
         .fallback(assets::static_or_not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::guard,
+        ))
         .with_state(state)
 }
 
@@ -93,6 +111,8 @@ pub struct ServerConfig {
     pub roots: Vec<PathBuf>,
     pub addr: SocketAddr,
     pub leptos_options: LeptosOptions,
+    /// `None` turns authentication off.
+    pub auth: Option<Arc<auth::Auth>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +129,7 @@ pub enum StartError {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
+    pub auth: Option<Arc<auth::Auth>>,
     http: JoinHandle<std::io::Result<()>>,
     watcher: watcher::ProjectWatcher,
 }
@@ -147,6 +168,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         hub,
         shutdown: shutdown.clone(),
         connections: Arc::default(),
+        auth: config.auth.clone(),
     };
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let http = tokio::spawn({
@@ -160,6 +182,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         addr,
         shutdown,
+        auth: config.auth,
         http,
         watcher,
     })

@@ -19,14 +19,16 @@ use axum::{
     },
     http::StatusCode,
     response::{IntoResponse, Response},
+    Extension,
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::{
     sync::broadcast::{self, error::RecvError},
-    time::{interval_at, Instant},
+    time::{interval_at, sleep_until, Instant},
 };
 
 use super::{
+    auth::{Auth, Claims},
     hub::{Frame, Hub, Replay},
     index::Index,
     metrics::{self, METRICS},
@@ -34,8 +36,8 @@ use super::{
 };
 use crate::model::{
     protocol::{
-        ClientMessage, LogLines, ServerMessage, CODE_BAD_REQUEST, CODE_UNKNOWN_PROJECT,
-        HEARTBEAT_SECONDS,
+        ClientMessage, LogLines, ProtocolError, ServerMessage, CODE_AUTH_EXPIRED, CODE_BAD_REQUEST,
+        CODE_UNKNOWN_PROJECT, HEARTBEAT_SECONDS,
     },
     Cursor, Topic,
 };
@@ -65,6 +67,7 @@ const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    claims: Option<Extension<Claims>>,
     State(state): State<AppState>,
 ) -> Response {
     let Some(slot) = state.connections.acquire(peer.ip()) else {
@@ -92,6 +95,8 @@ pub async fn upgrade(
                 shutdown: state.shutdown.clone(),
                 heartbeat: Duration::from_secs(u64::from(HEARTBEAT_SECONDS)),
                 idle_timeout: IDLE_TIMEOUT,
+                auth: state.auth.clone(),
+                expires: claims.map(|Extension(claims)| claims.exp),
             };
             async move {
                 metrics::count(&METRICS.connections_total);
@@ -183,6 +188,10 @@ pub struct Connection {
     pub shutdown: Shutdown,
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
+    /// Verifies re-authentication; `None` when authentication is off.
+    pub auth: Option<Arc<Auth>>,
+    /// When the session ends (unix seconds): the socket is closed with 4401 then.
+    pub expires: Option<u64>,
 }
 
 /// Serves one connection until either side ends it.
@@ -217,6 +226,7 @@ async fn serve<Tx, Rx, E>(
         return;
     }
     let mut last_heard = Instant::now();
+    let mut expiry = connection.expires.map(instant_at);
     let mut rate = RateLimit::new();
     let mut heartbeat = interval_at(Instant::now() + connection.heartbeat, connection.heartbeat);
     let stop = connection.shutdown.wait();
@@ -228,6 +238,11 @@ async fn serve<Tx, Rx, E>(
             biased;
             _ = &mut stop => {
                 close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
+                return;
+            }
+            _ = async { sleep_until(expiry.unwrap_or_else(Instant::now)).await }, if expiry.is_some() => {
+                let _ = send(&mut sink, &ServerMessage::error(CODE_AUTH_EXPIRED, "the session has expired; sign in again")).await;
+                close(&mut sink, CODE_AUTH_EXPIRED, "session expired").await;
                 return;
             }
             incoming = stream.next() => {
@@ -253,7 +268,19 @@ async fn serve<Tx, Rx, E>(
                         close(&mut sink, CLOSE_TOO_BIG, "message too big").await;
                         return;
                     }
-                    Message::Text(text) => handle(&connection, delivered, text.as_str()),
+                    Message::Text(text) => match ClientMessage::parse(text.as_str()) {
+                        Ok(ClientMessage::Auth { token }) => {
+                            match connection.auth.as_ref().map(|auth| auth.verify(&token)) {
+                                Some(Ok(claims)) => {
+                                    expiry = Some(instant_at(claims.exp));
+                                    Vec::new()
+                                }
+                                Some(Err(error)) => vec![reply(ServerMessage::error(CODE_AUTH_EXPIRED, error.to_string()))],
+                                None => Vec::new(),
+                            }
+                        }
+                        other => handle(&connection, delivered, other),
+                    },
                     Message::Binary(_) => vec![reply(ServerMessage::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text"))],
                     Message::Close(_) => return,
                     // Protocol pings are answered by the socket layer; pongs only prove life.
@@ -318,6 +345,15 @@ enum Outgoing {
     Frame(Arc<Frame>),
 }
 
+/// The moment a unix time (seconds) is reached, on the runtime's clock.
+fn instant_at(unix_seconds: u64) -> Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Instant::now() + Duration::from_secs(unix_seconds.saturating_sub(now))
+}
+
 fn reply(message: ServerMessage) -> Outgoing {
     Outgoing::Message(Box::new(message))
 }
@@ -326,9 +362,11 @@ fn reply(message: ServerMessage) -> Outgoing {
 fn handle(
     connection: &Connection,
     delivered: &mut HashMap<Topic, Cursor>,
-    text: &str,
+    parsed: Result<ClientMessage, ProtocolError>,
 ) -> Vec<Outgoing> {
-    match ClientMessage::parse(text) {
+    match parsed {
+        // Handled by the connection loop, which owns the session's expiry.
+        Ok(ClientMessage::Auth { .. }) => Vec::new(),
         Ok(ClientMessage::Ping) => vec![reply(ServerMessage::Pong)],
         Ok(ClientMessage::Subscribe {
             topics,
@@ -474,6 +512,8 @@ mod tests {
             shutdown: shutdown.clone(),
             heartbeat: Duration::from_secs(20),
             idle_timeout: IDLE_TIMEOUT,
+            auth: None,
+            expires: None,
         };
         let (server_tx, client_rx) = mpsc::channel::<Message>(64);
         let (client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);

@@ -10,7 +10,12 @@ use tokio::{
     time::timeout,
 };
 
-use loopwatch::server::{config, start, RunningServer, ServerConfig};
+use std::sync::Arc;
+
+use loopwatch::server::{
+    auth::{Auth, SESSION},
+    config, start, RunningServer, ServerConfig,
+};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -22,14 +27,22 @@ pub fn write_project(dir: &Path, plan: &str) {
     fs::write(dir.join("IMPLEMENTATION_PLAN.md"), plan).expect("plan");
 }
 
+/// A server with authentication on, its secrets in `root/.data` (not a project: no `.ralph/`).
 pub async fn start_server(root: PathBuf) -> RunningServer {
+    let loaded = Auth::load_or_create(&root.join(".data")).expect("auth secrets");
     start(ServerConfig {
         roots: vec![root],
         addr: "127.0.0.1:0".parse().expect("addr"),
         leptos_options: config::leptos_options(None).expect("options"),
+        auth: Some(Arc::new(loaded.auth)),
     })
     .await
     .expect("server starts")
+}
+
+/// A valid session token for `server`.
+pub fn token(server: &RunningServer) -> String {
+    server.auth.as_ref().expect("auth on").issue(SESSION)
 }
 
 pub struct Response {
@@ -38,6 +51,7 @@ pub struct Response {
     pub body: String,
 }
 
+/// A GET without a session.
 pub async fn get(addr: SocketAddr, path: &str) -> Response {
     request(
         addr,
@@ -46,14 +60,26 @@ pub async fn get(addr: SocketAddr, path: &str) -> Response {
     .await
 }
 
-/// A form-encoded POST, the way the browser calls a server function.
-pub async fn post_form(addr: SocketAddr, path: &str, form: &str) -> Response {
+/// A GET with the session cookie a signed-in browser sends.
+pub async fn get_signed_in(addr: SocketAddr, path: &str, token: &str) -> Response {
+    request(
+        addr,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Cookie: loopwatch_session={token}\r\n\r\n"
+        ),
+    )
+    .await
+}
+
+/// A form-encoded POST with the session cookie, the way the browser calls a server function.
+pub async fn post_form(addr: SocketAddr, path: &str, form: &str, token: &str) -> Response {
     request(
         addr,
         &format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
              Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n\
-             Content-Length: {}\r\n\r\n{form}",
+             Cookie: loopwatch_session={token}\r\nContent-Length: {}\r\n\r\n{form}",
             form.len()
         ),
     )

@@ -1,0 +1,210 @@
+//! The HTTP side of authentication: the guard in front of every route, the login and logout
+//! endpoints, and the Origin check for the streaming endpoints.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Query, Request, State},
+    http::{header, HeaderMap, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+    Form, Json,
+};
+use serde::Deserialize;
+
+use super::{
+    auth::{session_cookie, Auth, AuthError, SESSION},
+    AppState,
+};
+
+/// Paths anyone may load: the login page and its assets.
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/login" | "/api/login" | "/api/logout" | "/favicon.svg"
+    ) || path.starts_with("/pkg/")
+}
+
+/// Endpoints answered with 401 (not a redirect to the login page) when unauthenticated.
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/metrics" || path.starts_with("/ws/")
+}
+
+fn unauthorized(error: AuthError) -> Response {
+    let body = serde_json::json!({"type": "error", "code": 401, "message": error.to_string()});
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+}
+
+/// Refuses requests without a valid session, and cross-site requests to the streams.
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    if matches!(path.as_str(), "/api/ws" | "/api/events") && !same_origin(request.headers()) {
+        let body = serde_json::json!({"type": "error", "code": 403, "message": "cross-origin request refused"});
+        return (StatusCode::FORBIDDEN, Json(body)).into_response();
+    }
+    let Some(auth) = state.auth.clone() else {
+        return next.run(request).await;
+    };
+    if is_public(&path) {
+        return next.run(request).await;
+    }
+    match auth.check(request.headers(), request.uri().query()) {
+        Ok(claims) => {
+            request.extensions_mut().insert(claims);
+            next.run(request).await
+        }
+        Err(error) if is_api(&path) => unauthorized(error),
+        Err(_) => {
+            let wanted = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into());
+            Redirect::to(&format!("/login?next={}", encode(&wanted))).into_response()
+        }
+    }
+}
+
+/// A browser sends `Origin` on WebSocket and cross-site requests; it must name this server.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        // Not a browser (curl, websocat): nothing to check.
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    matches!((origin_host, host), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(alias = "token")]
+    credential: String,
+    next: Option<String>,
+}
+
+/// `GET /api/login?token=...` (the link printed on first start) and `POST /api/login` (the form).
+pub async fn login_link(State(state): State<AppState>, Query(form): Query<LoginForm>) -> Response {
+    login(state, form)
+}
+
+pub async fn login_form(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    login(state, form)
+}
+
+fn login(state: AppState, form: LoginForm) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let Some(auth) = state.auth else {
+        return Redirect::to(&next).into_response();
+    };
+    if !auth.check_credential(form.credential.trim()) {
+        return Redirect::to(&format!("/login?error=1&next={}", encode(&next))).into_response();
+    }
+    signed_in(&auth, &next)
+}
+
+fn signed_in(auth: &Arc<Auth>, next: &str) -> Response {
+    let token = auth.issue(SESSION);
+    (
+        [(header::SET_COOKIE, session_cookie(Some(&token)))],
+        Redirect::to(next),
+    )
+        .into_response()
+}
+
+pub async fn logout() -> Response {
+    (
+        [(header::SET_COOKIE, session_cookie(None))],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+/// Only local paths: never an open redirect to another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// Percent-encodes a path for use inside a query parameter.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn next_is_always_a_local_path() {
+        assert_eq!(safe_next(Some("/p/x?tab=log")), "/p/x?tab=log");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil",
+            "evil",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+        assert_eq!(encode("/p/a b?x=1&y"), "/p/a%20b%3Fx%3D1%26y");
+    }
+
+    #[test]
+    fn origin_must_match_host_when_present() {
+        let mut headers = HeaderMap::new();
+        assert!(same_origin(&headers), "no Origin: not a browser");
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:3000"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:3000"),
+        );
+        assert!(same_origin(&headers));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!same_origin(&headers));
+        headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&headers));
+    }
+
+    #[test]
+    fn the_login_page_and_assets_are_public_and_nothing_else() {
+        for path in [
+            "/login",
+            "/api/login",
+            "/pkg/loopwatch.wasm",
+            "/favicon.svg",
+        ] {
+            assert!(is_public(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/api/projects",
+            "/api/ws",
+            "/metrics",
+            "/p/x",
+            "/loginx",
+        ] {
+            assert!(!is_public(path), "{path}");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Authentication over real sockets: the guard, the login link and form, the Origin check, and
+//! sockets closed with 4401 when their session ends.
+#![cfg(feature = "ssr")]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::timeout;
+use tokio_tungstenite::{
+    connect_async,
+    tungstenite::{client::IntoClientRequest, http::HeaderValue, Error, Message},
+};
+
+use loopwatch::server::auth::Auth;
+
+mod common;
+use common::{get, get_signed_in, post_form, start_server, token, write_project, WAIT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_served_without_a_session() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    write_project(&root.join("alpha"), "- [ ] 1: a\n");
+    let server = start_server(root.clone()).await;
+    let addr = server.addr;
+
+    // Pages send the browser to the login page, remembering where it wanted to go.
+    let page = get(addr, "/?tab=log").await;
+    assert_eq!(page.status, 303);
+    assert!(
+        page.headers.contains("location: /login?next=/%3Ftab%3Dlog"),
+        "{}",
+        page.headers
+    );
+    assert!(!page.body.contains("alpha"));
+    // The login page and the site's files are public.
+    assert_eq!(get(addr, "/login").await.status, 200);
+    // APIs answer 401.
+    assert_eq!(
+        post_form(addr, "/api/projects", "", "forged.token.value")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(get(addr, "/metrics").await.status, 401);
+
+    // The upgrade is refused before switching protocols.
+    match connect_async(format!("ws://{addr}/api/ws")).await {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    // A foreign Origin is refused even with a valid token.
+    let mut request = format!("ws://{addr}/api/ws?token={}", token(&server))
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("origin", HeaderValue::from_static("http://evil.example"));
+    match connect_async(request).await {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_link_and_form_start_a_session() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    let server = start_server(root.clone()).await;
+    let addr = server.addr;
+    let credential = Auth::load_or_create(&root.join(".data"))
+        .expect("same data dir")
+        .auth
+        .credential()
+        .to_owned();
+
+    let wrong = get(addr, "/api/login?token=nope&next=/x").await;
+    assert_eq!(wrong.status, 303);
+    assert!(
+        wrong.headers.contains("location: /login?error=1&next=/x"),
+        "{}",
+        wrong.headers
+    );
+    assert!(!wrong.headers.to_ascii_lowercase().contains("set-cookie"));
+
+    let link = get(
+        addr,
+        &format!("/api/login?token={credential}&next=//evil.example"),
+    )
+    .await;
+    assert_eq!(link.status, 303);
+    assert!(
+        link.headers.contains("location: /\r\n"),
+        "no open redirect: {}",
+        link.headers
+    );
+    let cookie = link
+        .headers
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.strip_prefix("loopwatch_session="))
+        .expect("cookie value");
+    assert_eq!(get_signed_in(addr, "/", session).await.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_is_closed_with_4401_when_its_session_ends() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    let server = start_server(root.clone()).await;
+    let short = server
+        .auth
+        .as_ref()
+        .expect("auth on")
+        .issue(Duration::from_secs(1));
+    let (mut socket, _) = timeout(
+        WAIT,
+        connect_async(format!("ws://{}/api/ws?token={short}", server.addr)),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect");
+    let code = timeout(WAIT, async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Close(Some(frame)) = message {
+                return Some(u16::from(frame.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(code, Some(4401));
+    server.stop().await;
+}
