@@ -126,16 +126,18 @@ async fn events_stream_live_and_resume_from_last_event_id() {
     .await;
     assert!(stale.contains(&format!("\"topic\":\"project:{id}\"")));
 
-    assert_eq!(get(server.addr, "/api/events").await.status, 400);
     assert_eq!(
-        get(server.addr, "/api/events?topics=weather").await.status,
-        400
+        get(server.addr, &path).await.status,
+        401,
+        "no session, no stream"
     );
-    assert_eq!(
-        get(server.addr, "/api/events?topics=project:nope")
-            .await
-            .status,
-        404
-    );
+    for (query, status) in [
+        ("", 400),
+        ("?topics=weather", 400),
+        ("?topics=project:nope", 404),
+    ] {
+        let response = get_signed_in(server.addr, &format!("/api/events{query}"), &session).await;
+        assert_eq!(response.status, status, "{query}");
+    }
     server.stop().await;
 }
