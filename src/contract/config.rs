@@ -4,6 +4,7 @@
 //!
 //! Pure functions over bytes: no I/O, compiled for the server and the WASM client alike.
 
+use super::lenient::{whole_u32, Whole};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -216,22 +217,10 @@ fn split_flags(text: &str, warnings: &mut Vec<String>) -> Vec<String> {
 
 fn max_iterations_field(map: &Map<String, Value>, warnings: &mut Vec<String>) -> Option<u32> {
     let value = map.get("max_iterations")?;
-    let parsed = match value {
-        Value::Null => return None,
-        Value::Number(number) => match number.as_u64() {
-            Some(n) => u32::try_from(n).ok(),
-            None => number.as_f64().and_then(integral_u32),
-        },
-        Value::String(text) => {
-            let text = text.trim();
-            if text.is_empty() {
-                return None;
-            }
-            text.parse::<u32>()
-                .ok()
-                .or_else(|| text.parse::<f64>().ok().and_then(integral_u32))
-        }
-        _ => None,
+    let parsed = match whole_u32(value) {
+        Whole::Absent => return None,
+        Whole::Value(n) => Some(n),
+        Whole::Invalid => None,
     };
     if parsed.is_none() {
         warnings.push(format!(
@@ -241,12 +230,6 @@ fn max_iterations_field(map: &Map<String, Value>, warnings: &mut Vec<String>) ->
         ));
     }
     parsed
-}
-
-fn integral_u32(value: f64) -> Option<u32> {
-    // The range check makes the cast exact.
-    (value.is_finite() && value.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&value))
-        .then_some(value as u32)
 }
 
 fn pricing_field(map: &Map<String, Value>, warnings: &mut Vec<String>) -> BTreeMap<String, f64> {

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod iterations;
+pub mod lenient;
 pub mod log;
 pub mod notification;
 pub mod pid;

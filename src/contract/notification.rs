@@ -9,6 +9,7 @@
 //!
 //! Pure functions over bytes: no I/O, compiled for the server and the WASM client alike.
 
+use super::lenient::{whole_u32, Whole};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -448,22 +449,10 @@ fn details_field(map: &Map<String, Value>, warnings: &mut Vec<String>) -> Option
 
 /// A count: a JSON integer, an integral float, or the same written as a string.
 fn u32_field(map: &Map<String, Value>, key: &str, warnings: &mut Vec<String>) -> Option<u32> {
-    let parsed = match map.get(key)? {
-        Value::Null => return None,
-        Value::Number(number) => match number.as_u64() {
-            Some(n) => u32::try_from(n).ok(),
-            None => number.as_f64().and_then(integral_u32),
-        },
-        Value::String(text) => {
-            let text = text.trim();
-            if text.is_empty() {
-                return None;
-            }
-            text.parse::<u32>()
-                .ok()
-                .or_else(|| text.parse::<f64>().ok().and_then(integral_u32))
-        }
-        _ => None,
+    let parsed = match whole_u32(map.get(key)?) {
+        Whole::Absent => return None,
+        Whole::Value(n) => Some(n),
+        Whole::Invalid => None,
     };
     if parsed.is_none() {
         let shown = map.get(key).map(Value::to_string).unwrap_or_default();
@@ -473,12 +462,6 @@ fn u32_field(map: &Map<String, Value>, key: &str, warnings: &mut Vec<String>) ->
         ));
     }
     parsed
-}
-
-fn integral_u32(value: f64) -> Option<u32> {
-    // The range check makes the cast exact.
-    (value.is_finite() && value.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&value))
-        .then_some(value as u32)
 }
 
 /// `$(date -Iseconds)`, `${NOW}`, `` `date` ``, `$NOW`: the writer's shell never expanded it.
