@@ -692,7 +692,8 @@ impl ProjectState {
             .filter(|(i, _)| !linked.contains(i))
             .filter_map(|(_, it)| it.tokens)
             .sum();
-        from_rows + from_log
+        // Starting from +0.0: an empty f64 sum is -0.0, which would show as "-0k".
+        0.0 + from_rows + from_log
     }
 
     /// A pending ERROR/BLOCKED notification written after the last iteration row.
@@ -1082,5 +1083,13 @@ mod tests {
         assert_eq!(state.log_backlog(2).expect("backlog"), "two\nthree\n");
         assert_eq!(state.log_backlog(10).expect("backlog"), "one\ntwo\nthree\n");
         assert_eq!(state.log_backlog(0).expect("backlog"), "");
+    }
+
+    #[test]
+    fn an_empty_project_has_zero_tokens_not_negative_zero() {
+        let (_temp, dir) = project();
+        let state = ProjectState::open("p", &dir);
+        assert!(state.summary().tokens.is_sign_positive());
+        assert!(state.summary().cost_usd.is_sign_positive());
     }
 }
