@@ -148,6 +148,21 @@ impl Index {
         })
     }
 
+    /// Every project's notifications (oldest first), for the messages view's snapshot.
+    pub fn recent_notifications(&self) -> super::views::RecentNotifications {
+        self.all()
+            .into_iter()
+            .flat_map(|(id, project)| {
+                let state = lock(&project);
+                state
+                    .notifications()
+                    .iter()
+                    .map(|note| (id.clone(), note.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Every project's summary with its cursor, and the cursor of the `projects` topic.
     pub fn summaries_at(&self) -> (Vec<(ProjectSummary, Cursor)>, Cursor) {
         let projects = self.projects.read().unwrap_or_else(PoisonError::into_inner);

@@ -16,6 +16,7 @@ pub mod project;
 pub mod session;
 pub mod sse;
 pub mod tail;
+pub mod views;
 pub mod watcher;
 pub mod ws;
 
@@ -92,6 +93,9 @@ pub fn app(state: AppState) -> Router {
             get(session::login_link).post(session::login_form),
         )
         .route("/api/logout", post(session::logout))
+        .route("/ws/instances", get(views::instances))
+        .route("/ws/instances/{id}/logs", get(views::logs))
+        .route("/ws/messages", get(views::messages))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -251,6 +251,11 @@ impl ProjectState {
         Ok(String::from_utf8_lossy(&bytes[cut..]).into_owned())
     }
 
+    /// Notifications seen since the server started, oldest first.
+    pub fn notifications(&self) -> &[Notification] {
+        &self.notifications
+    }
+
     /// Lines of `ralph.log` read so far.
     pub fn log_lines(&self) -> u64 {
         self.log.lines

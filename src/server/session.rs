@@ -38,7 +38,8 @@ fn unauthorized(error: AuthError) -> Response {
 /// Refuses requests without a valid session, and cross-site requests to the streams.
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    if matches!(path.as_str(), "/api/ws" | "/api/events") && !same_origin(request.headers()) {
+    let is_stream = matches!(path.as_str(), "/api/ws" | "/api/events") || path.starts_with("/ws/");
+    if is_stream && !same_origin(request.headers()) {
         let body = serde_json::json!({"type": "error", "code": 403, "message": "cross-origin request refused"});
         return (StatusCode::FORBIDDEN, Json(body)).into_response();
     }

@@ -1,0 +1,331 @@
+//! The seed-002 streaming endpoints, as thin views of the same hub: `/ws/instances` (projects as
+//! instances), `/ws/instances/{id}/logs` (a log tail) and `/ws/messages` (notification
+//! transitions, metadata only). Each sends a snapshot first, then deltas; a client that falls
+//! behind gets a fresh snapshot instead of stale deltas.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        Path, Query, State,
+    },
+    response::Response,
+};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::{
+    sync::broadcast::error::RecvError,
+    time::{interval_at, Instant},
+};
+
+use super::{hub::Frame, index::Index, ws::IDLE_TIMEOUT, AppState};
+use crate::model::{
+    protocol::{ServerMessage, DEFAULT_BACKLOG, HEARTBEAT_SECONDS, MAX_BACKLOG},
+    Topic,
+};
+
+/// Which view a socket serves.
+enum View {
+    Instances {
+        include_archived: bool,
+    },
+    Logs {
+        project: String,
+    },
+    Messages {
+        instance: Option<String>,
+        correlation: Option<String>,
+    },
+}
+
+pub async fn instances(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    upgrade(
+        ws,
+        state,
+        View::Instances {
+            include_archived: false,
+        },
+        0,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    backlog: Option<u32>,
+}
+
+pub async fn logs(
+    ws: WebSocketUpgrade,
+    Path(project): Path<String>,
+    Query(query): Query<LogQuery>,
+    State(state): State<AppState>,
+) -> Response {
+    let backlog = query.backlog.unwrap_or(DEFAULT_BACKLOG).min(MAX_BACKLOG);
+    upgrade(ws, state, View::Logs { project }, backlog)
+}
+
+#[derive(Deserialize)]
+pub struct MessageQuery {
+    instance: Option<String>,
+    correlation_id: Option<String>,
+}
+
+pub async fn messages(
+    ws: WebSocketUpgrade,
+    Query(query): Query<MessageQuery>,
+    State(state): State<AppState>,
+) -> Response {
+    let view = View::Messages {
+        instance: query.instance,
+        correlation: query.correlation_id,
+    };
+    upgrade(ws, state, view, 0)
+}
+
+fn upgrade(ws: WebSocketUpgrade, state: AppState, view: View, backlog: u32) -> Response {
+    ws.max_message_size(64 * 1024)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .on_upgrade(move |socket| serve(socket, state, view, backlog))
+}
+
+async fn serve(socket: WebSocket, state: AppState, mut view: View, backlog: u32) {
+    let (mut sink, mut stream) = socket.split();
+    let mut events = state.hub.subscribe();
+    let index = state.index.clone();
+    if let View::Logs { project } = &view {
+        if !index.contains(project) {
+            let error = json!({"type": "error", "code": 4404, "message": format!("no instance named {project:?}")});
+            let _ = sink.send(Message::Text(error.to_string().into())).await;
+            let _ = sink.send(close(4404, "unknown instance")).await;
+            return;
+        }
+    }
+    let first = match &view {
+        View::Logs { project } => {
+            let text = index
+                .log_backlog(project, backlog)
+                .map(|(text, _)| text)
+                .unwrap_or_default();
+            lines_frame("backlog", &text)
+        }
+        _ => snapshot(&index, &view),
+    };
+    if sink
+        .send(Message::Text(first.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let heartbeat_every = Duration::from_secs(u64::from(HEARTBEAT_SECONDS));
+    let mut heartbeat = interval_at(Instant::now() + heartbeat_every, heartbeat_every);
+    let mut last_heard = Instant::now();
+    let stop = state.shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        let outgoing: Vec<Value> = tokio::select! {
+            biased;
+            _ = &mut stop => {
+                let _ = sink.send(close(1001, "server shutting down")).await;
+                return;
+            }
+            incoming = stream.next() => {
+                let Some(Ok(message)) = incoming else { return };
+                last_heard = Instant::now();
+                match message {
+                    Message::Text(text) => client_message(&index, &mut view, text.as_str()),
+                    Message::Close(_) => return,
+                    _ => Vec::new(),
+                }
+            }
+            event = events.recv() => match event {
+                Ok(frame) => delta(&view, &frame).into_iter().collect(),
+                // Too far behind to catch up: start over from a fresh snapshot.
+                Err(RecvError::Lagged(_)) => match &view {
+                    View::Logs { .. } => vec![json!({"type": "rotated", "reason": "fell behind"})],
+                    _ => vec![snapshot(&index, &view)],
+                },
+                Err(RecvError::Closed) => {
+                    let _ = sink.send(close(1001, "server shutting down")).await;
+                    return;
+                }
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= IDLE_TIMEOUT {
+                    let _ = sink.send(close(1001, "idle timeout")).await;
+                    return;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+                Vec::new()
+            }
+        };
+        for value in outgoing {
+            if sink
+                .send(Message::Text(value.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+fn client_message(index: &Index, view: &mut View, text: &str) -> Vec<Value> {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return vec![json!({"type": "error", "code": 4400, "message": "frame is not valid JSON"})];
+    };
+    let kind = value
+        .get("type")
+        .or_else(|| value.get("action"))
+        .and_then(Value::as_str);
+    match (kind, view) {
+        (Some("ping"), _) => vec![json!({"type": "pong"})],
+        (Some("set_include_archived"), View::Instances { include_archived }) => {
+            let Some(flag) = value.get("value").and_then(Value::as_bool) else {
+                return vec![
+                    json!({"type": "error", "code": 4400, "message": "\"value\" must be true or false"}),
+                ];
+            };
+            *include_archived = flag;
+            vec![snapshot(
+                index,
+                &View::Instances {
+                    include_archived: flag,
+                },
+            )]
+        }
+        _ => vec![json!({"type": "error", "code": 4400, "message": "unknown message"})],
+    }
+}
+
+fn snapshot(index: &Index, view: &View) -> Value {
+    match view {
+        View::Instances { include_archived } => {
+            let instances: Vec<Value> = index
+                .summaries()
+                .into_iter()
+                .map(|p| json!({"name": p.id, "display_name": p.name, "status": p.status, "pid": null, "archived_at": null}))
+                .collect();
+            json!({"type": "snapshot", "instances": instances, "include_archived": include_archived})
+        }
+        View::Messages {
+            instance,
+            correlation,
+        } => {
+            let recent: Vec<Value> = index
+                .recent_notifications()
+                .into_iter()
+                .filter(|(project, note)| wanted(instance, correlation, project, &note.id))
+                .map(|(project, note)| message_event(&project, &note, note.timestamp.as_deref()))
+                .collect();
+            json!({"type": "snapshot", "recent_events": recent})
+        }
+        View::Logs { .. } => json!({"type": "backlog", "lines": [], "count": 0}),
+    }
+}
+
+fn wanted(
+    instance: &Option<String>,
+    correlation: &Option<String>,
+    project: &str,
+    id: &str,
+) -> bool {
+    instance.as_deref().is_none_or(|i| i == project)
+        && correlation.as_deref().is_none_or(|c| c == id)
+}
+
+/// Metadata only: the notification's text is the payload and stays out of the stream.
+fn message_event(
+    project: &str,
+    note: &crate::contract::notification::Notification,
+    timestamp: Option<&str>,
+) -> Value {
+    json!({
+        "type": "message_event",
+        "message_id": note.id,
+        "event": "raised",
+        "from": project,
+        "to": null,
+        "message_type": note.kind.prefix(),
+        "detail": null,
+        "timestamp": timestamp,
+    })
+}
+
+fn lines_frame(kind: &str, text: &str) -> Value {
+    let lines: Vec<&str> = text.lines().collect();
+    json!({"type": kind, "count": lines.len(), "lines": lines})
+}
+
+/// The view's frame for one hub event, if it has one.
+fn delta(view: &View, frame: &Arc<Frame>) -> Option<Value> {
+    let relevant = match (view, &frame.topic) {
+        (View::Instances { .. }, Topic::Projects | Topic::Project(_)) => true,
+        (View::Logs { project }, Topic::Log(id)) => id == project,
+        (View::Messages { .. }, Topic::Project(_)) => true,
+        _ => false,
+    };
+    if !relevant {
+        return None;
+    }
+    let message: ServerMessage = serde_json::from_str(frame.text.as_str()).ok()?;
+    match (view, message) {
+        (
+            View::Instances { .. },
+            ServerMessage::StatusChanged {
+                project,
+                timestamp,
+                data,
+            },
+        ) => Some(
+            json!({"type": "status_changed", "name": project, "status": data.status, "pid": null, "timestamp": timestamp}),
+        ),
+        (
+            View::Instances { .. },
+            ServerMessage::ProjectAdded {
+                project,
+                timestamp,
+                data,
+            },
+        ) => Some(
+            json!({"type": "instance_created", "name": project, "display_name": data.name, "status": data.status, "port": null, "timestamp": timestamp}),
+        ),
+        (View::Instances { .. }, ServerMessage::ProjectRemoved { project, timestamp }) => {
+            Some(json!({"type": "instance_removed", "name": project, "timestamp": timestamp}))
+        }
+        (View::Logs { .. }, ServerMessage::LogAppend { data, .. }) => {
+            Some(lines_frame("lines", &data.lines))
+        }
+        (View::Logs { .. }, ServerMessage::LogRotated { .. }) => Some(json!({"type": "rotated"})),
+        (
+            View::Messages {
+                instance,
+                correlation,
+            },
+            ServerMessage::Notification {
+                project,
+                timestamp,
+                data,
+            },
+        ) => wanted(instance, correlation, &project, &data.id)
+            .then(|| message_event(&project, &data, Some(&timestamp))),
+        _ => None,
+    }
+}
+
+/// Notifications seen so far, per project, keyed for the snapshot.
+pub type RecentNotifications = Vec<(String, crate::contract::notification::Notification)>;
