@@ -11,7 +11,7 @@ use tokio_tungstenite::{
     tungstenite::{client::IntoClientRequest, http::HeaderValue, Error, Message},
 };
 
-use loopwatch::server::auth::Auth;
+use loopwatch::server::auth::{Auth, SESSION};
 
 mod common;
 use common::{get, get_signed_in, post_form, start_server, token, write_project, WAIT};
@@ -44,10 +44,32 @@ async fn nothing_is_served_without_a_session() {
     );
     assert_eq!(get(addr, "/metrics").await.status, 401);
 
-    // The upgrade is refused before switching protocols.
-    match connect_async(format!("ws://{addr}/api/ws")).await {
-        Err(Error::Http(response)) => assert_eq!(response.status(), 401),
-        other => panic!("expected 401, got {other:?}"),
+    // The upgrade is refused before switching protocols: no token, a token signed with another
+    // key, an unsigned (`alg: none`) token, an expired one.
+    let other_key = tempfile::tempdir().expect("tempdir");
+    let foreign = Auth::load_or_create(other_key.path())
+        .expect("other secrets")
+        .auth
+        .issue(SESSION);
+    let unsigned = {
+        use base64::Engine;
+        let b64 = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        let far = 4_000_000_000u64;
+        format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&format!(r#"{{"sub":"admin","iat":1,"exp":{far}}}"#))
+        )
+    };
+    for bad in [
+        "".to_owned(),
+        format!("?token={foreign}"),
+        format!("?token={unsigned}"),
+    ] {
+        match connect_async(format!("ws://{addr}/api/ws{bad}")).await {
+            Err(Error::Http(response)) => assert_eq!(response.status(), 401, "{bad}"),
+            other => panic!("expected 401 for {bad:?}, got {other:?}"),
+        }
     }
     // A foreign Origin is refused even with a valid token.
     let mut request = format!("ws://{addr}/api/ws?token={}", token(&server))

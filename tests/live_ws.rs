@@ -308,3 +308,66 @@ async fn a_missing_projects_directory_is_a_clear_start_error() {
         Ok(_) => panic!("started with a missing root"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reconnects_with_its_cursor_gets_exactly_what_it_missed() {
+    let fixture = fixture().await;
+    let topic = format!("project:{}", fixture.id);
+    let mut client = connect(&fixture).await;
+    send(
+        &mut client,
+        &format!(r#"{{"action":"subscribe","topics":["{topic}"]}}"#),
+    )
+    .await;
+    assert_eq!(next_json(&mut client).await["type"], "subscribed");
+    fs::write(fixture.project.join(".ralph/pause"), "").expect("pause");
+    let seen = wait_for(&mut client, "status_changed", |f| {
+        f["type"] == "status_changed"
+    })
+    .await;
+    let (epoch, seq) = (seen["epoch"].clone(), seen["seq"].clone());
+    drop(client);
+
+    // Changes while the client is away.
+    fs::remove_file(fixture.project.join(".ralph/pause")).expect("unpause");
+    fs::write(
+        fixture.project.join("IMPLEMENTATION_PLAN.md"),
+        "## Phase 1\n- [x] 1.1: first\n- [ ] 1.2: second\n",
+    )
+    .expect("tick");
+    // Wait until the server has published both (observed through a second client).
+    let mut observer = connect(&fixture).await;
+    send(&mut observer, &format!(r#"{{"action":"subscribe","topics":["{topic}"],"since":{{"{topic}":{{"epoch":{epoch},"seq":{seq}}}}}}}"#)).await;
+    wait_for(&mut observer, "the plan update", |f| {
+        f["type"] == "plan_updated"
+    })
+    .await;
+
+    let mut back = connect(&fixture).await;
+    send(&mut back, &format!(r#"{{"action":"subscribe","topics":["{topic}"],"since":{{"{topic}":{{"epoch":{epoch},"seq":{seq}}}}}}}"#)).await;
+    let ack = next_json(&mut back).await;
+    assert_eq!(ack["type"], "subscribed");
+    let mut replayed = Vec::new();
+    while replayed.len() < 2 {
+        let frame = next_json(&mut back).await;
+        replayed.push((
+            frame["type"].as_str().unwrap_or("").to_owned(),
+            frame["seq"].as_u64().unwrap_or(0),
+        ));
+    }
+    let seq = seq.as_u64().unwrap_or(0);
+    assert_eq!(
+        replayed,
+        [
+            ("status_changed".to_owned(), seq + 1),
+            ("plan_updated".to_owned(), seq + 2)
+        ],
+        "exactly the missed events, in order"
+    );
+
+    // A cursor from another server run cannot be replayed.
+    send(&mut back, &format!(r#"{{"action":"subscribe","topics":["{topic}"],"since":{{"{topic}":{{"epoch":1,"seq":5}}}}}}"#)).await;
+    let resync = wait_for(&mut back, "resync", |f| f["type"] == "resync").await;
+    assert_eq!(resync["topic"], topic.as_str());
+    fixture.server.stop().await;
+}
