@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::time::timeout;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    time::timeout,
+};
 use tokio_tungstenite::{
     connect_async,
     tungstenite::{client::IntoClientRequest, http::HeaderValue, Error, Message},
@@ -163,5 +166,70 @@ async fn a_socket_is_closed_with_4401_when_its_session_ends() {
     .await
     .expect("closed in time");
     assert_eq!(code, Some(4401));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_pings_and_closes_silent_sockets_with_1001() {
+    use loopwatch::server::{config, start, Keepalive, ServerConfig};
+    use std::sync::Arc;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    let loaded = Auth::load_or_create(&root.join(".data")).expect("secrets");
+    let session = loaded.auth.issue(SESSION);
+    let server = start(ServerConfig {
+        roots: vec![root],
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        leptos_options: config::leptos_options(None).expect("options"),
+        auth: Some(Arc::new(loaded.auth)),
+        // Short, so the test does not wait 90 s; the rule is the same.
+        keepalive: Keepalive {
+            heartbeat: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(400),
+        },
+    })
+    .await
+    .expect("server starts");
+    let url = format!("ws://{}/api/ws?token={session}", server.addr);
+
+    // A client that answers pings (tungstenite does while it reads) stays connected and sees
+    // the pings; one that never reads goes silent and is closed with 1001.
+    let (mut live, _) = connect_async(url).await.expect("connect");
+    let pinged = timeout(WAIT, async {
+        while let Some(Ok(message)) = live.next().await {
+            if matches!(message, Message::Ping(_)) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("a ping in time");
+    assert!(pinged);
+
+    // A client that never answers: a bare upgrade on a raw socket, then only listening.
+    let mut raw = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let handshake = format!(
+        "GET /api/ws?token={session} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    raw.write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    let mut received = Vec::new();
+    timeout(WAIT, raw.read_to_end(&mut received))
+        .await
+        .expect("the server closes a silent socket in time")
+        .expect("read");
+    assert!(received.starts_with(b"HTTP/1.1 101"), "upgraded");
+    // An unmasked close frame (0x88) whose payload starts with 1001 (0x03e9).
+    let closed_1001 = received
+        .windows(4)
+        .any(|w| w[0] == 0x88 && w[2] == 0x03 && w[3] == 0xe9);
+    assert!(closed_1001, "a close frame with 1001");
     server.stop().await;
 }

@@ -297,6 +297,7 @@ async fn a_missing_projects_directory_is_a_clear_start_error() {
         addr: "127.0.0.1:0".parse().expect("addr"),
         leptos_options: config::leptos_options(None).expect("options"),
         auth: None,
+        keepalive: Default::default(),
     })
     .await;
     match result {

@@ -214,6 +214,7 @@ async fn start_server(
         addr,
         leptos_options,
         auth: auth.clone(),
+        keepalive: Default::default(),
     })
     .await?;
     // Scripts and tests read these lines to learn the port and the sign-in link.

@@ -46,6 +46,23 @@ pub struct AppState {
     pub connections: Arc<ws::ConnectionLimits>,
     /// `None` when the operator turned authentication off.
     pub auth: Option<Arc<auth::Auth>>,
+    pub keepalive: Keepalive,
+}
+
+/// How often sockets are pinged, and how long a silent one is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Keepalive {
+    pub heartbeat: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(u64::from(crate::model::protocol::HEARTBEAT_SECONDS)),
+            idle_timeout: ws::IDLE_TIMEOUT,
+        }
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -117,6 +134,7 @@ pub struct ServerConfig {
     pub leptos_options: LeptosOptions,
     /// `None` turns authentication off.
     pub auth: Option<Arc<auth::Auth>>,
+    pub keepalive: Keepalive,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +191,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         shutdown: shutdown.clone(),
         connections: Arc::default(),
         auth: config.auth.clone(),
+        keepalive: config.keepalive,
     };
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let http = tokio::spawn({

@@ -3,7 +3,7 @@
 //! transitions, metadata only). Each sends a snapshot first, then deltas; a client that falls
 //! behind gets a fresh snapshot instead of stale deltas.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     extract::{
@@ -20,9 +20,9 @@ use tokio::{
     time::{interval_at, Instant},
 };
 
-use super::{hub::Frame, index::Index, ws::IDLE_TIMEOUT, AppState};
+use super::{hub::Frame, index::Index, AppState};
 use crate::model::{
-    protocol::{ServerMessage, DEFAULT_BACKLOG, HEARTBEAT_SECONDS, MAX_BACKLOG},
+    protocol::{ServerMessage, DEFAULT_BACKLOG, MAX_BACKLOG},
     Topic,
 };
 
@@ -121,7 +121,7 @@ async fn serve(socket: WebSocket, state: AppState, mut view: View, backlog: u32)
     {
         return;
     }
-    let heartbeat_every = Duration::from_secs(u64::from(HEARTBEAT_SECONDS));
+    let heartbeat_every = state.keepalive.heartbeat;
     let mut heartbeat = interval_at(Instant::now() + heartbeat_every, heartbeat_every);
     let mut last_heard = Instant::now();
     let stop = state.shutdown.wait();
@@ -155,7 +155,7 @@ async fn serve(socket: WebSocket, state: AppState, mut view: View, backlog: u32)
                 }
             },
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() >= IDLE_TIMEOUT {
+                if last_heard.elapsed() >= state.keepalive.idle_timeout {
                     let _ = sink.send(close(1001, "idle timeout")).await;
                     return;
                 }

@@ -37,7 +37,7 @@ use super::{
 use crate::model::{
     protocol::{
         ClientMessage, LogLines, ProtocolError, ServerMessage, CODE_AUTH_EXPIRED, CODE_BAD_REQUEST,
-        CODE_UNKNOWN_PROJECT, HEARTBEAT_SECONDS,
+        CODE_UNKNOWN_PROJECT,
     },
     Cursor, Topic,
 };
@@ -93,8 +93,8 @@ pub async fn upgrade(
                 events: state.hub.subscribe(),
                 hub: state.hub.clone(),
                 shutdown: state.shutdown.clone(),
-                heartbeat: Duration::from_secs(u64::from(HEARTBEAT_SECONDS)),
-                idle_timeout: IDLE_TIMEOUT,
+                heartbeat: state.keepalive.heartbeat,
+                idle_timeout: state.keepalive.idle_timeout,
                 auth: state.auth.clone(),
                 expires: claims.map(|Extension(claims)| claims.exp),
             };

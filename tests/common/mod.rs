@@ -35,6 +35,7 @@ pub async fn start_server(root: PathBuf) -> RunningServer {
         addr: "127.0.0.1:0".parse().expect("addr"),
         leptos_options: config::leptos_options(None).expect("options"),
         auth: Some(Arc::new(loaded.auth)),
+        keepalive: Default::default(),
     })
     .await
     .expect("server starts")
