@@ -32,13 +32,17 @@ struct Fixture {
 }
 
 fn append(path: &Path, text: &str) {
+    append_bytes(path, text.as_bytes());
+}
+
+fn append_bytes(path: &Path, bytes: &[u8]) {
     use std::io::Write;
     let mut file = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .expect("open for append");
-    file.write_all(text.as_bytes()).expect("append");
+    file.write_all(bytes).expect("append");
 }
 
 async fn fixture() -> Fixture {
@@ -370,5 +374,51 @@ async fn a_client_that_reconnects_with_its_cursor_gets_exactly_what_it_missed() 
     send(&mut back, &format!(r#"{{"action":"subscribe","topics":["{topic}"],"since":{{"{topic}":{{"epoch":1,"seq":5}}}}}}"#)).await;
     let resync = wait_for(&mut back, "resync", |f| f["type"] == "resync").await;
     assert_eq!(resync["topic"], topic.as_str());
+    fixture.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_arrive_whole_and_rotation_is_announced() {
+    let fixture = fixture().await;
+    let log = fixture.project.join(".ralph/ralph.log");
+    let mut client = connect(&fixture).await;
+    send(
+        &mut client,
+        &format!(
+            r#"{{"action":"subscribe","topics":["log:{}"],"backlog":0}}"#,
+            fixture.id
+        ),
+    )
+    .await;
+    assert_eq!(next_json(&mut client).await["type"], "subscribed");
+
+    // Half a line, ending inside a multi-byte character: nothing may be sent yet.
+    let line = "caf\u{e9} \u{1f600}\n".as_bytes();
+    append_bytes(&log, &line[..4]);
+    append_bytes(&log, &line[4..]);
+    // The next complete line proves the earlier bytes were read; they must come out whole.
+    append(&log, "done\n");
+    let mut text = String::new();
+    while !text.ends_with("done\n") {
+        let frame = wait_for(&mut client, "log_append", |f| f["type"] == "log_append").await;
+        text.push_str(frame["data"]["lines"].as_str().unwrap_or_default());
+    }
+    assert_eq!(text, "caf\u{e9} \u{1f600}\ndone\n");
+
+    // Truncation (copytruncate) and replacement (rotation) both announce log_rotated.
+    fs::write(&log, "after truncation\n").expect("truncate");
+    let rotated = wait_for(&mut client, "log_rotated", |f| f["type"] == "log_rotated").await;
+    assert_eq!(rotated["seq"], 1, "a new epoch starts at 1");
+    let replacement = fixture.project.join(".ralph/ralph.log.new");
+    fs::write(
+        &replacement,
+        "a brand new file with more bytes than before\n",
+    )
+    .expect("write");
+    fs::rename(&replacement, &log).expect("rotate");
+    wait_for(&mut client, "second log_rotated", |f| {
+        f["type"] == "log_rotated"
+    })
+    .await;
     fixture.server.stop().await;
 }

@@ -21,7 +21,9 @@ test.afterEach(async () => {
 });
 
 async function openDashboard(page: Page) {
-  await page.goto(server.url + '/');
+  // The sign-in link sets the session cookie and lands on the dashboard.
+  await page.goto(server.loginUrl);
+  await expect(page).toHaveURL(server.url + '/');
   // The WASM client marks the body once it has taken over the server-rendered page.
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
 }
@@ -35,8 +37,15 @@ async function screenshot(page: Page, name: string) {
 
 test('the release binary alone serves the page, its wasm and js, and the page hydrates', async ({
   page,
-  request,
 }) => {
+  // Signed out: the page sends the browser to the login page.
+  await page.goto(server.url + '/');
+  await expect(page).toHaveURL(/\/login\?next=%2F|\/login\?next=\//);
+  await expect(page.getByLabel('Login token')).toBeVisible();
+  await screenshot(page, 'login');
+
+  await openDashboard(page);
+  const request = page.request; // shares the signed-in cookie
   const response = await request.get(server.url + '/');
   expect(response.status()).toBe(200);
   const html = await response.text();
@@ -67,7 +76,6 @@ test('the release binary alone serves the page, its wasm and js, and the page hy
   const missing = await request.get(server.url + '/pkg/nope.js');
   expect(missing.status()).toBe(404);
 
-  await openDashboard(page);
   await expect(card(page).getByTestId('status')).toHaveText('running');
   await screenshot(page, 'dashboard');
 });

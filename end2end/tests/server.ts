@@ -26,10 +26,13 @@ export function tempDir(prefix: string): string {
 export class Server {
   private child?: ChildProcess;
   url = '';
+  /** The sign-in link printed on first start (it carries the login credential). */
+  loginUrl = '';
 
   private constructor(
     private readonly binary: string,
     private readonly projectsRoot: string,
+    private readonly dataDir: string,
     private port: number,
   ) {}
 
@@ -41,7 +44,7 @@ export class Server {
     const binary = path.join(dir, 'loopwatch');
     fs.copyFileSync(RELEASE_BINARY, binary);
     fs.chmodSync(binary, 0o755);
-    const server = new Server(binary, projectsRoot, 0);
+    const server = new Server(binary, projectsRoot, tempDir('loopwatch-data-'), 0);
     await server.launch();
     return server;
   }
@@ -50,7 +53,15 @@ export class Server {
   async launch(): Promise<void> {
     const child = spawn(
       this.binary,
-      ['serve', '--projects', this.projectsRoot, '--addr', `127.0.0.1:${this.port}`],
+      [
+        'serve',
+        '--projects',
+        this.projectsRoot,
+        '--addr',
+        `127.0.0.1:${this.port}`,
+        '--data-dir',
+        this.dataDir,
+      ],
       { cwd: path.dirname(this.binary), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
@@ -61,8 +72,11 @@ export class Server {
       let stdout = '';
       child.stdout?.on('data', (chunk) => {
         stdout += chunk.toString();
+        const link = stdout.match(/sign in[^:]*: (http:\/\/\S+)/);
+        if (link) this.loginUrl = link[1];
         const match = stdout.match(/listening on (http:\/\/[\d.]+:(\d+))/);
-        if (match) {
+        // The link follows the address on a first start; later starts print no link.
+        if (match && (this.loginUrl || this.port !== 0)) {
           clearTimeout(timer);
           this.port = Number(match[2]);
           resolve(match[1]);

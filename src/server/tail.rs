@@ -12,6 +12,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+/// How much of a file's beginning is remembered to recognise a rewritten file.
+const HEAD_BYTES: usize = 64;
 /// Longest line kept whole.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -45,6 +47,9 @@ pub struct Tail {
     carry: Vec<u8>,
     /// Bytes of the current over-long line dropped after the cut.
     dropped: u64,
+    /// The file's first bytes as read: if they change, the file was truncated and rewritten
+    /// (perhaps past the old size before we looked), which the size alone cannot tell.
+    head: Vec<u8>,
     max_line: usize,
 }
 
@@ -60,6 +65,7 @@ impl Tail {
             identity: None,
             carry: Vec::new(),
             dropped: 0,
+            head: Vec::new(),
             max_line: max_line.max(16),
         }
     }
@@ -89,13 +95,14 @@ impl Tail {
         let identity = file_identity(&metadata);
         if self.identity.is_some_and(|known| known != identity) {
             outcome.restarted = Some(Restart::Replaced);
-        } else if metadata.len() < self.consumed() {
+        } else if metadata.len() < self.consumed() || !self.head_unchanged(&mut file)? {
             outcome.restarted = Some(Restart::Truncated);
         }
         if outcome.restarted.is_some() {
             self.offset = 0;
             self.carry.clear();
             self.dropped = 0;
+            self.head.clear();
         }
         self.identity = Some(identity);
         file.seek(SeekFrom::Start(self.consumed()))?;
@@ -107,6 +114,10 @@ impl Tail {
                 break;
             }
             outcome.bytes += read as u64;
+            if self.head.len() < HEAD_BYTES && self.consumed() == self.head.len() as u64 {
+                let wanted = (HEAD_BYTES - self.head.len()).min(read);
+                self.head.extend_from_slice(&buffer[..wanted]);
+            }
             let mut rest = &buffer[..read];
             while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
                 self.take(&rest[..newline]);
@@ -126,6 +137,23 @@ impl Tail {
             self.take(rest);
         }
         Ok(outcome)
+    }
+
+    /// Whether the file still starts with the bytes it started with.
+    fn head_unchanged(&self, file: &mut File) -> io::Result<bool> {
+        if self.head.is_empty() {
+            return Ok(true);
+        }
+        let mut now = vec![0u8; self.head.len()];
+        file.seek(SeekFrom::Start(0))?;
+        let mut filled = 0;
+        while filled < now.len() {
+            match file.read(&mut now[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        Ok(now[..filled] == self.head[..])
     }
 
     /// Bytes read from the file so far: delivered lines plus the unfinished one.
@@ -243,6 +271,25 @@ mod tests {
         assert_eq!(outcome.restarted, Some(Restart::Replaced));
         assert_eq!(lines[0].0, 0);
         assert_eq!(lines[0].1, "fresh file, longer than before");
+    }
+
+    #[test]
+    fn a_file_truncated_and_regrown_past_the_offset_is_noticed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log");
+        append(&path, b"short\n");
+        let mut tail = Tail::new(&path);
+        collect(&mut tail);
+        // `> log; echo ... >> log` before the tail looked again: bigger than before.
+        std::fs::write(&path, b"a longer first line\n").expect("rewrite");
+        let (lines, outcome) = collect(&mut tail);
+        assert_eq!(outcome.restarted, Some(Restart::Truncated));
+        assert_eq!(lines, [(0, "a longer first line".to_owned())]);
+        // Appends after that are plain appends again.
+        append(&path, b"more\n");
+        let (lines, outcome) = collect(&mut tail);
+        assert_eq!(outcome.restarted, None);
+        assert_eq!(lines, [(20, "more".to_owned())]);
     }
 
     #[test]
