@@ -58,6 +58,15 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
 fn ProjectCardView(card: ProjectCard) -> impl IntoView {
     let summary = card.summary;
     let status = move || summary.with(|s| s.status.as_str());
+    let status_label = move || {
+        summary.with(|s| {
+            if s.pausing {
+                "pausing"
+            } else {
+                s.status.as_str()
+            }
+        })
+    };
     let plan = move || summary.with(|s| s.plan.clone());
     let progress = move || plan().map(|p| (p.tasks_done, p.tasks_total, p.percent()));
     view! {
@@ -65,7 +74,7 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
             <header class="card-head">
                 <h2>{move || summary.with(|s| s.name.clone())}</h2>
                 <span class=move || format!("badge badge-{}", status()) data-testid="status">
-                    {status}
+                    {status_label}
                 </span>
             </header>
             <p class="path" title=move || summary.with(|s| s.path.clone())>

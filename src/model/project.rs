@@ -94,6 +94,9 @@ pub struct ProjectSummary {
     pub last_activity: Option<String>,
     /// Health of the last iterations, oldest first.
     pub recent_health: Vec<Health>,
+    /// Paused, but the current iteration is still running (the pause takes effect after it).
+    #[serde(default)]
+    pub pausing: bool,
 }
 
 #[cfg(test)]

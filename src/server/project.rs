@@ -623,6 +623,15 @@ impl ProjectState {
             plan_complete: self.plan.as_ref().is_some_and(Plan::is_complete),
             last_iteration_failed: last_failed || alarm_is_newer,
         });
+        // The loop honours a pause at the next iteration boundary: until the current
+        // iteration's row lands, it is still working.
+        let current_unfinished = self
+            .log
+            .iterations
+            .len()
+            .checked_sub(1)
+            .is_some_and(|last| !self.row_log.contains(&Some(last)));
+        let pausing = status == Status::Paused && current_unfinished;
         let recent_health = self
             .jsonl
             .rows
@@ -647,6 +656,7 @@ impl ProjectState {
                 .last_activity
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             recent_health,
+            pausing,
         }
     }
 
@@ -907,6 +917,7 @@ fn card_changed(old: &ProjectSummary, new: &ProjectSummary) -> bool {
         || old.tokens != new.tokens
         || old.cost_usd != new.cost_usd
         || old.recent_health != new.recent_health
+        || old.pausing != new.pausing
 }
 
 fn placeholder_summary(id: &str, dir: &Path) -> ProjectSummary {
@@ -926,6 +937,7 @@ fn placeholder_summary(id: &str, dir: &Path) -> ProjectSummary {
         cost_usd: 0.0,
         last_activity: None,
         recent_health: Vec::new(),
+        pausing: false,
     }
 }
 
@@ -1096,5 +1108,32 @@ mod tests {
         let state = ProjectState::open("p", &dir);
         assert!(state.summary().tokens.is_sign_positive());
         assert!(state.summary().cost_usd.is_sign_positive());
+    }
+
+    #[test]
+    fn a_pause_shows_as_pausing_until_the_current_iteration_ends() {
+        let (_temp, dir) = project();
+        fs::write(dir.join(".ralph/ralph.pid"), std::process::id().to_string()).expect("pid");
+        fs::write(dir.join(".ralph/pause"), "").expect("pause");
+        append(
+            &dir.join(".ralph/ralph.log"),
+            "=== Iteration 1/3 ===\nworking\n",
+        );
+        let mut state = ProjectState::open("p", &dir);
+        assert_eq!(state.summary().status, Status::Paused);
+        assert!(state.summary().pausing, "iteration 1 is still running");
+
+        append(
+            &dir.join(".ralph/iterations.jsonl"),
+            "{\"iteration\":1,\"status\":\"success\"}\n",
+        );
+        let events = state.update(&[FileKind::Jsonl]);
+        assert!(
+            !state.summary().pausing,
+            "the iteration ended: now really paused"
+        );
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, ServerMessage::ProjectUpdated { .. })));
     }
 }
