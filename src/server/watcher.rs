@@ -1,9 +1,11 @@
-//! Turns file-system notifications into index refreshes and hub events.
+//! Turns file-system notifications into index updates (which publish the events).
 //!
-//! Watches each project directory and its `.ralph/` (non-recursively) and the discovery roots.
-//! Changes are batched per project with a short trailing delay (bounded, so a file written
-//! continuously still refreshes), and a slow periodic pass catches what no file event announces:
-//! a loop process that died without removing its pid file.
+//! Watches each project directory, its `.ralph/` and `specs/` (non-recursively) and the discovery
+//! roots. Each change is classified by file: appends, pid and pause changes are read within
+//! milliseconds (only what arrived together is batched, never longer than 50 ms); markdown and
+//! config files get a trailing-edge debounce so the last write always wins. A lost-events
+//! notice (`Rescan`) or a watch error re-reads everything. A periodic pass catches what no file
+//! event announces: a loop process that died without removing its pid file.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
