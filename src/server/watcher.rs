@@ -26,7 +26,7 @@ use crate::model::protocol::ServerMessage;
 
 /// Log and JSONL appends, pid and pause changes: forwarded almost at once, batching only what
 /// arrives together (never held longer than `FAST.1`).
-const FAST: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(50));
+const FAST: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(50));
 /// Markdown and config files, which editors and agents write in several steps: trailing-edge
 /// debounce (the last write always wins).
 const SLOW: (Duration, Duration) = (Duration::from_millis(150), Duration::from_millis(500));
