@@ -233,3 +233,37 @@ async fn the_server_pings_and_closes_silent_sockets_with_1001() {
     assert!(closed_1001, "a close frame with 1001");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_may_hold_64_sockets_and_no_more() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    let server = start_server(root).await;
+    let url = format!("ws://{}/api/ws?token={}", server.addr, token(&server));
+    let mut open = Vec::new();
+    for _ in 0..64 {
+        let (socket, _) = timeout(WAIT, connect_async(url.clone()))
+            .await
+            .expect("connect in time")
+            .expect("within the cap");
+        open.push(socket);
+    }
+    match connect_async(url.clone()).await {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("expected 429, got {other:?}"),
+    }
+    // Closing one frees a place (the server notices the close asynchronously).
+    let mut first = open.remove(0);
+    first.close(None).await.expect("close");
+    let reopened = timeout(WAIT, async {
+        loop {
+            if let Ok((socket, _)) = connect_async(url.clone()).await {
+                return socket;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(reopened.is_ok(), "a place frees up after a close");
+    server.stop().await;
+}
