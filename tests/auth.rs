@@ -187,6 +187,7 @@ async fn the_server_pings_and_closes_silent_sockets_with_1001() {
             heartbeat: Duration::from_millis(100),
             idle_timeout: Duration::from_millis(400),
         },
+        hub_capacity: 1024,
     })
     .await
     .expect("server starts");

@@ -5,6 +5,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use futures::{SinkExt, StreamExt};
@@ -302,6 +303,7 @@ async fn a_missing_projects_directory_is_a_clear_start_error() {
         leptos_options: config::leptos_options(None).expect("options"),
         auth: None,
         keepalive: Default::default(),
+        hub_capacity: 1024,
     })
     .await;
     match result {
@@ -421,4 +423,81 @@ async fn log_lines_arrive_whole_and_rotation_is_announced() {
     })
     .await;
     fixture.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_gets_resync_and_the_others_miss_nothing() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    let dir = root.join("zeta");
+    write_project(&dir, PLAN);
+    let log = dir.join(".ralph/ralph.log");
+    fs::write(&log, "").expect("empty log");
+    let id = project_id(&dir);
+    // A small hub: the stalled client falls behind quickly.
+    let server = common::start_server_with_capacity(root, 8).await;
+    let url = format!("ws://{}/api/ws?token={}", server.addr, token(&server));
+    let subscribe = format!(r#"{{"action":"subscribe","topics":["log:{id}"],"backlog":0}}"#);
+
+    let (mut stalled, _) = connect_async(url.as_str()).await.expect("connect");
+    send(&mut stalled, &subscribe).await;
+    assert_eq!(next_json(&mut stalled).await["type"], "hello");
+    assert_eq!(next_json(&mut stalled).await["type"], "subscribed");
+
+    let (mut healthy, _) = connect_async(url.as_str()).await.expect("connect");
+    send(&mut healthy, &subscribe).await;
+    assert_eq!(next_json(&mut healthy).await["type"], "hello");
+    assert_eq!(next_json(&mut healthy).await["type"], "subscribed");
+
+    // 32 MiB of log, far more than the socket buffers and the hub hold for the stalled client.
+    let line = format!("{}\n", "y".repeat(1023));
+    let chunk = line.repeat(128);
+    let total = chunk.len() * 256;
+    let (progress_tx, mut progress) = tokio::sync::watch::channel(0usize);
+    let reader = tokio::spawn(async move {
+        let mut received = 0;
+        while received < total {
+            let frame = next_json(&mut healthy).await;
+            assert_ne!(
+                frame["type"], "resync",
+                "the healthy client must not fall behind"
+            );
+            if frame["type"] == "log_append" {
+                received += frame["data"]["lines"].as_str().map_or(0, str::len);
+                let _ = progress_tx.send(received);
+            }
+        }
+        received
+    });
+    // The writer goes at the healthy client's pace: it is never more than a chunk behind,
+    // while the stalled one falls further behind with every chunk.
+    for n in 1..=256 {
+        append(&log, &chunk);
+        let written = n * chunk.len();
+        timeout(WAIT, progress.wait_for(|received| *received >= written))
+            .await
+            .expect("the healthy client keeps up")
+            .expect("reader alive");
+    }
+    let received = timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the healthy client keeps up")
+        .expect("reader did not panic");
+    assert_eq!(received, total);
+
+    // The stalled client, reading at last, is told to resync instead of being waited for.
+    let resync = timeout(Duration::from_secs(60), async {
+        loop {
+            let frame = next_json(&mut stalled).await;
+            if frame["type"] == "resync" {
+                return frame;
+            }
+        }
+    })
+    .await
+    .expect("a resync in time");
+    assert!(resync["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("behind")));
+    server.stop().await;
 }

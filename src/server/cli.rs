@@ -215,6 +215,7 @@ async fn start_server(
         leptos_options,
         auth: auth.clone(),
         keepalive: Default::default(),
+        hub_capacity: super::hub::DEFAULT_CAPACITY,
     })
     .await?;
     // Scripts and tests read these lines to learn the port and the sign-in link.

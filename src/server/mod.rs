@@ -135,6 +135,8 @@ pub struct ServerConfig {
     /// `None` turns authentication off.
     pub auth: Option<Arc<auth::Auth>>,
     pub keepalive: Keepalive,
+    /// Events a connection may fall behind by before it gets `resync`.
+    pub hub_capacity: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +162,7 @@ pub struct RunningServer {
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let roots = discovery::validate_roots(&config.roots)
         .map_err(|(root, why)| StartError::BadRoot(root, why))?;
-    let hub = Hub::new(hub::DEFAULT_CAPACITY);
+    let hub = Hub::new(config.hub_capacity);
     let index = Arc::new(Index::new(hub.clone()));
     for dir in discovery::discover(&roots) {
         index.add(dir);

@@ -29,6 +29,11 @@ pub fn write_project(dir: &Path, plan: &str) {
 
 /// A server with authentication on, its secrets in `root/.data` (not a project: no `.ralph/`).
 pub async fn start_server(root: PathBuf) -> RunningServer {
+    start_server_with_capacity(root, 1024).await
+}
+
+/// The same, with a hub that lets connections fall behind by at most `capacity` events.
+pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> RunningServer {
     let loaded = Auth::load_or_create(&root.join(".data")).expect("auth secrets");
     start(ServerConfig {
         roots: vec![root],
@@ -36,6 +41,7 @@ pub async fn start_server(root: PathBuf) -> RunningServer {
         leptos_options: config::leptos_options(None).expect("options"),
         auth: Some(Arc::new(loaded.auth)),
         keepalive: Default::default(),
+        hub_capacity: capacity,
     })
     .await
     .expect("server starts")
