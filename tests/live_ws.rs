@@ -227,6 +227,51 @@ async fn file_changes_reach_a_subscribed_socket() {
     send(&mut client, r#"{"action":"ping"}"#).await;
     wait_for(&mut client, "pong", |f| f["type"] == "pong").await;
 
+    // After unsubscribing from the project's state, its events stop; the log topic still flows.
+    send(
+        &mut client,
+        &format!(
+            r#"{{"action":"unsubscribe","topics":["project:{}"]}}"#,
+            fixture.id
+        ),
+    )
+    .await;
+    let ack = wait_for(&mut client, "unsubscribed", |f| f["type"] == "unsubscribed").await;
+    assert_eq!(ack["topics"][0], format!("project:{}", fixture.id));
+    // A plan change, seen by an observer still subscribed, is published before the next log
+    // line; the unsubscribed client must get the log line and not the plan change.
+    let mut observer = connect(&fixture).await;
+    send(
+        &mut observer,
+        &format!(
+            r#"{{"action":"subscribe","topics":["project:{}"]}}"#,
+            fixture.id
+        ),
+    )
+    .await;
+    wait_for(&mut observer, "subscribed", |f| f["type"] == "subscribed").await;
+    fs::write(
+        fixture.project.join("IMPLEMENTATION_PLAN.md"),
+        "## Phase 1\n- [x] 1.1: first\n- [x] 1.2: second\n",
+    )
+    .expect("tick again");
+    wait_for(&mut observer, "plan_updated", |f| {
+        f["type"] == "plan_updated"
+    })
+    .await;
+    append(
+        &fixture.project.join(".ralph/ralph.log"),
+        "after unsubscribe\n",
+    );
+    let next = wait_for(&mut client, "log_append or plan_updated", |f| {
+        f["type"] == "log_append" || f["type"] == "plan_updated"
+    })
+    .await;
+    assert_eq!(
+        next["type"], "log_append",
+        "no project events after unsubscribe"
+    );
+
     // Projects leaving are announced on the `projects` topic.
     send(
         &mut client,
