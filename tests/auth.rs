@@ -268,3 +268,43 @@ async fn one_address_may_hold_64_sockets_and_no_more() {
     assert!(reopened.is_ok(), "a place frees up after a close");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_flooding_clients_are_closed_with_1009_and_1008() {
+    use futures::SinkExt;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    let server = start_server(root).await;
+    let url = format!("ws://{}/api/ws?token={}", server.addr, token(&server));
+    let close_code = |mut socket: tokio_tungstenite::WebSocketStream<_>| async move {
+        timeout(WAIT, async {
+            while let Some(Ok(message)) = socket.next().await {
+                if let Message::Close(Some(frame)) = message {
+                    return Some(u16::from(frame.code));
+                }
+            }
+            None
+        })
+        .await
+        .expect("closed in time")
+    };
+
+    let (mut big, _) = connect_async(url.clone()).await.expect("connect");
+    big.send(Message::Text("x".repeat(64 * 1024 + 1).into()))
+        .await
+        .expect("send");
+    assert_eq!(close_code(big).await, Some(1009));
+
+    let (mut flood, _) = connect_async(url).await.expect("connect");
+    for _ in 0..60 {
+        if flood
+            .send(Message::Text(r#"{"action":"ping"}"#.into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(close_code(flood).await, Some(1008));
+    server.stop().await;
+}
