@@ -9,7 +9,7 @@ use leptos::server_fn::{
 use serde::{Deserialize, Serialize};
 
 use crate::model::api::{
-    ContextFile, IterationLog, IterationPage, IterationQuery, ProjectDetail, ProjectList,
+    ContextFile, IterationLog, IterationPage, IterationQuery, LogText, ProjectDetail, ProjectList,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -88,6 +88,24 @@ pub async fn load_iteration_log(
         .await
         .map_err(|_| ApiError::Io("ralph.log".into()))?
         .map_err(|error| ApiError::Io(format!("ralph.log: {error}")))
+}
+
+/// The log as published so far (its last 8 MiB), with the `log:ID` cursor it ends at.
+#[server(prefix = "/api", endpoint = "log")]
+pub async fn load_log(project: String) -> Result<LogText, ApiError> {
+    const MAX_LOG: u64 = 8 * 1024 * 1024;
+    let state = ssr::state()?;
+    tokio::task::spawn_blocking(move || match state.index.log_snapshot(&project, MAX_LOG) {
+        None => Err(ApiError::UnknownProject(project)),
+        Some(Err(error)) => Err(ApiError::Io(format!("ralph.log: {error}"))),
+        Some(Ok((text, truncated, cursor))) => Ok(LogText {
+            text,
+            truncated,
+            cursor,
+        }),
+    })
+    .await
+    .map_err(|_| ApiError::Io("ralph.log".into()))?
 }
 
 /// The context files present: `AGENTS.md`, `PROMPT.md`, then `specs/*.md`.

@@ -98,6 +98,15 @@ pub struct IterationLog {
     pub test_output: Option<String>,
 }
 
+/// The log as published so far: load it, then subscribe to `log:ID` with `since` = `cursor`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogText {
+    pub text: String,
+    /// Only the end of a very long log is returned.
+    pub truncated: bool,
+    pub cursor: Cursor,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextFile {
     /// `AGENTS.md`, `PROMPT.md` or `specs/NAME.md`.

@@ -148,6 +148,20 @@ impl Index {
         })
     }
 
+    /// A project's whole published log (the last `max` bytes of it) and the `log:ID` cursor it
+    /// ends at: what a client loads after `log_rotated` or `resync`.
+    pub fn log_snapshot(
+        &self,
+        id: &str,
+        max: u64,
+    ) -> Option<std::io::Result<(String, bool, Cursor)>> {
+        self.get(id).map(|project| {
+            let state = lock(&project);
+            let cursor = self.hub.cursor(&Topic::Log(id.to_owned()));
+            state.log_text(max).map(|(text, cut)| (text, cut, cursor))
+        })
+    }
+
     /// Every project's notifications (oldest first), for the messages view's snapshot.
     pub fn recent_notifications(&self) -> super::views::RecentNotifications {
         self.all()

@@ -251,6 +251,32 @@ impl ProjectState {
         Ok(String::from_utf8_lossy(&bytes[cut..]).into_owned())
     }
 
+    /// The published part of `ralph.log` (up to `tail.offset()`), at most `max` bytes: the last
+    /// ones, starting at a line boundary. Returns the text and whether it was cut.
+    pub fn log_text(&self, max: u64) -> io::Result<(String, bool)> {
+        let end = self.log.tail.offset();
+        let start = end.saturating_sub(max);
+        let bytes = match read_range(self.log.tail.path(), start, Some(end), max) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok((String::new(), false))
+            }
+            Err(error) => return Err(error),
+        };
+        let cut = if start > 0 {
+            bytes
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(bytes.len(), |i| i + 1)
+        } else {
+            0
+        };
+        Ok((
+            String::from_utf8_lossy(&bytes[cut..]).into_owned(),
+            start > 0,
+        ))
+    }
+
     /// Notifications seen since the server started, oldest first.
     pub fn notifications(&self) -> &[Notification] {
         &self.notifications
