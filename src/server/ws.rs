@@ -23,7 +23,10 @@ use axum::{
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::{
-    sync::broadcast::{self, error::RecvError},
+    sync::broadcast::{
+        self,
+        error::{RecvError, TryRecvError},
+    },
     time::{interval_at, sleep_until, Instant},
 };
 
@@ -46,6 +49,8 @@ use crate::model::{
 pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
 /// A client silent this long is gone.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Events written before one flush when they arrive together.
+const MAX_FRAMES_PER_FLUSH: usize = 64;
 /// Close code for "going away" (shutdown, idle).
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code for a policy violation (rate limit).
@@ -300,30 +305,53 @@ async fn serve<Tx, Rx, E>(
                 }
             }
             event = connection.events.recv() => {
-                let outcome = match event {
-                    Ok(frame) => match delivered.get_mut(&frame.topic) {
-                        // Already replayed, or from before the subscription's cursor.
-                        Some(cursor) if frame.cursor <= *cursor => Ok(()),
-                        Some(cursor) => {
-                            *cursor = frame.cursor;
-                            metrics::count(&METRICS.frames_sent);
-                            sink.send(Message::Text(frame.text.clone())).await.map_err(|_| ())
+                // Whatever else is already waiting goes out in the same flush (bursts cost one
+                // write, not one per event).
+                let mut next = Some(event);
+                let mut queued = 0;
+                let mut outcome = Ok(());
+                while let Some(event) = next.take() {
+                    match event {
+                        Ok(frame) => {
+                            if let Some(cursor) = delivered.get_mut(&frame.topic) {
+                                // Skipped when already replayed or older than the cursor.
+                                if frame.cursor > *cursor {
+                                    *cursor = frame.cursor;
+                                    metrics::count(&METRICS.frames_sent);
+                                    outcome = sink.feed(Message::Text(frame.text.clone())).await.map_err(|_| ());
+                                }
+                            }
                         }
-                        None => Ok(()),
-                    },
-                    Err(RecvError::Lagged(missed)) => {
-                        metrics::count(&METRICS.lagged_clients);
-                        metrics::count(&METRICS.resyncs);
-                        // Too slow to keep up: do not wait for it, tell it to refetch.
-                        let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
-                        send(&mut sink, &resync).await
+                        Err(RecvError::Lagged(missed)) => {
+                            metrics::count(&METRICS.lagged_clients);
+                            metrics::count(&METRICS.resyncs);
+                            // Too slow to keep up: do not wait for it, tell it to refetch.
+                            let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
+                            outcome = match serde_json::to_string(&resync) {
+                                Ok(text) => sink.feed(Message::Text(text.into())).await.map_err(|_| ()),
+                                Err(_) => Err(()),
+                            };
+                        }
+                        Err(RecvError::Closed) => {
+                            let _ = sink.flush().await;
+                            close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
+                            return;
+                        }
                     }
-                    Err(RecvError::Closed) => {
-                        close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
+                    if outcome.is_err() {
                         return;
                     }
-                };
-                if outcome.is_err() {
+                    queued += 1;
+                    if queued < MAX_FRAMES_PER_FLUSH {
+                        next = match connection.events.try_recv() {
+                            Ok(frame) => Some(Ok(frame)),
+                            Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                            Err(TryRecvError::Empty) => None,
+                        };
+                    }
+                }
+                if sink.flush().await.is_err() {
                     return;
                 }
             }
@@ -705,5 +733,95 @@ mod tests {
         );
         drop(slots);
         assert!(limits.acquire(address).is_some(), "closing frees the place");
+    }
+
+    /// A sink that counts flushes, to see how many writes a burst costs.
+    struct CountingSink {
+        inner: mpsc::Sender<Message>,
+        flushes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Sink<Message> for CountingSink {
+        type Error = mpsc::SendError;
+
+        fn poll_ready(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::pin::Pin::new(&mut self.inner).poll_ready(cx)
+        }
+
+        fn start_send(
+            mut self: std::pin::Pin<&mut Self>,
+            item: Message,
+        ) -> Result<(), Self::Error> {
+            std::pin::Pin::new(&mut self.inner).start_send(item)
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_close(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::pin::Pin::new(&mut self.inner).poll_close(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_events_goes_out_in_one_flush() {
+        let hub = Hub::new(64);
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("p");
+        std::fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
+        let index = Arc::new(Index::new(hub.clone()));
+        index.add(dir.canonicalize().expect("canonical"));
+        let id = index.summaries()[0].id.clone();
+        let connection = Connection {
+            id: 1,
+            index,
+            events: hub.subscribe(),
+            hub: hub.clone(),
+            shutdown: Shutdown::default(),
+            heartbeat: Duration::from_secs(20),
+            idle_timeout: IDLE_TIMEOUT,
+            auth: None,
+            expires: None,
+        };
+        let flushes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (server_tx, mut rx) = mpsc::channel::<Message>(64);
+        let sink = CountingSink {
+            inner: server_tx,
+            flushes: flushes.clone(),
+        };
+        let (mut tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
+        let _task = tokio::spawn(run(connection, sink, server_rx));
+        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        say(
+            &mut tx,
+            &format!(r#"{{"action":"subscribe","topics":["project:{id}"]}}"#),
+        )
+        .await;
+        assert_eq!(next_json(&mut rx).await["type"], "subscribed");
+
+        let before = flushes.load(Ordering::Relaxed);
+        // Published while the connection task cannot run (one thread, no await in between).
+        for _ in 0..10 {
+            hub.publish(&status(&id));
+        }
+        for seq in 1..=10 {
+            assert_eq!(next_json(&mut rx).await["seq"], seq);
+        }
+        assert_eq!(
+            flushes.load(Ordering::Relaxed) - before,
+            1,
+            "ten events, one flush"
+        );
     }
 }
