@@ -2,11 +2,7 @@
 //! tokio-tungstenite client, and files changed on disk. Every wait is bounded by a timeout.
 #![cfg(feature = "ssr")]
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{fs, path::PathBuf, time::Duration};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -18,7 +14,7 @@ use loopwatch::server::{
 };
 
 mod common;
-use common::{get_signed_in, start_server, token, write_project, WAIT};
+use common::{append, append_bytes, get_signed_in, start_server, token, write_project, WAIT};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -30,20 +26,6 @@ struct Fixture {
     project: PathBuf,
     id: String,
     server: RunningServer,
-}
-
-fn append(path: &Path, text: &str) {
-    append_bytes(path, text.as_bytes());
-}
-
-fn append_bytes(path: &Path, bytes: &[u8]) {
-    use std::io::Write;
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("open for append");
-    file.write_all(bytes).expect("append");
 }
 
 async fn fixture() -> Fixture {

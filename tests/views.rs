@@ -1,7 +1,7 @@
 //! The seed-002 endpoints over real sockets: snapshot first, then deltas.
 #![cfg(feature = "ssr")]
 
-use std::{fs, io::Write};
+use std::fs;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -11,7 +11,7 @@ use tokio_tungstenite::{connect_async, tungstenite::Message, MaybeTlsStream, Web
 use loopwatch::server::discovery::project_id;
 
 mod common;
-use common::{start_server, token, write_project, WAIT};
+use common::{append, start_server, token, write_project, WAIT};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -42,15 +42,6 @@ async fn next(client: &mut Client) -> Result<Value, Option<u16>> {
 
 async fn next_json(client: &mut Client) -> Value {
     next(client).await.expect("a text frame")
-}
-
-fn append(path: &std::path::Path, text: &str) {
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("open");
-    file.write_all(text.as_bytes()).expect("append");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,21 @@ pub fn write_project(dir: &Path, plan: &str) {
     fs::write(dir.join("IMPLEMENTATION_PLAN.md"), plan).expect("plan");
 }
 
+/// Appends to a file the way a loop script does (creating it if needed).
+pub fn append(path: &Path, text: &str) {
+    append_bytes(path, text.as_bytes());
+}
+
+pub fn append_bytes(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    file.write_all(bytes).expect("append");
+}
+
 /// A server with authentication on, its secrets in `root/.data` (not a project: no `.ralph/`).
 pub async fn start_server(root: PathBuf) -> RunningServer {
     start_server_with_capacity(root, 1024).await
