@@ -515,17 +515,11 @@ mod tests {
         tx.send(Ok(Message::Text(text.into()))).await.expect("send");
     }
 
-    /// A connection over channels, with one known project; returns the project id.
-    fn connect(
+    /// A connection knowing one project (in a temporary directory kept alive by the caller).
+    fn one_project_connection(
         hub: &Hub,
         shutdown: &Shutdown,
-    ) -> (
-        String,
-        ClientTx,
-        ClientRx,
-        tokio::task::JoinHandle<()>,
-        tempfile::TempDir,
-    ) {
+    ) -> (String, Connection, tempfile::TempDir) {
         let root = tempfile::tempdir().expect("tempdir");
         let dir = root.path().join("p");
         std::fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
@@ -543,6 +537,21 @@ mod tests {
             auth: None,
             expires: None,
         };
+        (id, connection, root)
+    }
+
+    /// A connection over channels, with one known project; returns the project id.
+    fn connect(
+        hub: &Hub,
+        shutdown: &Shutdown,
+    ) -> (
+        String,
+        ClientTx,
+        ClientRx,
+        tokio::task::JoinHandle<()>,
+        tempfile::TempDir,
+    ) {
+        let (id, connection, root) = one_project_connection(hub, shutdown);
         let (server_tx, client_rx) = mpsc::channel::<Message>(64);
         let (client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
         let task = tokio::spawn(run(connection, server_tx, server_rx));
@@ -777,23 +786,7 @@ mod tests {
     #[tokio::test]
     async fn a_burst_of_events_goes_out_in_one_flush() {
         let hub = Hub::new(64);
-        let root = tempfile::tempdir().expect("tempdir");
-        let dir = root.path().join("p");
-        std::fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
-        let index = Arc::new(Index::new(hub.clone()));
-        index.add(dir.canonicalize().expect("canonical"));
-        let id = index.summaries()[0].id.clone();
-        let connection = Connection {
-            id: 1,
-            index,
-            events: hub.subscribe(),
-            hub: hub.clone(),
-            shutdown: Shutdown::default(),
-            heartbeat: Duration::from_secs(20),
-            idle_timeout: IDLE_TIMEOUT,
-            auth: None,
-            expires: None,
-        };
+        let (id, connection, _root) = one_project_connection(&hub, &Shutdown::default());
         let flushes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (server_tx, mut rx) = mpsc::channel::<Message>(64);
         let sink = CountingSink {
