@@ -1,12 +1,36 @@
-//! The client side of the live stream: connection state, reconnect backoff, and the store of
-//! signals the views read. The socket task itself only exists in the browser build.
+//! The client side of the live stream: the connection state machine, reconnect backoff, the
+//! store of signals the views read, and the live log buffer. The socket task itself only exists
+//! in the browser build.
 
 pub mod backoff;
+pub mod log;
+pub mod machine;
 mod store;
 
 #[cfg(feature = "hydrate")]
-mod socket;
+pub mod socket;
 
-#[cfg(feature = "hydrate")]
-pub use socket::start;
-pub use store::{Connection, LiveStore, ProjectCard};
+pub use machine::Connection;
+pub use store::{LiveStore, ProjectCard, ProjectView, Refetch, Toast};
+
+/// How much of a log a page loads (and reloads after a rotation or while polling); the pane says
+/// when the log was longer.
+pub const LOG_FETCH_BYTES: u64 = 1024 * 1024;
+
+/// Cuts the reconnect wait short (the Retry button). A no-op on the server.
+pub fn retry_now() {
+    #[cfg(feature = "hydrate")]
+    socket::retry_now();
+}
+
+/// The page clock in milliseconds (0 on the server, where nothing counts down).
+pub fn now_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    {
+        socket::now_ms()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0.0
+    }
+}
