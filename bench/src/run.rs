@@ -192,18 +192,21 @@ impl Sizes {
 
 pub fn main(options: Options) -> Result<(), Error> {
     let (model, cpus) = procfs::machine();
-    let pinning = if cpus >= 2 {
-        Cpus {
-            server: Some(0),
-            load: Some(1),
-        }
-    } else {
-        eprintln!(
-            "warning: only {cpus} CPU available; server and load share it (numbers will be worse)"
-        );
-        Cpus {
-            server: None,
-            load: None,
+    let allowed = server::allowed_cpus();
+    let pinning = match allowed.as_slice() {
+        [server, load, ..] => Cpus {
+            server: Some(*server),
+            load: Some(*load),
+        },
+        _ => {
+            eprintln!(
+                "warning: only {} CPU available; server and load share it (numbers will be worse)",
+                allowed.len()
+            );
+            Cpus {
+                server: None,
+                load: None,
+            }
         }
     };
     if !options.server.is_file() {
@@ -371,10 +374,12 @@ async fn bench(options: Options, cpus: Cpus, model: String, cpu_count: usize) ->
     bench.report.write_json(&options.out, meta)?;
     println!();
     println!(
-        "loopwatch benchmark, {mode}: {date}; {machine}; commit {commit}; server pinned to CPU {}, load to CPU {}; median of {} run(s)",
+        "loopwatch benchmark, {mode}: {date}; {machine}; commit {commit}; server pinned to CPU {}, load to CPU {}; median of {} run(s); load average {} before, {} after",
         cpus.server.map_or("-".into(), |c| c.to_string()),
         cpus.load.map_or("-".into(), |c| c.to_string()),
-        bench.sizes.runs
+        bench.sizes.runs,
+        load_before.map_or("?".into(), |l| format!("{l:.2}")),
+        procfs::load_average().map_or("?".into(), |l| format!("{l:.2}")),
     );
     println!();
     print!("{}", bench.report.table());

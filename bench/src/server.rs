@@ -287,6 +287,20 @@ pub fn pin_child(command: &mut Command, cpu: Option<usize>) {
     }
 }
 
+/// The CPUs this process may run on (the first one is the server's, the second the load's).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills a zeroed CPU set of the size given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|cpu| libc::CPU_ISSET(*cpu, &set))
+            .collect()
+    }
+}
+
 /// Pins the calling thread (and every thread it creates later) to one CPU.
 pub fn pin_self(cpu: usize) -> Result<(), Error> {
     // SAFETY: plain system call on a zeroed, then filled, CPU set.
