@@ -325,3 +325,26 @@ test('the project page works at 360 px wide', async ({ browser }) => {
   await screenshot(page, 'project-overview-360');
   await context.close();
 });
+
+test('a 100,000-line log keeps only the visible lines in the page and stays navigable', async ({ page }) => {
+  const lines: string[] = [];
+  for (let i = 1; i <= 100_000; i++) {
+    if (i % 10_000 === 1) lines.push(`=== Iteration ${(i - 1) / 10_000 + 2}/20 ===`);
+    lines.push(`\u001b[32mline ${i}\u001b[0m of a very long run`);
+  }
+  fs.appendFileSync(ralph('ralph.log'), lines.join('\n') + '\n');
+  await signIn(page);
+  await openProject(page, '/log');
+  const pane = page.getByTestId('log-pane');
+  await expect(pane).toContainText('line 100000 of a very long run');
+  await expect(page.getByTestId('log-count')).toHaveText('100015 lines');
+  // Virtualized: a few dozen rows in the DOM, not 100,000.
+  expect(await pane.locator('.log-line').count()).toBeLessThan(200);
+  // Jump back one iteration header, then search across all lines.
+  await page.getByRole('button', { name: /Previous iteration/ }).click();
+  await expect(pane.locator('.log-header').first()).toContainText('=== Iteration 11/20 ===');
+  await page.getByLabel('Search the log').fill('line 4242 ');
+  await expect(page.getByTestId('log-count')).toHaveText('1 of 100015 lines');
+  await expect(pane.locator('.log-line')).toHaveText(['line 4242 of a very long run']);
+  await screenshot(page, 'project-log-100k');
+});

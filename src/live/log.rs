@@ -42,6 +42,8 @@ pub struct LogBuffer {
     pub version: RwSignal<u64>,
     /// Only the end of the log was loaded.
     pub truncated: RwSignal<bool>,
+    /// How much of the log a reload fetches: the page's share until the log tab asks for all.
+    fetch_bytes: StoredValue<u64>,
 }
 
 impl LogBuffer {
@@ -51,6 +53,7 @@ impl LogBuffer {
             headers: StoredValue::new(Vec::new()),
             version: RwSignal::new(0),
             truncated: RwSignal::new(truncated),
+            fetch_bytes: StoredValue::new(super::LOG_PAGE_BYTES),
         };
         buffer.push_text(text);
         buffer
@@ -84,6 +87,25 @@ impl LogBuffer {
         self.truncated.set(truncated);
         self.push_text(text);
         self.version.update(|v| *v += 1);
+    }
+
+    /// From now on reloads fetch the whole log (up to the server's cap). Returns whether the
+    /// buffer holds less than that now (so the caller should reload it).
+    pub fn want_full(&self) -> bool {
+        self.fetch_bytes.set_value(super::LOG_FULL_BYTES);
+        self.truncated.get_untracked()
+    }
+
+    pub fn fetch_bytes(&self) -> u64 {
+        self.fetch_bytes.get_value()
+    }
+
+    /// Whether the buffer holds exactly `text` (cheap: compares sizes and the last line).
+    pub fn holds(&self, text: &str) -> bool {
+        let lines = split_lines(text);
+        self.with_lines(|held| {
+            held.len() == lines.len() && held.last().map(|l| &l.raw) == lines.last()
+        })
     }
 
     pub fn len(&self) -> usize {

@@ -13,9 +13,11 @@ pub mod socket;
 pub use machine::Connection;
 pub use store::{LiveStore, ProjectCard, ProjectView, Refetch, Toast};
 
-/// How much of a log a page loads (and reloads after a rotation or while polling); the pane says
-/// when the log was longer.
-pub const LOG_FETCH_BYTES: u64 = 1024 * 1024;
+/// How much of the log a project page carries when it is first rendered (a quick first paint).
+pub const LOG_PAGE_BYTES: u64 = 256 * 1024;
+/// How much the log tab loads once it is open (the server's cap); the pane says when the log was
+/// longer still.
+pub const LOG_FULL_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Cuts the reconnect wait short (the Retry button). A no-op on the server.
 pub fn retry_now() {

@@ -257,7 +257,7 @@ fn apply_event(store: LiveStore, text: &str, event: ServerMessage) -> Vec<Refetc
 /// Fetches each stale part through the server functions. Returns whether a topic's cursor was
 /// replaced (so the socket must resubscribe from it). A lost session sends the page to the
 /// login page.
-async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>) -> bool {
+pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>) -> bool {
     let mut replaced = false;
     for part in refetch {
         let result = match part {
@@ -272,9 +272,14 @@ async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>) -> bool {
                 }
                 Err(error) => Err(error),
             },
-            Refetch::Log(id) => load_log(id.clone(), Some(super::LOG_FETCH_BYTES))
-                .await
-                .map(|log| store.replace_log(&id, log)),
+            Refetch::Log(id) => {
+                let bytes = store
+                    .project()
+                    .map_or(super::LOG_PAGE_BYTES, |v| v.log.fetch_bytes());
+                load_log(id.clone(), Some(bytes))
+                    .await
+                    .map(|log| store.replace_log(&id, log))
+            }
         };
         match result {
             Ok(()) => replaced = true,

@@ -382,7 +382,10 @@ impl LiveStore {
             return;
         };
         let topic = Topic::Log(id.to_owned());
-        if self.cursor(&topic) == Some(log.cursor) {
+        // Same state, or older than what the stream already applied: keep what we have. (A
+        // rotation starts a new epoch, so the reload after it always counts as newer.)
+        let same = self.cursor(&topic) == Some(log.cursor) && view.log.holds(&log.text);
+        if same || self.cursor(&topic).is_some_and(|known| known > log.cursor) {
             return;
         }
         self.set_cursor(topic, log.cursor);
@@ -637,6 +640,12 @@ mod tests {
         store.replace_log("a", log_text("fresh\n", 9));
         assert_eq!(view.log.text(), "fresh\n");
         assert_eq!(store.cursor(&Topic::Log("a".into())), Some(cursor(9)));
+        // A reload that started before the last applied event is older: ignored.
+        store.replace_log("a", log_text("stale\n", 8));
+        assert_eq!(view.log.text(), "fresh\n");
+        // The same cursor with more of the log (the tab's full load) replaces the tail.
+        store.replace_log("a", log_text("earlier\nfresh\n", 9));
+        assert_eq!(view.log.text(), "earlier\nfresh\n");
     }
 
     #[test]

@@ -28,6 +28,18 @@ pub fn LogTab() -> impl IntoView {
     let viewport = RwSignal::new(INITIAL_VIEWPORT_PX);
     let pane = NodeRef::<Div>::new();
 
+    // The page arrived with the end of the log; the tab loads the rest (up to the server's cap).
+    #[cfg(feature = "hydrate")]
+    {
+        let store = expect_context::<crate::live::LiveStore>();
+        let id = view.id.get_value();
+        if log.want_full() {
+            leptos::task::spawn_local(async move {
+                crate::live::socket::refetch_all(store, vec![crate::live::Refetch::Log(id)]).await;
+            });
+        }
+    }
+
     // Indices of the shown lines; `None` while no filter is on (all lines, no copy).
     let matches = Memo::new(move |_| {
         log.version.track();

@@ -32,7 +32,7 @@ type PageData = (ProjectDetail, Vec<IterationRow>, LogText);
 async fn load_page(id: String) -> Result<PageData, ApiError> {
     let detail = load_project(id.clone()).await?;
     let recent = load_recent(id.clone()).await?;
-    let log = load_log(id, Some(crate::live::LOG_FETCH_BYTES)).await?;
+    let log = load_log(id, Some(crate::live::LOG_PAGE_BYTES)).await?;
     Ok((detail, recent, log))
 }
 

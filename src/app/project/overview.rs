@@ -11,6 +11,10 @@ use crate::app::format::{
 use crate::contract::stats::{parse_timestamp, Stats};
 use crate::model::api::IterationRow;
 
+/// Widest bar and timeline cell: a handful of iterations should not look like one slab.
+const MAX_BAR_PX: f64 = 28.0;
+const MAX_CELL_PX: f64 = 14.0;
+
 /// Iterations the bar charts show.
 const CHART_ITERATIONS: usize = 50;
 
@@ -97,12 +101,12 @@ fn projection_label(stats: &Stats) -> String {
     }
     match (stats.projected_completion, stats.projected_iterations_left) {
         (Some(at), Some(left)) => format!(
-            "{} ({left} iterations, {})",
-            unix_label(at),
+            "{} \u{00b7} {left} iterations (about {} UTC)",
             stats
                 .projected_seconds_left
                 .map(duration_label)
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            unix_label(at).get(11..16).unwrap_or_default(),
         ),
         (None, Some(left)) => format!("{left} iterations"),
         _ => "\u{2014}".to_owned(),
@@ -131,6 +135,11 @@ fn per_iteration_chart(rows: &[IterationRow]) -> AnyView {
     let token_max = tokens.iter().copied().fold(0.0, f64::max);
     let task_max = tasks.iter().copied().fold(0.0, f64::max).max(1.0);
     let token_ticks = ticks(token_max);
+    let task_frame = Frame {
+        pad_left: 0.0,
+        pad_right: 0.0,
+        ..FRAME
+    };
     // Bars are scaled to the top tick so they line up with the axis labels.
     let tick_max = token_ticks
         .last()
@@ -143,16 +152,15 @@ fn per_iteration_chart(rows: &[IterationRow]) -> AnyView {
         .iter()
         .filter_map(|bar| Some((bar.x + bar.width / 2.0, *tasks.get(bar.index)?)))
         .collect();
-    let task_line = line_path(
-        &points,
-        (0.0, FRAME.width),
-        (0.0, task_max),
-        &Frame {
-            pad_left: 0.0,
-            pad_right: 0.0,
-            ..FRAME
-        },
-    );
+    let task_line = line_path(&points, (0.0, FRAME.width), (0.0, task_max), &task_frame);
+    // A dot per iteration, so a single iteration (no line yet) still shows its tasks.
+    let task_dots = points
+        .iter()
+        .map(|(x, tasks)| {
+            let cy = task_frame.y_at(*tasks, (0.0, task_max));
+            view! { <circle class="dot-tasks" cx=*x cy=cy r="3" /> }
+        })
+        .collect_view();
     let plot_height = plot_bottom() - FRAME.pad_top;
     let labels = token_ticks
         .iter()
@@ -160,7 +168,7 @@ fn per_iteration_chart(rows: &[IterationRow]) -> AnyView {
             let y = plot_bottom() - t / tick_max * plot_height;
             view! {
                 <text x=FRAME.pad_left - 4.0 y=y + 4.0 class="axis" text-anchor="end">
-                    {format!("{}k", compact(*t))}
+                    {if *t == 0.0 { "0".to_owned() } else { format!("{}k", compact(*t)) }}
                 </text>
             }
         })
@@ -182,7 +190,13 @@ fn per_iteration_chart(rows: &[IterationRow]) -> AnyView {
                 })
                 .unwrap_or_default();
             view! {
-                <rect class="bar-tokens" x=bar.x y=bar.y width=bar.width height=bar.height>
+                <rect
+                    class="bar-tokens"
+                    x=bar.x + (bar.width - bar.width.min(MAX_BAR_PX)) / 2.0
+                    y=bar.y
+                    width=bar.width.min(MAX_BAR_PX)
+                    height=bar.height
+                >
                     <title>{title}</title>
                 </rect>
             }
@@ -201,6 +215,7 @@ fn per_iteration_chart(rows: &[IterationRow]) -> AnyView {
             {labels}
             {bars_view}
             <path class="line-tasks" d=task_line fill="none" />
+            {task_dots}
             <text x=FRAME.width - FRAME.pad_right + 4.0 y=FRAME.pad_top + 8.0 class="axis">
                 {format!("{} tasks", compact(task_max))}
             </text>
@@ -288,7 +303,7 @@ fn health_timeline(rows: &[IterationRow]) -> AnyView {
         return view! { <p class="empty">"No iterations yet."</p> }.into_any();
     }
     let count = rows.len();
-    let width = FRAME.width / count.max(1) as f64;
+    let width = (FRAME.width / count.max(1) as f64).min(MAX_CELL_PX);
     let cells = rows
         .iter()
         .enumerate()
@@ -311,7 +326,6 @@ fn health_timeline(rows: &[IterationRow]) -> AnyView {
         <svg
             class="chart timeline"
             viewBox=format!("0 0 {} 24", FRAME.width)
-            preserveAspectRatio="none"
             role="img"
             aria-label=format!("Health of the last {count} iterations")
             data-testid="chart-health"
