@@ -331,6 +331,7 @@ async fn a_missing_projects_directory_is_a_clear_start_error() {
         auth: None,
         keepalive: Default::default(),
         hub_capacity: 1024,
+        data_dir: None,
     })
     .await;
     match result {

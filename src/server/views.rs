@@ -218,7 +218,8 @@ fn snapshot(index: &Index, view: &View) -> Value {
             let instances: Vec<Value> = index
                 .summaries()
                 .into_iter()
-                .map(|p| json!({"name": p.id, "display_name": p.name, "status": p.status, "pid": null, "archived_at": null}))
+                .filter(|p| *include_archived || !p.is_archived())
+                .map(|p| json!({"name": p.id, "display_name": p.name, "status": p.status, "pid": null, "archived_at": p.archived_at}))
                 .collect();
             json!({"type": "snapshot", "instances": instances, "include_archived": include_archived})
         }
@@ -282,6 +283,17 @@ fn delta(view: &View, frame: &Arc<Frame>) -> Option<Value> {
     if !relevant {
         return None;
     }
+    // Archived instances stay out of the deltas unless asked for (the archive transitions
+    // themselves are never marked archived, so they always arrive).
+    if matches!(
+        view,
+        View::Instances {
+            include_archived: false
+        }
+    ) && frame.archived
+    {
+        return None;
+    }
     let message: ServerMessage = serde_json::from_str(frame.text.as_str()).ok()?;
     match (view, message) {
         (
@@ -306,6 +318,29 @@ fn delta(view: &View, frame: &Arc<Frame>) -> Option<Value> {
         ),
         (View::Instances { .. }, ServerMessage::ProjectRemoved { project, timestamp }) => {
             Some(json!({"type": "instance_removed", "name": project, "timestamp": timestamp}))
+        }
+        // Published on `projects` and on `project:ID`: one delta, from the `projects` copy.
+        (
+            View::Instances { .. },
+            ServerMessage::ProjectArchived {
+                project,
+                timestamp,
+                data,
+            },
+        ) if frame.topic == Topic::Projects => {
+            let kind = if data.archived {
+                "instance_archived"
+            } else {
+                "instance_unarchived"
+            };
+            Some(json!({
+                "type": kind,
+                "name": project,
+                "display_name": data.summary.name,
+                "status": data.summary.status,
+                "archived_at": data.summary.archived_at,
+                "timestamp": timestamp,
+            }))
         }
         (View::Logs { .. }, ServerMessage::LogAppend { data, .. }) => {
             Some(lines_frame("lines", &data.lines))

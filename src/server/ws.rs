@@ -206,17 +206,26 @@ where
     Rx: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
-    // Subscribed topics and the cursor of the last event this client has of each.
-    let mut delivered: HashMap<Topic, Cursor> = HashMap::new();
-    serve(connection, sink, stream, &mut delivered).await;
-    metrics::adjust(&METRICS.subscriptions, -(delivered.len() as i64));
+    let mut session = Session::default();
+    serve(connection, sink, stream, &mut session).await;
+    metrics::adjust(&METRICS.subscriptions, -(session.delivered.len() as i64));
+}
+
+/// What the client asked for on this connection.
+#[derive(Debug, Default)]
+struct Session {
+    /// Subscribed topics and the cursor of the last event this client has of each.
+    delivered: HashMap<Topic, Cursor>,
+    /// Events of archived projects on `projects` reach the client too (off by default: the
+    /// dashboard hides archived projects unless asked).
+    include_archived: bool,
 }
 
 async fn serve<Tx, Rx, E>(
     mut connection: Connection,
     mut sink: Tx,
     mut stream: Rx,
-    delivered: &mut HashMap<Topic, Cursor>,
+    session: &mut Session,
 ) where
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
@@ -284,7 +293,7 @@ async fn serve<Tx, Rx, E>(
                                 None => Vec::new(),
                             }
                         }
-                        other => handle(&connection, delivered, other),
+                        other => handle(&connection, session, other),
                     },
                     Message::Binary(_) => vec![reply(ServerMessage::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text"))],
                     Message::Close(_) => return,
@@ -313,12 +322,15 @@ async fn serve<Tx, Rx, E>(
                 while let Some(event) = next.take() {
                     match event {
                         Ok(frame) => {
-                            if let Some(cursor) = delivered.get_mut(&frame.topic) {
-                                // Skipped when already replayed or older than the cursor.
+                            if let Some(cursor) = session.delivered.get_mut(&frame.topic) {
+                                // Skipped when already replayed or older than the cursor; a
+                                // hidden frame still moves the cursor (it is not owed later).
                                 if frame.cursor > *cursor {
                                     *cursor = frame.cursor;
-                                    metrics::count(&METRICS.frames_sent);
-                                    outcome = sink.feed(Message::Text(frame.text.clone())).await.map_err(|_| ());
+                                    if frame.visible(session.include_archived) {
+                                        metrics::count(&METRICS.frames_sent);
+                                        outcome = sink.feed(Message::Text(frame.text.clone())).await.map_err(|_| ());
+                                    }
                                 }
                             }
                         }
@@ -389,10 +401,15 @@ fn reply(message: ServerMessage) -> Outgoing {
 /// The replies to one client frame. Bad frames get an error frame; the socket stays open.
 fn handle(
     connection: &Connection,
-    delivered: &mut HashMap<Topic, Cursor>,
+    session: &mut Session,
     parsed: Result<ClientMessage, ProtocolError>,
 ) -> Vec<Outgoing> {
+    let delivered = &mut session.delivered;
     match parsed {
+        Ok(ClientMessage::SetIncludeArchived { value }) => {
+            session.include_archived = value;
+            vec![reply(ServerMessage::IncludeArchived { value })]
+        }
         // Handled by the connection loop, which owns the session's expiry.
         Ok(ClientMessage::Auth { .. }) => Vec::new(),
         Ok(ClientMessage::Ping) => vec![reply(ServerMessage::Pong)],
@@ -459,7 +476,13 @@ fn handle(
                 )));
             }
             replies.extend(out);
-            replies.extend(replayed.into_iter().map(Outgoing::Frame));
+            let include_archived = session.include_archived;
+            replies.extend(
+                replayed
+                    .into_iter()
+                    .filter(|frame| frame.visible(include_archived))
+                    .map(Outgoing::Frame),
+            );
             replies
         }
         Ok(ClientMessage::Unsubscribe { topics }) => {
