@@ -87,6 +87,11 @@ impl Shutdown {
         self.0.send_replace(true);
     }
 
+    /// Whether [`Shutdown::trigger`] has been called.
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Resolves once [`Shutdown::trigger`] has been called (at once if it already was).
     pub fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut receiver = self.0.subscribe();
