@@ -188,6 +188,7 @@ async fn the_server_pings_and_closes_silent_sockets_with_1001() {
             idle_timeout: Duration::from_millis(400),
         },
         hub_capacity: 1024,
+        data_dir: None,
     })
     .await
     .expect("server starts");

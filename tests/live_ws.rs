@@ -322,6 +322,83 @@ async fn a_new_project_appears_live_and_the_page_renders_real_data() {
     fixture.server.stop().await;
 }
 
+/// Waits for the `project_added` of the project at `dir`.
+async fn added(client: &mut Client, dir: &std::path::Path) -> Value {
+    let id = project_id(dir);
+    wait_for(client, "project_added", |f| {
+        f["type"] == "project_added" && f["project"] == id.as_str()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_created_deep_below_a_root_appear_at_once() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical root");
+    // Directories that exist before the server starts: creating a project in the deepest one
+    // changes no direct child of the root, so only a watch on `a/b/c` can see it.
+    fs::create_dir_all(root.join("a/b/c")).expect("mkdir");
+    fs::create_dir_all(root.join("a/node_modules")).expect("mkdir");
+    let server = start_server(root.clone()).await;
+    let url = format!("ws://{}/api/ws?token={}", server.addr, token(&server));
+    let (mut client, _) = timeout(WAIT, connect_async(url))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    assert_eq!(next_json(&mut client).await["type"], "hello");
+    send(
+        &mut client,
+        r#"{"action":"subscribe","topics":["projects"]}"#,
+    )
+    .await;
+    assert_eq!(next_json(&mut client).await["type"], "subscribed");
+
+    // `mkdir -p root/a/b/c/deep/.ralph`: four levels down, the deepest discovery looks.
+    let deep = root.join("a/b/c/deep");
+    fs::create_dir_all(deep.join(".ralph")).expect("mkdir -p");
+    let event = added(&mut client, &deep).await;
+    assert_eq!(event["data"]["name"], "deep");
+
+    // Directories that appear later are watched too: `x/later` exists once `x/first` is found
+    // (the same walk), and a project made inside it is seen through its own watch.
+    fs::create_dir_all(root.join("x/later")).expect("mkdir");
+    write_project(&root.join("x/first"), PLAN);
+    added(&mut client, &root.join("x/first")).await;
+    let later = root.join("x/later/proj");
+    write_project(&later, PLAN);
+    added(&mut client, &later).await;
+
+    // A project that stops being one is watched as a plain directory and can come back.
+    fs::remove_dir_all(deep.join(".ralph")).expect("remove .ralph");
+    wait_for(&mut client, "project_removed", |f| {
+        f["type"] == "project_removed" && f["project"] == project_id(&deep).as_str()
+    })
+    .await;
+    write_project(&deep, PLAN);
+    added(&mut client, &deep).await;
+
+    // Deleted trees drop their watches; the same path made again is found again.
+    fs::remove_dir_all(root.join("x")).expect("remove x");
+    wait_for(&mut client, "project_removed", |f| {
+        f["type"] == "project_removed" && f["project"] == project_id(&later).as_str()
+    })
+    .await;
+    write_project(&later, PLAN);
+    added(&mut client, &later).await;
+
+    // Skipped names stay skipped: the next project found is the one made after it (whose path
+    // sorts after it, so one walk finding both would announce the skipped one first).
+    write_project(&root.join("a/node_modules/pkg"), PLAN);
+    let marker = root.join("a/zz-marker");
+    write_project(&marker, PLAN);
+    let next = wait_for(&mut client, "project_added", |f| {
+        f["type"] == "project_added"
+    })
+    .await;
+    assert_eq!(next["project"], project_id(&marker).as_str());
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_missing_projects_directory_is_a_clear_start_error() {
     let result = start(ServerConfig {
@@ -331,6 +408,7 @@ async fn a_missing_projects_directory_is_a_clear_start_error() {
         auth: None,
         keepalive: Default::default(),
         hub_capacity: 1024,
+        data_dir: None,
     })
     .await;
     match result {

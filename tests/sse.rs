@@ -12,7 +12,7 @@ use tokio::{
 use loopwatch::server::discovery::project_id;
 
 mod common;
-use common::{get, get_signed_in, start_server, token, write_project, WAIT};
+use common::{get, get_signed_in, post_form, start_server, token, write_project, WAIT};
 
 /// Opens an event stream and reads until `done` says the text so far is enough.
 async fn read_events(
@@ -139,5 +139,60 @@ async fn events_stream_live_and_resume_from_last_event_id() {
         let response = get_signed_in(server.addr, &format!("/api/events{query}"), &session).await;
         assert_eq!(response.status, status, "{query}");
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_projects_stay_off_the_projects_stream_unless_asked() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    let alpha = root.join("alpha");
+    write_project(&alpha, "- [ ] 1: a\n");
+    let alpha_id = project_id(&alpha);
+    let server = start_server(root.clone()).await;
+    let session = token(&server);
+    let archived = post_form(
+        server.addr,
+        "/api/archive",
+        &format!("project={alpha_id}&archived=true"),
+        &session,
+    )
+    .await;
+    assert_eq!(archived.status, 200, "{}", archived.body);
+    let list: serde_json::Value = serde_json::from_str(
+        &post_form(server.addr, "/api/projects", "", &session)
+            .await
+            .body,
+    )
+    .expect("project list");
+    let cursor = &list["cursors"]["projects"];
+    let since = format!("projects={}.{}", cursor["epoch"], cursor["seq"]);
+
+    // Asked for: alpha leaving is on the stream.
+    let everything = read_events(
+        server.addr,
+        &session,
+        "/api/events?topics=projects&include_archived=true",
+        Some(&since),
+        |text| text.contains("\"project_removed\""),
+        || fs::remove_dir_all(&alpha).expect("remove alpha"),
+    )
+    .await;
+    assert!(everything.contains(&alpha_id), "{everything}");
+
+    // Not asked for: replayed from the same cursor, the next event is gamma's arrival.
+    let gamma = root.join("gamma");
+    write_project(&gamma, "- [ ] 1: a\n");
+    let hidden = read_events(
+        server.addr,
+        &session,
+        "/api/events?topics=projects",
+        Some(&since),
+        |text| text.contains("\"project_added\""),
+        || {},
+    )
+    .await;
+    assert!(hidden.contains(&project_id(&gamma)), "{hidden}");
+    assert!(!hidden.contains("\"project_removed\""), "{hidden}");
     server.stop().await;
 }

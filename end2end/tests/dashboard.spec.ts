@@ -120,3 +120,29 @@ test('after a server restart the page reconnects and shows what changed meanwhil
   await expect(card(page).getByTestId('status')).toHaveText('running');
   expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
 });
+
+test('search filters cards; archiving hides a card everywhere until restored', async ({ page }) => {
+  makeProject(root, 'beta', PLAN);
+  await openDashboard(page);
+  await expect(page.locator('article.card')).toHaveCount(2);
+  await page.getByLabel('Search projects').fill('bet');
+  await expect(page.locator('article.card')).toHaveCount(1);
+  await expect(page.locator('article.card')).toContainText('beta');
+  await page.getByLabel('Search projects').fill('');
+
+  // A second tab (same session) hears of the archive through the stream.
+  const other = await page.context().newPage();
+  await other.goto(server.url + '/');
+  await expect(other.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  await expect(other.locator('article.card')).toHaveCount(2);
+
+  await card(page).getByRole('button', { name: 'Archive' }).click();
+  await expect(card(page)).toHaveCount(0);
+  await expect(other.locator('article.card', { hasText: 'alpha' })).toHaveCount(0);
+  await page.getByLabel(/Show archived \(1\)/).check();
+  await expect(card(page)).toContainText('Archived');
+  await screenshot(page, 'dashboard-archived-shown');
+  await card(page).getByRole('button', { name: 'Restore' }).click();
+  await expect(other.locator('article.card', { hasText: 'alpha' })).toHaveCount(1);
+  await other.close();
+});

@@ -8,9 +8,12 @@ use leptos::server_fn::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::model::api::{
-    ContextFile, IterationLog, IterationPage, IterationQuery, IterationRow, LogText, ProjectDetail,
-    ProjectList,
+use crate::model::{
+    api::{
+        ContextFile, IterationLog, IterationPage, IterationQuery, IterationRow, LogText,
+        ProjectDetail, ProjectList,
+    },
+    ProjectSummary,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -27,6 +30,8 @@ pub enum ApiError {
     Io(String),
     #[error("{0}")]
     ServerFn(ServerFnErrorErr),
+    #[error("cannot save the archive: {0}")]
+    Archive(String),
 }
 
 impl FromServerFnError for ApiError {
@@ -170,4 +175,21 @@ mod ssr {
             .with_project(project, |state| state.dir().to_path_buf())
             .ok_or_else(|| ApiError::UnknownProject(project.to_owned()))
     }
+}
+
+/// Archives a project (hidden from dashboards by default, still watched) or brings it back.
+/// Every dashboard hears of it at once (`project_archived`). Returns the updated card.
+#[server(prefix = "/api", endpoint = "archive")]
+pub async fn set_archived(project: String, archived: bool) -> Result<ProjectSummary, ApiError> {
+    use crate::server::archive::ArchiveError;
+    let state = ssr::state()?;
+    // Saving the archive list is file I/O (with fsync): off the async threads.
+    tokio::task::spawn_blocking(move || state.index.set_archived(&project, archived))
+        .await
+        .map_err(|_| ApiError::Archive("the save was interrupted".into()))?
+        .map_err(|error| match error {
+            ArchiveError::UnknownProject(id) => ApiError::UnknownProject(id),
+            // The operator reads this; the path is the server's own data directory.
+            other => ApiError::Archive(other.to_string()),
+        })
 }

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 
 use super::{
-    api::list_projects,
+    api::{list_projects, set_archived},
     format::{cost_label, health_name, iteration_label, time_label, tokens_label},
     toasts::NotificationPermission,
 };
@@ -42,13 +42,26 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
     let cards = store.open_cards(projects);
     on_cleanup(move || store.close_cards());
     let search = RwSignal::new(String::new());
+    let show_archived = RwSignal::new(false);
     let shown = move || {
         let query = search.get().to_lowercase();
+        let archived_too = show_archived.get();
         cards
             .get()
             .into_iter()
-            .filter(|card| card.summary.with(|s| matches_search(s, &query)))
+            .filter(|card| {
+                card.summary
+                    .with(|s| (archived_too || !s.is_archived()) && matches_search(s, &query))
+            })
             .collect::<Vec<_>>()
+    };
+    let archived_count = move || {
+        cards.with(|cards| {
+            cards
+                .iter()
+                .filter(|c| c.summary.with(ProjectSummary::is_archived))
+                .count()
+        })
     };
     let empty = move || cards.with(Vec::is_empty);
     let none_match = move || !empty() && shown().is_empty();
@@ -63,6 +76,14 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
                     prop:value=search
                     on:input=move |ev| search.set(event_target_value(&ev))
                 />
+            </label>
+            <label>
+                <input
+                    type="checkbox"
+                    prop:checked=show_archived
+                    on:change=move |ev| show_archived.set(event_target_checked(&ev))
+                />
+                {move || format!(" Show archived ({})", archived_count())}
             </label>
         </div>
         <Show when=empty>
@@ -117,6 +138,9 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                     {status_label}
                 </span>
             </header>
+            <Show when=move || summary.with(ProjectSummary::is_archived)>
+                <p class="archived-note muted">"Archived"</p>
+            </Show>
             <p class="path" title=move || summary.with(|s| s.path.clone())>
                 {move || summary.with(|s| s.path.clone())}
             </p>
@@ -190,6 +214,7 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                         .into_any()
                 }
             }}
+            <ArchiveButton summary />
             <ul class="warnings">
                 {move || {
                     summary
@@ -200,5 +225,47 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                 }}
             </ul>
         </article>
+    }
+}
+
+/// Archives a project (hidden unless "Show archived" is on) or brings it back. Every open
+/// dashboard hears of it through the stream; the card updates from the answer at once too.
+#[component]
+pub fn ArchiveButton(summary: RwSignal<ProjectSummary>) -> impl IntoView {
+    let action = Action::new(move |archive: &bool| {
+        let id = summary.with_untracked(|s| s.id.clone());
+        let archive = *archive;
+        async move { set_archived(id, archive).await }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(updated)) = action.value().get() {
+            summary.try_update(|s| {
+                if s.id == updated.id {
+                    *s = updated;
+                }
+            });
+        }
+    });
+    let archived = move || summary.with(ProjectSummary::is_archived);
+    view! {
+        <div class="archive-action">
+            <button
+                type="button"
+                class="link-button"
+                disabled=move || action.pending().get()
+                on:click=move |_| {
+                    action.dispatch(!archived());
+                }
+            >
+                {move || if archived() { "Restore" } else { "Archive" }}
+            </button>
+            {move || {
+                action
+                    .value()
+                    .get()
+                    .and_then(Result::err)
+                    .map(|error| view! { <span class="load-error" role="alert">{error.to_string()}</span> })
+            }}
+        </div>
     }
 }

@@ -172,6 +172,12 @@ async fn session(
         }
         _ => return false,
     }
+    // The pages filter archived projects themselves (the dashboard's toggle), so they want every
+    // project's events.
+    let all = serde_json::json!({"action": "set_include_archived", "value": true}).to_string();
+    if sink.send(Message::Text(all)).await.is_err() {
+        return true;
+    }
     // The frame below covers every topic wanted so far.
     while want.try_recv().is_ok() {}
     if let Some(frame) = store.subscribe_frame() {

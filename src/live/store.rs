@@ -267,6 +267,9 @@ impl LiveStore {
             ServerMessage::ProjectUpdated { project, data, .. } => {
                 self.update_summary(&project, |s| *s = data.clone());
             }
+            ServerMessage::ProjectArchived { project, data, .. } => {
+                self.update_summary(&project, |s| *s = data.summary.clone());
+            }
             ServerMessage::ProjectRemoved { project, .. } => {
                 if let Some(cards) = self.cards.get_value() {
                     cards.try_update(|cards| cards.retain(|card| card.id != project));
@@ -462,6 +465,7 @@ mod tests {
             last_activity: None,
             recent_health: Vec::new(),
             pausing: false,
+            archived_at: None,
         }
     }
 

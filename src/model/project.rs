@@ -97,6 +97,16 @@ pub struct ProjectSummary {
     /// Paused, but the current iteration is still running (the pause takes effect after it).
     #[serde(default)]
     pub pausing: bool,
+    /// When the operator archived the project (RFC 3339); `None` when it is not archived.
+    /// Archived projects are still watched; dashboards hide them unless asked to show them.
+    #[serde(default)]
+    pub archived_at: Option<String>,
+}
+
+impl ProjectSummary {
+    pub fn is_archived(&self) -> bool {
+        self.archived_at.is_some()
+    }
 }
 
 #[cfg(test)]
@@ -121,5 +131,15 @@ mod tests {
             serde_json::to_string(&Status::Paused).ok().as_deref(),
             Some("\"paused\"")
         );
+    }
+
+    #[test]
+    fn summaries_written_before_archiving_existed_still_parse() {
+        let old = r#"{"id":"a-1","name":"a","path":"/a","status":"running","plan":null,
+            "iteration":null,"max_iterations":0,"tokens":0.0,"cost_usd":0.0,
+            "last_activity":null,"recent_health":[]}"#;
+        let summary: ProjectSummary = serde_json::from_str(old).expect("old summary parses");
+        assert_eq!(summary.archived_at, None);
+        assert!(!summary.is_archived());
     }
 }

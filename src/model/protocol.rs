@@ -18,6 +18,9 @@ pub const CODE_BAD_REQUEST: u16 = 4400;
 pub const CODE_AUTH_EXPIRED: u16 = 4401;
 /// Error code for a subscription to a project the server does not know.
 pub const CODE_UNKNOWN_PROJECT: u16 = 4404;
+/// Close code and error code for a failure inside the server (the client did nothing wrong;
+/// reconnecting is the remedy).
+pub const CODE_INTERNAL: u16 = 4500;
 /// Seconds between server keepalive pings (announced in `hello`).
 pub const HEARTBEAT_SECONDS: u32 = 20;
 
@@ -38,6 +41,11 @@ pub enum ClientMessage {
     /// A fresh session token, so the socket outlives the one it was opened with.
     Auth {
         token: String,
+    },
+    /// Whether events of archived projects on the `projects` topic reach this connection
+    /// (default: no; `project_archived` itself always does).
+    SetIncludeArchived {
+        value: bool,
     },
 }
 
@@ -96,6 +104,14 @@ impl ClientMessage {
                         field: "token",
                         expected: "a string",
                     })?,
+            }),
+            "set_include_archived" => Ok(ClientMessage::SetIncludeArchived {
+                value: object.get("value").and_then(Value::as_bool).ok_or(
+                    ProtocolError::BadField {
+                        field: "value",
+                        expected: "true or false",
+                    },
+                )?,
             }),
             other => Err(ProtocolError::UnknownAction(truncate(other, 64))),
         }
@@ -236,6 +252,16 @@ pub struct FileChange {
     pub file: String,
 }
 
+/// `data` of a `project_archived` event: the project's card as it is now, and which way it went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveChange {
+    /// `true` when the project was archived, `false` when it was brought back.
+    pub archived: bool,
+    /// The card (its `archived_at` is set when `archived`).
+    #[serde(flatten)]
+    pub summary: ProjectSummary,
+}
+
 /// A frame sent by the server. Events use the seed-000 envelope
 /// `{"type","project","timestamp","data"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -327,6 +353,17 @@ pub enum ServerMessage {
         project: String,
         timestamp: String,
     },
+    /// The operator archived a project or brought it back. Published on `projects` and on
+    /// `project:ID`; connections that hide archived projects still get it.
+    ProjectArchived {
+        project: String,
+        timestamp: String,
+        data: ArchiveChange,
+    },
+    /// Acknowledges `set_include_archived`.
+    IncludeArchived {
+        value: bool,
+    },
 }
 
 impl ServerMessage {
@@ -343,7 +380,8 @@ impl ServerMessage {
             | ServerMessage::FileChanged { project, .. }
             | ServerMessage::ProjectAdded { project, .. }
             | ServerMessage::ProjectUpdated { project, .. }
-            | ServerMessage::ProjectRemoved { project, .. } => Some(project),
+            | ServerMessage::ProjectRemoved { project, .. }
+            | ServerMessage::ProjectArchived { project, .. } => Some(project),
             _ => None,
         }
     }
@@ -352,9 +390,10 @@ impl ServerMessage {
     pub fn topic(&self) -> Option<Topic> {
         let project = self.project()?.to_owned();
         Some(match self {
-            ServerMessage::ProjectAdded { .. } | ServerMessage::ProjectRemoved { .. } => {
-                Topic::Projects
-            }
+            // `project_archived` is also published on `project:ID`, explicitly (see the hub).
+            ServerMessage::ProjectAdded { .. }
+            | ServerMessage::ProjectRemoved { .. }
+            | ServerMessage::ProjectArchived { .. } => Topic::Projects,
             ServerMessage::LogAppend { .. } | ServerMessage::LogRotated { .. } => {
                 Topic::Log(project)
             }
@@ -400,6 +439,56 @@ mod tests {
             ClientMessage::parse(r#"{"type":"ping"}"#),
             Ok(ClientMessage::Ping)
         );
+    }
+
+    #[test]
+    fn parses_set_include_archived() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"set_include_archived","value":true}"#),
+            Ok(ClientMessage::SetIncludeArchived { value: true })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"set_include_archived","value":false}"#),
+            Ok(ClientMessage::SetIncludeArchived { value: false })
+        );
+        for bad in [
+            r#"{"action":"set_include_archived"}"#,
+            r#"{"action":"set_include_archived","value":"yes"}"#,
+        ] {
+            assert!(
+                matches!(
+                    ClientMessage::parse(bad),
+                    Err(ProtocolError::BadField { field: "value", .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn project_archived_carries_the_card_and_the_direction() {
+        let summary: ProjectSummary = serde_json::from_value(serde_json::json!({
+            "id": "a-1", "name": "a", "path": "/a", "status": "stopped", "plan": null,
+            "iteration": null, "max_iterations": 0, "tokens": 0.0, "cost_usd": 0.0,
+            "last_activity": null, "recent_health": [], "archived_at": "2026-01-01T00:00:00Z"
+        }))
+        .expect("summary");
+        let event = ServerMessage::ProjectArchived {
+            project: "a-1".into(),
+            timestamp: "t".into(),
+            data: ArchiveChange {
+                archived: true,
+                summary,
+            },
+        };
+        let json: Value = serde_json::to_value(&event).unwrap_or(Value::Null);
+        assert_eq!(json["type"], "project_archived");
+        assert_eq!(json["data"]["archived"], true);
+        assert_eq!(json["data"]["archived_at"], "2026-01-01T00:00:00Z");
+        assert_eq!(json["data"]["id"], "a-1");
+        let back: ServerMessage = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, event);
+        assert_eq!(event.topic(), Some(Topic::Projects));
     }
 
     #[test]

@@ -75,8 +75,8 @@ struct CommonArgs {
     /// Read the Leptos runtime options from this file instead of the built-in Leptos.toml.
     #[arg(long, value_name = "FILE")]
     leptos_config: Option<PathBuf>,
-    /// Where the signing secret and the login credential live (created on first run)
-    /// [default: $LOOPWATCH_DATA_DIR, else ~/.local/share/loopwatch].
+    /// Where the signing secret, the login credential and the archive list live (created when
+    /// first needed) [default: $LOOPWATCH_DATA_DIR, else ~/.local/share/loopwatch].
     #[arg(long, value_name = "DIR", env = "LOOPWATCH_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Serve without authentication. Anyone who can reach the address sees your projects.
@@ -198,15 +198,17 @@ async fn start_server(
 ) -> Result<RunningServer, CliError> {
     let leptos_options = config::leptos_options(common.leptos_config.as_deref())?;
     let addr = common.addr.unwrap_or(leptos_options.site_addr);
+    // Resolved the same way with or without authentication: the archive list lives there too.
+    let data_dir = common
+        .data_dir
+        .clone()
+        .unwrap_or_else(auth::default_data_dir);
     let (auth, first_run) = if common.no_auth {
         tracing::warn!("authentication is off: anyone who can reach {addr} sees these projects");
         (None, false)
     } else {
-        let dir = common
-            .data_dir
-            .clone()
-            .unwrap_or_else(auth::default_data_dir);
-        let loaded = auth::Auth::load_or_create(&dir).map_err(|e| CliError::DataDir(dir, e))?;
+        let loaded = auth::Auth::load_or_create(&data_dir)
+            .map_err(|e| CliError::DataDir(data_dir.clone(), e))?;
         (Some(std::sync::Arc::new(loaded.auth)), loaded.first_run)
     };
     let server = start(ServerConfig {
@@ -216,6 +218,7 @@ async fn start_server(
         auth: auth.clone(),
         keepalive: Default::default(),
         hub_capacity: super::hub::DEFAULT_CAPACITY,
+        data_dir: Some(data_dir),
     })
     .await?;
     // Scripts and tests read these lines to learn the port and the sign-in link.

@@ -38,15 +38,34 @@ pub fn is_project(dir: &Path) -> bool {
 }
 
 /// Every project under the roots (a root may itself be one), sorted and without duplicates.
-/// Symlinked directories are not followed, so a link cycle cannot trap the scan.
 pub fn discover(roots: &[PathBuf]) -> Vec<PathBuf> {
+    scan(roots).projects
+}
+
+/// What one walk of the roots finds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Project directories, sorted, without duplicates.
+    pub projects: Vec<PathBuf>,
+    /// The other directories down to [`MAX_DEPTH`] (the roots included, the skipped names and
+    /// the insides of projects not): a project can appear in any of them, so the watcher
+    /// watches each (non-recursively). Sorted, without duplicates.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Walks the roots down to [`MAX_DEPTH`]. Symlinked directories are not followed, so a link
+/// cycle cannot trap the walk.
+pub fn scan(roots: &[PathBuf]) -> Scan {
     let mut found = Vec::new();
+    let mut dirs = Vec::new();
     let mut pending: Vec<(PathBuf, usize)> = roots.iter().map(|r| (r.clone(), 0)).collect();
     while let Some((dir, depth)) = pending.pop() {
         if is_project(&dir) {
             found.push(dir);
             continue;
         }
+        // Watched even at the last level: `mkdir DIR/.ralph` there makes DIR a project.
+        dirs.push(dir.clone());
         if depth >= MAX_DEPTH {
             continue;
         }
@@ -63,7 +82,12 @@ pub fn discover(roots: &[PathBuf]) -> Vec<PathBuf> {
     }
     found.sort();
     found.dedup();
-    found
+    dirs.sort();
+    dirs.dedup();
+    Scan {
+        projects: found,
+        dirs,
+    }
 }
 
 /// A readable, stable id: the directory name as a slug plus a short hash of the canonical path,
@@ -136,6 +160,28 @@ mod tests {
             .map(|p| p.strip_prefix(&roots[0]).unwrap_or(p).display().to_string())
             .collect();
         assert_eq!(found, ["alpha", "group/beta"]);
+
+        // The directories a new project could appear in: down to the last level, not inside
+        // projects, not under skipped names.
+        let relative = |paths: Vec<PathBuf>| -> Vec<String> {
+            paths
+                .iter()
+                .map(|p| p.strip_prefix(&roots[0]).unwrap_or(p).display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            relative(scan(&roots).dirs),
+            [
+                "",
+                "a",
+                "a/b",
+                "a/b/c",
+                "a/b/c/d",
+                "group",
+                "plain",
+                "plain/dir"
+            ]
+        );
     }
 
     #[test]

@@ -31,6 +31,17 @@ pub struct Frame {
     pub topic: Topic,
     pub cursor: Cursor,
     pub text: Utf8Bytes,
+    /// The event is about a project that was archived when it was published. Connections that
+    /// hide archived projects skip such frames on `projects`; `project_archived` itself is
+    /// never marked, so the transition always gets through.
+    pub archived: bool,
+}
+
+impl Frame {
+    /// Whether a connection that does (or does not) include archived projects gets this frame.
+    pub fn visible(&self, include_archived: bool) -> bool {
+        include_archived || !self.archived || self.topic != Topic::Projects
+    }
 }
 
 /// What a resuming subscriber gets.
@@ -107,12 +118,18 @@ impl Hub {
             })
     }
 
-    /// Numbers, serializes and sends an event. A `log_rotated` event starts a new epoch of its
-    /// log topic first: cursors into the old log are void.
+    /// Numbers, serializes and sends an event on its own topic ([`ServerMessage::topic`]).
     pub fn publish(&self, message: &ServerMessage) {
-        let Some(topic) = message.topic() else {
-            return;
-        };
+        if let Some(topic) = message.topic() {
+            self.publish_on(topic, message, false);
+        }
+    }
+
+    /// Numbers, serializes and sends an event on `topic` (an event may belong to more than one:
+    /// `project_archived` goes to `projects` and to `project:ID`), marked as being about an
+    /// archived project or not. A `log_rotated` event starts a new epoch of its log topic first:
+    /// cursors into the old log are void.
+    pub fn publish_on(&self, topic: Topic, message: &ServerMessage, archived: bool) {
         let mut topics = self.lock();
         let log = topics.entry(topic.clone()).or_insert_with(|| TopicLog {
             cursor: Cursor {
@@ -152,6 +169,7 @@ impl Hub {
             topic,
             cursor,
             text: text.into(),
+            archived,
         });
         log.ring_bytes += frame.text.len();
         log.ring.push_back(frame.clone());
@@ -257,6 +275,28 @@ mod tests {
         assert_eq!(json["data"]["status"], "paused");
         assert_eq!(hub.cursor(&Topic::Project("p".into())).seq, 2);
         assert_eq!(hub.cursor(&Topic::Log("p".into())).seq, 1);
+    }
+
+    #[test]
+    fn archived_frames_are_hidden_only_on_projects_and_only_when_asked() {
+        let hub = Hub::new(8);
+        let mut receiver = hub.subscribe();
+        let removed = ServerMessage::ProjectRemoved {
+            project: "p".into(),
+            timestamp: "t".into(),
+        };
+        hub.publish_on(Topic::Projects, &removed, true);
+        hub.publish_on(Topic::Project("p".into()), &status("p"), true);
+        hub.publish(&removed);
+        let frames: Vec<Arc<Frame>> = (0..3).filter_map(|_| receiver.try_recv().ok()).collect();
+        let visible = |include| {
+            frames
+                .iter()
+                .map(|f| f.visible(include))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(visible(false), [false, true, true]);
+        assert_eq!(visible(true), [true, true, true]);
     }
 
     #[test]

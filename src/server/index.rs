@@ -8,9 +8,13 @@ use std::{
     time::SystemTime,
 };
 
-use crate::model::{protocol::ServerMessage, Cursor, ProjectSummary, Topic};
+use crate::model::{
+    protocol::{ArchiveChange, ServerMessage},
+    Cursor, ProjectSummary, Topic,
+};
 
 use super::{
+    archive::{ArchiveError, ArchiveStore},
     discovery,
     hub::Hub,
     project::{FileKind, ProjectState},
@@ -25,13 +29,20 @@ type Shared = Arc<Mutex<ProjectState>>;
 pub struct Index {
     projects: RwLock<BTreeMap<String, Shared>>,
     hub: Hub,
+    archive: ArchiveStore,
 }
 
 impl Index {
+    /// An index whose archive lives in memory only.
     pub fn new(hub: Hub) -> Self {
+        Self::with_archive(hub, ArchiveStore::in_memory())
+    }
+
+    pub fn with_archive(hub: Hub, archive: ArchiveStore) -> Self {
         Self {
             projects: RwLock::new(BTreeMap::new()),
             hub,
+            archive,
         }
     }
 
@@ -74,7 +85,9 @@ impl Index {
             return None;
         }
         // Index outside the map's lock: a big log takes a while and must not block readers.
-        let state = ProjectState::open(&id, &dir);
+        let mut state = ProjectState::open(&id, &dir);
+        state.set_archived_at(self.archive.archived_at(&dir));
+        let archived = state.summary().is_archived();
         let event = ServerMessage::ProjectAdded {
             project: id.clone(),
             timestamp: now(),
@@ -88,7 +101,7 @@ impl Index {
             return None;
         }
         projects.insert(id, Arc::new(Mutex::new(state)));
-        self.hub.publish(&event);
+        self.publish(&event, archived);
         Some(event)
     }
 
@@ -104,10 +117,49 @@ impl Index {
         }
         let mut state = lock(&project);
         let events = state.update(kinds);
+        let archived = state.summary().is_archived();
         for event in &events {
-            self.hub.publish(event);
+            self.publish(event, archived);
         }
         events
+    }
+
+    /// Archives a project or brings it back: saves the choice, updates the card and publishes
+    /// `project_archived` on `projects` and `project:ID`. Returns the card as it now is (asking
+    /// for the state the project is already in changes nothing and publishes nothing).
+    pub fn set_archived(&self, id: &str, archived: bool) -> Result<ProjectSummary, ArchiveError> {
+        let project = self
+            .get(id)
+            .ok_or_else(|| ArchiveError::UnknownProject(id.to_owned()))?;
+        // The project stays locked across the save so two concurrent requests leave the card,
+        // the file and the order of the events in agreement.
+        let mut state = lock(&project);
+        if state.summary().is_archived() == archived {
+            return Ok(state.summary().clone());
+        }
+        let at = self.archive.set(state.dir(), archived, &now())?;
+        state.set_archived_at(at);
+        let summary = state.summary().clone();
+        let event = ServerMessage::ProjectArchived {
+            project: id.to_owned(),
+            timestamp: now(),
+            data: ArchiveChange {
+                archived,
+                summary: summary.clone(),
+            },
+        };
+        // Never marked archived: the transition reaches every connection.
+        self.hub.publish_on(Topic::Projects, &event, false);
+        self.hub
+            .publish_on(Topic::Project(id.to_owned()), &event, false);
+        Ok(summary)
+    }
+
+    /// Publishes an event on its topic, marked with whether its project is archived.
+    fn publish(&self, event: &ServerMessage, archived: bool) {
+        if let Some(topic) = event.topic() {
+            self.hub.publish_on(topic, event, archived);
+        }
     }
 
     pub fn remove(&self, id: &str) -> Option<ServerMessage> {
@@ -115,11 +167,13 @@ impl Index {
             .projects
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let event = projects.remove(id).map(|_| ServerMessage::ProjectRemoved {
+        let removed = projects.remove(id)?;
+        let archived = lock(&removed).summary().is_archived();
+        let event = ServerMessage::ProjectRemoved {
             project: id.to_owned(),
             timestamp: now(),
-        })?;
-        self.hub.publish(&event);
+        };
+        self.publish(&event, archived);
         Some(event)
     }
 

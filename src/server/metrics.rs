@@ -17,6 +17,7 @@ pub struct Metrics {
     pub lagged_clients: AtomicU64,
     pub resyncs: AtomicU64,
     pub watcher_errors: AtomicU64,
+    pub internal_errors: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -29,6 +30,7 @@ pub static METRICS: Metrics = Metrics {
     lagged_clients: AtomicU64::new(0),
     resyncs: AtomicU64::new(0),
     watcher_errors: AtomicU64::new(0),
+    internal_errors: AtomicU64::new(0),
 };
 
 pub fn count(counter: &AtomicU64) {
@@ -41,7 +43,7 @@ pub fn adjust(gauge: &AtomicI64, by: i64) {
 
 pub fn render() -> String {
     let m = &METRICS;
-    let rows: [(&str, &str, &str, i128); 9] = [
+    let rows: [(&str, &str, &str, i128); 10] = [
         (
             "loopwatch_connections_open",
             "gauge",
@@ -96,6 +98,12 @@ pub fn render() -> String {
             "File watcher errors and lost events",
             m.watcher_errors.load(Ordering::Relaxed).into(),
         ),
+        (
+            "loopwatch_internal_errors_total",
+            "counter",
+            "Sockets closed with 4500 after a failure inside the server",
+            m.internal_errors.load(Ordering::Relaxed).into(),
+        ),
     ];
     let mut out = String::new();
     for (name, kind, help, value) in rows {
@@ -125,7 +133,10 @@ mod tests {
     fn renders_every_metric_in_text_format() {
         count(&METRICS.watcher_errors);
         let text = render();
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE ")).count(), 9);
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("# TYPE ")).count(),
+            10
+        );
         let errors = text
             .lines()
             .find_map(|l| l.strip_prefix("loopwatch_watcher_errors_total "))

@@ -1,6 +1,7 @@
 //! The server: discovery, watching, the index of project state, the hub, sockets, and the HTTP
 //! app around them. Compiled with the `ssr` feature only.
 
+pub mod archive;
 pub mod assets;
 pub mod auth;
 pub mod cli;
@@ -86,6 +87,11 @@ impl Shutdown {
         self.0.send_replace(true);
     }
 
+    /// Whether [`Shutdown::trigger`] has been called.
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Resolves once [`Shutdown::trigger`] has been called (at once if it already was).
     pub fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut receiver = self.0.subscribe();
@@ -138,6 +144,8 @@ pub struct ServerConfig {
     pub keepalive: Keepalive,
     /// Events a connection may fall behind by before it gets `resync`.
     pub hub_capacity: usize,
+    /// The server's own files (the archive list); `None` keeps them in memory only.
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +156,8 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     #[error("cannot start the file watcher: {0}")]
     Watch(#[from] notify::Error),
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
 }
 
 /// A started server. Dropping it does not stop it: call [`RunningServer::stop`].
@@ -163,8 +173,12 @@ pub struct RunningServer {
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let roots = discovery::validate_roots(&config.roots)
         .map_err(|(root, why)| StartError::BadRoot(root, why))?;
+    let archive = match &config.data_dir {
+        Some(dir) => archive::ArchiveStore::load(dir)?,
+        None => archive::ArchiveStore::in_memory(),
+    };
     let hub = Hub::new(config.hub_capacity);
-    let index = Arc::new(Index::new(hub.clone()));
+    let index = Arc::new(Index::with_archive(hub.clone(), archive));
     for dir in discovery::discover(&roots) {
         index.add(dir);
     }

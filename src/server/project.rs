@@ -171,6 +171,8 @@ pub struct ProjectState {
     warnings: BTreeMap<&'static str, String>,
     summary: ProjectSummary,
     last_activity: Option<SystemTime>,
+    /// Set by the operator (kept in the data directory, never in the project).
+    archived_at: Option<String>,
 }
 
 impl ProjectState {
@@ -198,6 +200,7 @@ impl ProjectState {
             warnings: BTreeMap::new(),
             summary: placeholder_summary(id, dir),
             last_activity: None,
+            archived_at: None,
         };
         for kind in FileKind::all() {
             // The initial read reports nothing: there is no one to tell yet.
@@ -214,6 +217,12 @@ impl ProjectState {
 
     pub fn summary(&self) -> &ProjectSummary {
         &self.summary
+    }
+
+    /// Marks the project archived (since `at`) or not; the card reflects it at once.
+    pub fn set_archived_at(&mut self, at: Option<String>) {
+        self.summary.archived_at.clone_from(&at);
+        self.archived_at = at;
     }
 
     /// The last `lines` lines of `ralph.log` that have been published (at most 1 MiB of them).
@@ -683,6 +692,7 @@ impl ProjectState {
                 .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             recent_health,
             pausing,
+            archived_at: self.archived_at.clone(),
         }
     }
 
@@ -964,6 +974,7 @@ fn placeholder_summary(id: &str, dir: &Path) -> ProjectSummary {
         last_activity: None,
         recent_health: Vec::new(),
         pausing: false,
+        archived_at: None,
     }
 }
 

@@ -30,6 +30,9 @@ pub struct EventsQuery {
     topics: Option<String>,
     /// The same as the `Last-Event-ID` header, for clients that cannot set headers.
     last_event_id: Option<String>,
+    /// Events of archived projects on `projects` too (as `set_include_archived` on the socket).
+    #[serde(default)]
+    include_archived: bool,
 }
 
 fn bad_request(status: StatusCode, message: String) -> Response {
@@ -86,7 +89,9 @@ pub async fn events(
                 (Replay::Frames(frames), now) => {
                     for frame in frames {
                         delivered.insert(topic.clone(), frame.cursor);
-                        initial.push(frame_event(&frame, &delivered));
+                        if frame.visible(query.include_archived) {
+                            initial.push(frame_event(&frame, &delivered));
+                        }
                     }
                     now
                 }
@@ -103,7 +108,12 @@ pub async fn events(
         };
         delivered.insert(topic, now);
     }
-    let live = live_events(receiver, delivered, state.shutdown.wait());
+    let live = live_events(
+        receiver,
+        delivered,
+        query.include_archived,
+        state.shutdown.wait(),
+    );
     let stream = stream::iter(initial)
         .chain(live)
         .map(Ok::<Event, Infallible>);
@@ -115,12 +125,13 @@ pub async fn events(
 fn live_events(
     receiver: Receiver<Arc<Frame>>,
     delivered: BTreeMap<Topic, Cursor>,
+    include_archived: bool,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> impl Stream<Item = Event> + Send {
     let state = (receiver, delivered, Box::pin(stop));
     stream::unfold(
         state,
-        |(mut receiver, mut delivered, mut stop)| async move {
+        move |(mut receiver, mut delivered, mut stop)| async move {
             loop {
                 tokio::select! {
                     _ = &mut stop => return None,
@@ -128,6 +139,9 @@ fn live_events(
                         Ok(frame) => match delivered.get_mut(&frame.topic) {
                             Some(cursor) if frame.cursor > *cursor => {
                                 *cursor = frame.cursor;
+                                if !frame.visible(include_archived) {
+                                    continue;
+                                }
                                 let event = frame_event(&frame, &delivered);
                                 return Some((event, (receiver, delivered, stop)));
                             }

@@ -7,20 +7,25 @@ use std::sync::Arc;
 
 use axum::{
     extract::{
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        ws::{CloseFrame, Message, WebSocketUpgrade},
         Path, Query, State,
     },
     response::Response,
 };
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::{
-    sync::broadcast::error::RecvError,
+    sync::broadcast::{self, error::RecvError},
     time::{interval_at, Instant},
 };
 
-use super::{hub::Frame, index::Index, AppState};
+use super::{
+    hub::Frame,
+    index::Index,
+    ws::{fail, next_connection_id, Internal},
+    AppState, Keepalive, Shutdown,
+};
 use crate::model::{
     protocol::{ServerMessage, DEFAULT_BACKLOG, MAX_BACKLOG},
     Topic,
@@ -89,13 +94,45 @@ fn upgrade(ws: WebSocketUpgrade, state: AppState, view: View, backlog: u32) -> R
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, view, backlog))
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            let context = ViewContext {
+                id: next_connection_id(),
+                index: state.index.clone(),
+                events: state.hub.subscribe(),
+                shutdown: state.shutdown.clone(),
+                keepalive: state.keepalive,
+            };
+            serve(context, view, backlog, sink, stream)
+        })
 }
 
-async fn serve(socket: WebSocket, state: AppState, mut view: View, backlog: u32) {
-    let (mut sink, mut stream) = socket.split();
-    let mut events = state.hub.subscribe();
-    let index = state.index.clone();
+/// What one view socket works with.
+struct ViewContext {
+    id: u64,
+    index: Arc<Index>,
+    events: broadcast::Receiver<Arc<Frame>>,
+    shutdown: Shutdown,
+    keepalive: Keepalive,
+}
+
+async fn serve<Tx, Rx, E>(
+    context: ViewContext,
+    mut view: View,
+    backlog: u32,
+    mut sink: Tx,
+    mut stream: Rx,
+) where
+    Tx: Sink<Message> + Unpin,
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let ViewContext {
+        id,
+        index,
+        mut events,
+        shutdown,
+        keepalive,
+    } = context;
     if let View::Logs { project } = &view {
         if !index.contains(project) {
             let error = json!({"type": "error", "code": 4404, "message": format!("no instance named {project:?}")});
@@ -121,10 +158,10 @@ async fn serve(socket: WebSocket, state: AppState, mut view: View, backlog: u32)
     {
         return;
     }
-    let heartbeat_every = state.keepalive.heartbeat;
+    let heartbeat_every = keepalive.heartbeat;
     let mut heartbeat = interval_at(Instant::now() + heartbeat_every, heartbeat_every);
     let mut last_heard = Instant::now();
-    let stop = state.shutdown.wait();
+    let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
         let outgoing: Vec<Value> = tokio::select! {
@@ -143,19 +180,27 @@ async fn serve(socket: WebSocket, state: AppState, mut view: View, backlog: u32)
                 }
             }
             event = events.recv() => match event {
-                Ok(frame) => delta(&view, &frame).into_iter().collect(),
+                Ok(frame) => match delta(&view, &frame) {
+                    Ok(value) => value.into_iter().collect(),
+                    Err(error) => return fail(&mut sink, id, error).await,
+                },
                 // Too far behind to catch up: start over from a fresh snapshot.
                 Err(RecvError::Lagged(_)) => match &view {
                     View::Logs { .. } => vec![json!({"type": "rotated", "reason": "fell behind"})],
                     _ => vec![snapshot(&index, &view)],
                 },
+                // The server state holds the hub, so its channel cannot close while the server
+                // runs; if it does anyway, that is a bug, not a shutdown.
+                Err(RecvError::Closed) if !shutdown.is_triggered() => {
+                    return fail(&mut sink, id, Internal::HubClosed).await;
+                }
                 Err(RecvError::Closed) => {
                     let _ = sink.send(close(1001, "server shutting down")).await;
                     return;
                 }
             },
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() >= state.keepalive.idle_timeout {
+                if last_heard.elapsed() >= keepalive.idle_timeout {
                     let _ = sink.send(close(1001, "idle timeout")).await;
                     return;
                 }
@@ -218,7 +263,8 @@ fn snapshot(index: &Index, view: &View) -> Value {
             let instances: Vec<Value> = index
                 .summaries()
                 .into_iter()
-                .map(|p| json!({"name": p.id, "display_name": p.name, "status": p.status, "pid": null, "archived_at": null}))
+                .filter(|p| *include_archived || !p.is_archived())
+                .map(|p| json!({"name": p.id, "display_name": p.name, "status": p.status, "pid": null, "archived_at": p.archived_at}))
                 .collect();
             json!({"type": "snapshot", "instances": instances, "include_archived": include_archived})
         }
@@ -271,8 +317,13 @@ fn lines_frame(kind: &str, text: &str) -> Value {
     json!({"type": kind, "count": lines.len(), "lines": lines})
 }
 
-/// The view's frame for one hub event, if it has one.
-fn delta(view: &View, frame: &Arc<Frame>) -> Option<Value> {
+/// The view's frame for one hub event, if it has one. Every hub frame is a [`ServerMessage`]
+/// the hub encoded itself, so one that does not decode is an internal failure.
+fn delta(view: &View, frame: &Arc<Frame>) -> Result<Option<Value>, Internal> {
+    delta_of(view, frame).map_err(Internal::Decode)
+}
+
+fn delta_of(view: &View, frame: &Arc<Frame>) -> Result<Option<Value>, serde_json::Error> {
     let relevant = match (view, &frame.topic) {
         (View::Instances { .. }, Topic::Projects | Topic::Project(_)) => true,
         (View::Logs { project }, Topic::Log(id)) => id == project,
@@ -280,10 +331,21 @@ fn delta(view: &View, frame: &Arc<Frame>) -> Option<Value> {
         _ => false,
     };
     if !relevant {
-        return None;
+        return Ok(None);
     }
-    let message: ServerMessage = serde_json::from_str(frame.text.as_str()).ok()?;
-    match (view, message) {
+    // Archived instances stay out of the deltas unless asked for (the archive transitions
+    // themselves are never marked archived, so they always arrive).
+    if matches!(
+        view,
+        View::Instances {
+            include_archived: false
+        }
+    ) && frame.archived
+    {
+        return Ok(None);
+    }
+    let message: ServerMessage = serde_json::from_str(frame.text.as_str())?;
+    Ok(match (view, message) {
         (
             View::Instances { .. },
             ServerMessage::StatusChanged {
@@ -307,6 +369,29 @@ fn delta(view: &View, frame: &Arc<Frame>) -> Option<Value> {
         (View::Instances { .. }, ServerMessage::ProjectRemoved { project, timestamp }) => {
             Some(json!({"type": "instance_removed", "name": project, "timestamp": timestamp}))
         }
+        // Published on `projects` and on `project:ID`: one delta, from the `projects` copy.
+        (
+            View::Instances { .. },
+            ServerMessage::ProjectArchived {
+                project,
+                timestamp,
+                data,
+            },
+        ) if frame.topic == Topic::Projects => {
+            let kind = if data.archived {
+                "instance_archived"
+            } else {
+                "instance_unarchived"
+            };
+            Some(json!({
+                "type": kind,
+                "name": project,
+                "display_name": data.summary.name,
+                "status": data.summary.status,
+                "archived_at": data.summary.archived_at,
+                "timestamp": timestamp,
+            }))
+        }
         (View::Logs { .. }, ServerMessage::LogAppend { data, .. }) => {
             Some(lines_frame("lines", &data.lines))
         }
@@ -324,8 +409,105 @@ fn delta(view: &View, frame: &Arc<Frame>) -> Option<Value> {
         ) => wanted(instance, correlation, &project, &data.id)
             .then(|| message_event(&project, &data, Some(&timestamp))),
         _ => None,
-    }
+    })
 }
 
 /// Notifications seen so far, per project, keyed for the snapshot.
 pub type RecentNotifications = Vec<(String, crate::contract::notification::Notification)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::{Cursor, Topic},
+        server::hub::Hub,
+    };
+    use futures::channel::mpsc;
+    use std::{convert::Infallible, time::Duration};
+
+    type ClientRx = mpsc::Receiver<Message>;
+    type ClientTx = mpsc::Sender<Result<Message, Infallible>>;
+    type ViewChannels = (
+        broadcast::Sender<Arc<Frame>>,
+        ClientTx,
+        ClientRx,
+        tokio::task::JoinHandle<()>,
+    );
+
+    /// An instances view over channels, fed by a hub channel the test controls.
+    fn instances_view(shutdown: &Shutdown) -> ViewChannels {
+        let (events_tx, events) = broadcast::channel(8);
+        let context = ViewContext {
+            id: 9,
+            index: Arc::new(Index::new(Hub::new(8))),
+            events,
+            shutdown: shutdown.clone(),
+            keepalive: Keepalive::default(),
+        };
+        let (server_tx, client_rx) = mpsc::channel::<Message>(16);
+        let (client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
+        let view = View::Instances {
+            include_archived: false,
+        };
+        let task = tokio::spawn(serve(context, view, 0, server_tx, server_rx));
+        (events_tx, client_tx, client_rx, task)
+    }
+
+    async fn next(rx: &mut ClientRx) -> Message {
+        tokio::time::timeout(Duration::from_secs(5), rx.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("socket open")
+    }
+
+    async fn next_json(rx: &mut ClientRx) -> Value {
+        match next(rx).await {
+            Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON"),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    async fn close_code(rx: &mut ClientRx) -> Option<u16> {
+        match next(rx).await {
+            Message::Close(frame) => frame.map(|f| f.code),
+            other => panic!("expected close, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_hub_frame_closes_with_4500() {
+        let shutdown = Shutdown::default();
+        let (events, _client, mut rx, task) = instances_view(&shutdown);
+        assert_eq!(next_json(&mut rx).await["type"], "snapshot");
+        let _ = events.send(Arc::new(Frame {
+            topic: Topic::Projects,
+            cursor: Cursor::default(),
+            text: "not an event".into(),
+            archived: false,
+        }));
+        let error = next_json(&mut rx).await;
+        assert_eq!(error["code"], 4500, "{error}");
+        assert_eq!(close_code(&mut rx).await, Some(4500));
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("task ends")
+            .expect("task did not panic");
+    }
+
+    #[tokio::test]
+    async fn a_closed_hub_is_4500_unless_the_server_is_stopping() {
+        let shutdown = Shutdown::default();
+        let (events, _client, mut rx, _task) = instances_view(&shutdown);
+        assert_eq!(next_json(&mut rx).await["type"], "snapshot");
+        drop(events);
+        assert_eq!(next_json(&mut rx).await["code"], 4500);
+        assert_eq!(close_code(&mut rx).await, Some(4500));
+
+        let stopping = Shutdown::default();
+        let (events, _client, mut rx, _task) = instances_view(&stopping);
+        assert_eq!(next_json(&mut rx).await["type"], "snapshot");
+        stopping.trigger();
+        drop(events);
+        assert_eq!(close_code(&mut rx).await, Some(1001));
+    }
+}

@@ -1,7 +1,10 @@
 //! Turns file-system notifications into index updates (which publish the events).
 //!
-//! Watches each project directory, its `.ralph/` and `specs/` (non-recursively) and the discovery
-//! roots. Each change is classified by file: appends, pid and pause changes are read within
+//! Watches each project directory, its `.ralph/` and `specs/`, and every directory a new project
+//! could appear in (the roots and their subdirectories down to the discovery depth, skipping the
+//! same names discovery skips), each non-recursively; watches follow directories as they come
+//! and go, so `mkdir -p root/a/b/proj/.ralph` is a live project at once. Each change is
+//! classified by file: appends, pid and pause changes are read within
 //! milliseconds (only what arrived together is batched, never longer than 50 ms); markdown and
 //! config files get a trailing-edge debounce so the last write always wins. A lost-events
 //! notice (`Rescan`) or a watch error re-reads everything. A periodic pass catches what no file
@@ -14,7 +17,10 @@ use std::{
     time::Duration,
 };
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{
+    event::{CreateKind, ModifyKind, RemoveKind},
+    EventKind, RecommendedWatcher, RecursiveMode, Watcher,
+};
 use tokio::{
     sync::mpsc,
     task::JoinHandle,
@@ -32,6 +38,9 @@ const FAST: (Duration, Duration) = (Duration::from_millis(1), Duration::from_mil
 const SLOW: (Duration, Duration) = (Duration::from_millis(150), Duration::from_millis(500));
 /// How often every project's loop process is checked regardless of events.
 const LIVENESS_PERIOD: Duration = Duration::from_secs(2);
+/// Walks of the roots in one rescan at most (each walk that had to add watches is followed by
+/// another; a tree that keeps growing is left to the watches already added).
+const MAX_RESCAN_PASSES: usize = 8;
 
 pub struct ProjectWatcher {
     task: JoinHandle<()>,
@@ -54,12 +63,16 @@ pub fn spawn(
         // The receiver is gone only while shutting down.
         let _ = sender.send(event);
     })?;
+    let mut watched = HashSet::new();
+    // A root that cannot be watched is a start error, not a warning.
     for root in &roots {
         watcher.watch(root, RecursiveMode::NonRecursive)?;
+        watched.insert(root.clone());
     }
     let mut state = WatchState {
         watcher,
-        watched: HashSet::new(),
+        watched,
+        scanned: HashSet::new(),
         dirs: HashMap::new(),
         index,
         roots,
@@ -67,6 +80,9 @@ pub fn spawn(
     for (id, dir) in state.index.dirs() {
         state.track(id, dir);
     }
+    // Watches the directories below the roots, and finds what appeared since the server's own
+    // discovery walk.
+    state.rescan();
     let task = tokio::spawn(state.run(events, shutdown));
     Ok(ProjectWatcher { task })
 }
@@ -74,6 +90,8 @@ pub fn spawn(
 struct WatchState {
     watcher: RecommendedWatcher,
     watched: HashSet<PathBuf>,
+    /// The directories watched because a project could appear in them ([`discovery::Scan`]).
+    scanned: HashSet<PathBuf>,
     /// Project directory -> project id.
     dirs: HashMap<PathBuf, String>,
     index: Arc<Index>,
@@ -190,10 +208,11 @@ impl WatchState {
                             None => {}
                         }
                     }
-                    if path
-                        .parent()
-                        .is_some_and(|p| self.roots.iter().any(|r| r == p))
-                    {
+                    // A directory came or went where a project could appear (or one of those
+                    // directories itself went).
+                    let in_scanned = self.scanned.contains(path)
+                        || path.parent().is_some_and(|p| self.scanned.contains(p));
+                    if in_scanned && self.may_add_or_remove_a_dir(&event.kind, path) {
                         pending.slow.rescan_roots = true;
                         pending.slow.touch();
                     }
@@ -209,6 +228,20 @@ impl WatchState {
                 tracing::warn!(%error, "watch error; re-reading every project");
                 self.everything(pending);
             }
+        }
+    }
+
+    /// Whether an event may mean that a directory appeared or went (so a project may have).
+    /// Files written in a watched discovery directory do not count: a busy tree that holds no
+    /// project must not cost a walk of the roots on every save.
+    fn may_add_or_remove_a_dir(&self, kind: &EventKind, path: &Path) -> bool {
+        match kind {
+            EventKind::Create(CreateKind::File) | EventKind::Remove(RemoveKind::File) => false,
+            EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+            // Editors save by renaming a file over another; a directory renamed away is gone by
+            // now, but it was a watched one.
+            EventKind::Modify(ModifyKind::Name(_)) => path.is_dir() || self.scanned.contains(path),
+            _ => false,
         }
     }
 
@@ -233,16 +266,7 @@ impl WatchState {
     }
 
     fn flush(&mut self, batch: Batch) {
-        if batch.rescan_roots {
-            for dir in discovery::discover(&self.roots) {
-                if let Some(event) = self.index.add(dir.clone()) {
-                    if let Some(id) = event.project().map(str::to_owned) {
-                        tracing::info!(project = %id, "project appeared");
-                        self.track(id, dir);
-                    }
-                }
-            }
-        }
+        let mut rescan = batch.rescan_roots;
         for (id, kinds) in batch.changes {
             let kinds: Vec<FileKind> = kinds.into_iter().collect();
             // The index publishes the events; the watcher only follows projects leaving.
@@ -250,6 +274,9 @@ impl WatchState {
                 if matches!(event, ServerMessage::ProjectRemoved { .. }) {
                     tracing::info!(project = %id, "project left");
                     self.untrack(&id);
+                    // Its directory may still be there, and may become a project again: it
+                    // needs a discovery watch now.
+                    rescan = true;
                 }
             }
             if let Some(dir) = self.dir_of(&id) {
@@ -262,6 +289,48 @@ impl WatchState {
                         self.watched.remove(&path);
                     }
                 }
+            }
+        }
+        if rescan {
+            self.rescan();
+        }
+    }
+
+    /// Walks the roots: adds the projects that appeared, watches every directory a project could
+    /// appear in, and drops the watches of directories that are gone or no longer candidates.
+    /// A walk that added watches is followed by another: whatever was created in a directory
+    /// before its watch existed is found then, and once a walk adds no watch, every later change
+    /// is seen by one.
+    fn rescan(&mut self) {
+        for _ in 0..MAX_RESCAN_PASSES {
+            let scan = discovery::scan(&self.roots);
+            for dir in scan.projects {
+                if let Some(event) = self.index.add(dir.clone()) {
+                    if let Some(id) = event.project().map(str::to_owned) {
+                        tracing::info!(project = %id, "project appeared");
+                        self.track(id, dir);
+                    }
+                }
+            }
+            let current: HashSet<PathBuf> = scan.dirs.into_iter().collect();
+            let stale: Vec<PathBuf> = self.scanned.difference(&current).cloned().collect();
+            for dir in stale {
+                self.scanned.remove(&dir);
+                // A directory that became a project keeps its watch: it is the project's now.
+                // The kernel drops the watches of deleted directories by itself.
+                if !self.dirs.contains_key(&dir) && self.watched.remove(&dir) {
+                    let _ = self.watcher.unwatch(&dir);
+                }
+            }
+            let mut added = false;
+            for dir in current {
+                if self.scanned.insert(dir.clone()) {
+                    self.watch(&dir);
+                    added = true;
+                }
+            }
+            if !added {
+                return;
             }
         }
     }
@@ -300,6 +369,11 @@ impl WatchState {
             Ok(()) => {
                 self.watched.insert(path.to_path_buf());
             }
+            Err(error) if matches!(error.kind, notify::ErrorKind::MaxFilesWatch) => tracing::warn!(
+                path = %path.display(),
+                "cannot watch: the system's limit of watches is reached \
+                 (raise fs.inotify.max_user_watches); changes there are seen on the next rescan"
+            ),
             Err(error) => tracing::warn!(path = %path.display(), %error, "cannot watch"),
         }
     }

@@ -40,7 +40,7 @@ use super::{
 use crate::model::{
     protocol::{
         ClientMessage, LogLines, ProtocolError, ServerMessage, CODE_AUTH_EXPIRED, CODE_BAD_REQUEST,
-        CODE_UNKNOWN_PROJECT,
+        CODE_INTERNAL, CODE_UNKNOWN_PROJECT,
     },
     Cursor, Topic,
 };
@@ -59,6 +59,11 @@ const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique id for a new socket (for `hello` and the logs).
+pub(super) fn next_connection_id() -> u64 {
+    NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Messages a client may send in a burst...
 const RATE_BURST: f64 = 40.0;
@@ -93,7 +98,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket: WebSocket| {
             let (sink, stream) = socket.split();
             let context = Connection {
-                id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+                id: next_connection_id(),
                 index: state.index.clone(),
                 events: state.hub.subscribe(),
                 hub: state.hub.clone(),
@@ -206,17 +211,26 @@ where
     Rx: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
-    // Subscribed topics and the cursor of the last event this client has of each.
-    let mut delivered: HashMap<Topic, Cursor> = HashMap::new();
-    serve(connection, sink, stream, &mut delivered).await;
-    metrics::adjust(&METRICS.subscriptions, -(delivered.len() as i64));
+    let mut session = Session::default();
+    serve(connection, sink, stream, &mut session).await;
+    metrics::adjust(&METRICS.subscriptions, -(session.delivered.len() as i64));
+}
+
+/// What the client asked for on this connection.
+#[derive(Debug, Default)]
+struct Session {
+    /// Subscribed topics and the cursor of the last event this client has of each.
+    delivered: HashMap<Topic, Cursor>,
+    /// Events of archived projects on `projects` reach the client too (off by default: the
+    /// dashboard hides archived projects unless asked).
+    include_archived: bool,
 }
 
 async fn serve<Tx, Rx, E>(
     mut connection: Connection,
     mut sink: Tx,
     mut stream: Rx,
-    delivered: &mut HashMap<Topic, Cursor>,
+    session: &mut Session,
 ) where
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
@@ -227,8 +241,10 @@ async fn serve<Tx, Rx, E>(
         epoch: connection.hub.epoch(),
         heartbeat_seconds: connection.heartbeat.as_secs() as u32,
     };
-    if send(&mut sink, &hello).await.is_err() {
-        return;
+    match send(&mut sink, &hello).await {
+        Ok(()) => {}
+        Err(SendError::Gone) => return,
+        Err(SendError::Internal(error)) => return fail(&mut sink, connection.id, error).await,
     }
     let mut last_heard = Instant::now();
     let mut expiry = connection.expires.map(instant_at);
@@ -284,7 +300,7 @@ async fn serve<Tx, Rx, E>(
                                 None => Vec::new(),
                             }
                         }
-                        other => handle(&connection, delivered, other),
+                        other => handle(&connection, session, other),
                     },
                     Message::Binary(_) => vec![reply(ServerMessage::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text"))],
                     Message::Close(_) => return,
@@ -296,11 +312,13 @@ async fn serve<Tx, Rx, E>(
                         Outgoing::Message(message) => send(&mut sink, &message).await,
                         Outgoing::Frame(frame) => {
                             metrics::count(&METRICS.frames_sent);
-                            sink.send(Message::Text(frame.text.clone())).await.map_err(|_| ())
+                            sink.send(Message::Text(frame.text.clone())).await.map_err(|_| SendError::Gone)
                         }
                     };
-                    if sent.is_err() {
-                        return;
+                    match sent {
+                        Ok(()) => {}
+                        Err(SendError::Gone) => return,
+                        Err(SendError::Internal(error)) => return fail(&mut sink, connection.id, error).await,
                     }
                 }
             }
@@ -309,16 +327,19 @@ async fn serve<Tx, Rx, E>(
                 // write, not one per event).
                 let mut next = Some(event);
                 let mut queued = 0;
-                let mut outcome = Ok(());
+                let mut outcome: Result<(), SendError> = Ok(());
                 while let Some(event) = next.take() {
                     match event {
                         Ok(frame) => {
-                            if let Some(cursor) = delivered.get_mut(&frame.topic) {
-                                // Skipped when already replayed or older than the cursor.
+                            if let Some(cursor) = session.delivered.get_mut(&frame.topic) {
+                                // Skipped when already replayed or older than the cursor; a
+                                // hidden frame still moves the cursor (it is not owed later).
                                 if frame.cursor > *cursor {
                                     *cursor = frame.cursor;
-                                    metrics::count(&METRICS.frames_sent);
-                                    outcome = sink.feed(Message::Text(frame.text.clone())).await.map_err(|_| ());
+                                    if frame.visible(session.include_archived) {
+                                        metrics::count(&METRICS.frames_sent);
+                                        outcome = sink.feed(Message::Text(frame.text.clone())).await.map_err(|_| SendError::Gone);
+                                    }
                                 }
                             }
                         }
@@ -328,18 +349,26 @@ async fn serve<Tx, Rx, E>(
                             // Too slow to keep up: do not wait for it, tell it to refetch.
                             let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
                             outcome = match serde_json::to_string(&resync) {
-                                Ok(text) => sink.feed(Message::Text(text.into())).await.map_err(|_| ()),
-                                Err(_) => Err(()),
+                                Ok(text) => sink.feed(Message::Text(text.into())).await.map_err(|_| SendError::Gone),
+                                Err(error) => Err(SendError::Internal(Internal::Encode(error))),
                             };
                         }
                         Err(RecvError::Closed) => {
                             let _ = sink.flush().await;
-                            close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
+                            // Each connection holds the hub, so its channel cannot close while
+                            // the server runs; if it does anyway, that is a bug, not a shutdown.
+                            if connection.shutdown.is_triggered() {
+                                close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
+                            } else {
+                                fail(&mut sink, connection.id, Internal::HubClosed).await;
+                            }
                             return;
                         }
                     }
-                    if outcome.is_err() {
-                        return;
+                    match outcome {
+                        Ok(()) => {}
+                        Err(SendError::Gone) => return,
+                        Err(SendError::Internal(error)) => return fail(&mut sink, connection.id, error).await,
                     }
                     queued += 1;
                     if queued < MAX_FRAMES_PER_FLUSH {
@@ -389,10 +418,15 @@ fn reply(message: ServerMessage) -> Outgoing {
 /// The replies to one client frame. Bad frames get an error frame; the socket stays open.
 fn handle(
     connection: &Connection,
-    delivered: &mut HashMap<Topic, Cursor>,
+    session: &mut Session,
     parsed: Result<ClientMessage, ProtocolError>,
 ) -> Vec<Outgoing> {
+    let delivered = &mut session.delivered;
     match parsed {
+        Ok(ClientMessage::SetIncludeArchived { value }) => {
+            session.include_archived = value;
+            vec![reply(ServerMessage::IncludeArchived { value })]
+        }
         // Handled by the connection loop, which owns the session's expiry.
         Ok(ClientMessage::Auth { .. }) => Vec::new(),
         Ok(ClientMessage::Ping) => vec![reply(ServerMessage::Pong)],
@@ -459,7 +493,13 @@ fn handle(
                 )));
             }
             replies.extend(out);
-            replies.extend(replayed.into_iter().map(Outgoing::Frame));
+            let include_archived = session.include_archived;
+            replies.extend(
+                replayed
+                    .into_iter()
+                    .filter(|frame| frame.visible(include_archived))
+                    .map(Outgoing::Frame),
+            );
             replies
         }
         Ok(ClientMessage::Unsubscribe { topics }) => {
@@ -477,9 +517,53 @@ fn handle(
     }
 }
 
-async fn send<Tx: Sink<Message> + Unpin>(sink: &mut Tx, message: &ServerMessage) -> Result<(), ()> {
-    let text = serde_json::to_string(message).map_err(|_| ())?;
-    sink.send(Message::Text(text.into())).await.map_err(|_| ())
+/// A failure inside the server while serving a socket: the client did nothing wrong. It gets an
+/// error frame and close code 4500 (reconnecting is the remedy) rather than a socket that just
+/// drops or a frame silently skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error("cannot encode a frame: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("the event hub closed while the server is running")]
+    HubClosed,
+    #[error("an event from the hub cannot be read: {0}")]
+    Decode(serde_json::Error),
+}
+
+/// Why a frame did not go out.
+#[derive(Debug)]
+enum SendError {
+    /// The socket is closed or broken: nobody is left to tell.
+    Gone,
+    Internal(Internal),
+}
+
+async fn send<Tx: Sink<Message> + Unpin>(
+    sink: &mut Tx,
+    message: &ServerMessage,
+) -> Result<(), SendError> {
+    let text = serde_json::to_string(message).map_err(|e| SendError::Internal(e.into()))?;
+    sink.send(Message::Text(text.into()))
+        .await
+        .map_err(|_| SendError::Gone)
+}
+
+/// Ends a connection after an internal failure: logged, an error frame, then close 4500.
+pub(super) async fn fail<Tx: Sink<Message> + Unpin>(
+    sink: &mut Tx,
+    connection: u64,
+    error: Internal,
+) {
+    tracing::error!(connection, %error, "closing a socket after an internal failure");
+    metrics::count(&METRICS.internal_errors);
+    // Built from plain values: this frame cannot fail to encode.
+    let frame = serde_json::json!({
+        "type": "error",
+        "code": CODE_INTERNAL,
+        "message": format!("internal server error ({error}); reconnect"),
+    });
+    let _ = sink.send(Message::Text(frame.to_string().into())).await;
+    close(sink, CODE_INTERNAL, "internal error").await;
 }
 
 async fn close<Tx: Sink<Message> + Unpin>(sink: &mut Tx, code: u16, reason: &'static str) {
@@ -697,6 +781,31 @@ mod tests {
                 None => panic!("socket ended without a close frame"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_hub_that_closes_while_the_server_runs_is_an_internal_error() {
+        let hub = Hub::new(8);
+        let shutdown = Shutdown::default();
+        let (_id, mut connection, _root) = one_project_connection(&hub, &shutdown);
+        // The connection's own hub cannot close while it holds it; a channel from a hub that
+        // is gone stands in for the impossible.
+        let gone = Hub::new(8);
+        connection.events = gone.subscribe();
+        drop(gone);
+        let (server_tx, mut rx) = mpsc::channel::<Message>(64);
+        let (_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
+        let task = tokio::spawn(run(connection, server_tx, server_rx));
+        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        let error = next_json(&mut rx).await;
+        assert_eq!(error["type"], "error");
+        assert_eq!(error["code"], 4500);
+        assert_eq!(next_close(&mut rx).await, 4500);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("task ends")
+            .expect("task did not panic");
+        assert!(METRICS.internal_errors.load(Ordering::Relaxed) >= 1);
     }
 
     #[tokio::test]

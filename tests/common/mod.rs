@@ -42,14 +42,16 @@ pub fn append_bytes(path: &Path, bytes: &[u8]) {
     file.write_all(bytes).expect("append");
 }
 
-/// A server with authentication on, its secrets in `root/.data` (not a project: no `.ralph/`).
+/// A server with authentication on, its secrets and archive list in `root/.data` (not a
+/// project: no `.ralph/`). Starting another server over the same `root` reuses them.
 pub async fn start_server(root: PathBuf) -> RunningServer {
     start_server_with_capacity(root, 1024).await
 }
 
 /// The same, with a hub that lets connections fall behind by at most `capacity` events.
 pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> RunningServer {
-    let loaded = Auth::load_or_create(&root.join(".data")).expect("auth secrets");
+    let data_dir = root.join(".data");
+    let loaded = Auth::load_or_create(&data_dir).expect("auth secrets");
     start(ServerConfig {
         roots: vec![root],
         addr: "127.0.0.1:0".parse().expect("addr"),
@@ -57,6 +59,7 @@ pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> Runni
         auth: Some(Arc::new(loaded.auth)),
         keepalive: Default::default(),
         hub_capacity: capacity,
+        data_dir: Some(data_dir),
     })
     .await
     .expect("server starts")
@@ -153,4 +156,63 @@ fn dechunk(mut body: &str) -> String {
         body = rest[size..].trim_start_matches("\r\n");
     }
     out
+}
+
+pub type WsClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket to `path` on `addr`, signed in with `?token=`.
+pub async fn open_ws(addr: SocketAddr, path: &str, session: &str) -> WsClient {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let url = format!("ws://{addr}{path}{separator}token={session}");
+    timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+        .0
+}
+
+/// Sends one text frame.
+pub async fn ws_send(client: &mut WsClient, text: &str) {
+    use futures::SinkExt;
+    client
+        .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+        .await
+        .expect("send frame");
+}
+
+/// The next JSON text frame (protocol pings skipped), or the close code when the socket closes.
+pub async fn ws_next(client: &mut WsClient) -> Result<serde_json::Value, Option<u16>> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = timeout(WAIT, client.next()).await.expect("a frame in time");
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                return Ok(serde_json::from_str(text.as_str()).expect("JSON frame"))
+            }
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => continue,
+            _ => return Err(None),
+        }
+    }
+}
+
+/// Skips frames until one satisfies `wanted` (bounded by [`WAIT`]).
+pub async fn ws_wait_for(
+    client: &mut WsClient,
+    what: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let found = timeout(WAIT, async {
+        loop {
+            match ws_next(client).await {
+                Ok(frame) if wanted(&frame) => return frame,
+                Ok(_) => continue,
+                Err(code) => panic!("socket closed ({code:?}) while waiting for {what}"),
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
 }
