@@ -391,7 +391,10 @@ async fn projects_created_deep_below_a_root_appear_at_once() {
     write_project(&root.join("a/node_modules/pkg"), PLAN);
     let marker = root.join("a/zz-marker");
     write_project(&marker, PLAN);
-    let next = wait_for(&mut client, "project_added", |f| f["type"] == "project_added").await;
+    let next = wait_for(&mut client, "project_added", |f| {
+        f["type"] == "project_added"
+    })
+    .await;
     assert_eq!(next["project"], project_id(&marker).as_str());
     server.stop().await;
 }
