@@ -11,6 +11,7 @@ pub mod demo;
 pub mod discovery;
 pub mod hub;
 pub mod index;
+pub mod links;
 pub mod metrics;
 pub mod process;
 pub mod project;
