@@ -43,6 +43,7 @@ phase "clippy (ssr)" cargo clippy --features ssr --all-targets -- -D warnings
 phase "clippy (hydrate)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 phase "rust tests" rust_tests
 phase "release build" release_build
+phase "bench smoke" scripts/bench.sh --lint --smoke
 phase "browser tests" browser_tests
 
 rust_passed=$(awk '/^test result:/ {sum += $4} END {print sum + 0}' "$LOG_DIR/cargo-test.log")

@@ -16,7 +16,7 @@ test.beforeEach(async () => {
 });
 
 test.afterEach(async () => {
-  await server.stop();
+  await server.dispose();
   fs.rmSync(root, { recursive: true, force: true });
 });
 

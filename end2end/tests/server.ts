@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const RELEASE_BINARY = path.resolve(__dirname, '../../target/release/loopwatch');
+// LOOPWATCH_BINARY lets a developer run the tests against a debug build while iterating.
+const RELEASE_BINARY = process.env.LOOPWATCH_BINARY ?? path.resolve(__dirname, '../../target/release/loopwatch');
 export const SCREENSHOTS = path.resolve(__dirname, '../test-results/screenshots');
 
 /** A Ralph-style project whose loop is "alive": its pid file names this test process. */
@@ -87,6 +88,16 @@ export class Server {
         reject(new Error(`server exited with ${code}:\n${stderr}`));
       });
     });
+  }
+
+  /** Stops the server for good and removes its copy of the binary (hundreds of MB for a debug build). */
+  async dispose(): Promise<void> {
+    try {
+      await this.stop();
+    } finally {
+      fs.rmSync(path.dirname(this.binary), { recursive: true, force: true });
+      fs.rmSync(this.dataDir, { recursive: true, force: true });
+    }
   }
 
   /** SIGTERM, as an operator's service manager would; fails the test if it takes over 10 s. */

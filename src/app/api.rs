@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     api::{
-        ContextFile, IterationLog, IterationPage, IterationQuery, LogText, ProjectDetail,
-        ProjectList,
+        ContextFile, IterationLog, IterationPage, IterationQuery, IterationRow, LogText,
+        ProjectDetail, ProjectList,
     },
     ProjectSummary,
 };
@@ -96,23 +96,44 @@ pub async fn load_iteration_log(
         .map_err(|error| ApiError::Io(format!("ralph.log: {error}")))
 }
 
-/// The log as published so far (its last 8 MiB), with the `log:ID` cursor it ends at.
+/// The log as published so far (its last `max_bytes`, at most and by default 8 MiB), with the
+/// `log:ID` cursor it ends at.
 #[server(prefix = "/api", endpoint = "log")]
-pub async fn load_log(project: String) -> Result<LogText, ApiError> {
+pub async fn load_log(project: String, max_bytes: Option<u64>) -> Result<LogText, ApiError> {
     const MAX_LOG: u64 = 8 * 1024 * 1024;
+    let max_bytes = max_bytes.unwrap_or(MAX_LOG).min(MAX_LOG);
     let state = ssr::state()?;
-    tokio::task::spawn_blocking(move || match state.index.log_snapshot(&project, MAX_LOG) {
-        None => Err(ApiError::UnknownProject(project)),
-        Some(Err(error)) => Err(ApiError::Io(format!("ralph.log: {error}"))),
-        Some(Ok((text, truncated, cursor))) => Ok(LogText {
-            text,
-            truncated,
-            cursor,
-        }),
-    })
+    tokio::task::spawn_blocking(
+        move || match state.index.log_snapshot(&project, max_bytes) {
+            None => Err(ApiError::UnknownProject(project)),
+            Some(Err(error)) => Err(ApiError::Io(format!("ralph.log: {error}"))),
+            Some(Ok((text, truncated, cursor))) => Ok(LogText {
+                text,
+                truncated,
+                cursor,
+            }),
+        },
+    )
     .await
     .map_err(|_| ApiError::Io("ralph.log".into()))?
 }
+
+/// The newest iterations (newest first) that the overview's charts and activity feed show.
+#[server(prefix = "/api", endpoint = "recent")]
+pub async fn load_recent(project: String) -> Result<Vec<IterationRow>, ApiError> {
+    let query = IterationQuery {
+        limit: RECENT_ITERATIONS,
+        ..IterationQuery::default()
+    };
+    ssr::state()?
+        .index
+        .with_project_at(&project, |state, cursor| state.iterations(&query, cursor))
+        .map(|page| page.rows)
+        .ok_or(ApiError::UnknownProject(project))
+}
+
+/// How many iterations the overview charts cover.
+pub const RECENT_ITERATIONS: u32 = 200;
 
 /// The context files present: `AGENTS.md`, `PROMPT.md`, then `specs/*.md`.
 #[server(prefix = "/api", endpoint = "context_files")]

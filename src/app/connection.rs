@@ -1,21 +1,36 @@
 use leptos::prelude::*;
 
-use crate::live::{Connection, LiveStore};
+use crate::live::{now_ms, retry_now, Connection, LiveStore};
 
-/// Hidden while the stream is live; says what it is doing otherwise.
+/// Hidden while the stream is live (or first connecting); says what it is doing otherwise, counting down to the next
+/// attempt, with a Retry button.
 #[component]
-pub fn ConnectionIndicator(store: LiveStore) -> impl IntoView {
+pub fn ConnectionIndicator() -> impl IntoView {
+    let store = expect_context::<LiveStore>();
     let state = store.connection;
-    let text = move || match state.get() {
-        Connection::Live => String::new(),
-        Connection::Connecting => "Connecting\u{2026}".to_owned(),
-        Connection::Reconnecting {
-            attempt,
-            next_in_ms,
-        } => format!(
-            "Reconnecting\u{2026} (attempt {attempt}, next in {} s)",
-            next_in_ms.div_ceil(1000)
-        ),
+    // Ticks once a second while not live, so the countdown moves.
+    let now = RwSignal::new(now_ms());
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::leptos_dom::helpers::set_interval_with_handle;
+        let handle = set_interval_with_handle(
+            move || {
+                if state.get_untracked() != Connection::Live {
+                    now.set(now_ms());
+                }
+            },
+            std::time::Duration::from_millis(500),
+        );
+        if let Ok(handle) = handle {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    let text = move || state.get().describe(now.get());
+    let waiting = move || {
+        matches!(
+            state.get(),
+            Connection::Reconnecting { .. } | Connection::Polling { .. }
+        )
     };
     view! {
         <div
@@ -23,9 +38,15 @@ pub fn ConnectionIndicator(store: LiveStore) -> impl IntoView {
             role="status"
             aria-live="polite"
             data-state=move || state.get().name()
-            hidden=move || state.get() == Connection::Live
+            // The first attempt is not worth a banner; a failed one is.
+            hidden=move || matches!(state.get(), Connection::Live | Connection::Connecting)
         >
-            {text}
+            <span class="connection-text">{text}</span>
+            <Show when=waiting>
+                <button type="button" class="retry" on:click=move |_| retry_now()>
+                    "Retry now"
+                </button>
+            </Show>
         </div>
     }
 }

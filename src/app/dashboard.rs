@@ -1,9 +1,12 @@
 use leptos::prelude::*;
 
-use super::{api::list_projects, connection::ConnectionIndicator};
-use crate::contract::stats::Health;
+use super::{
+    api::list_projects,
+    format::{cost_label, health_name, iteration_label, time_label, tokens_label},
+    toasts::NotificationPermission,
+};
 use crate::live::{LiveStore, ProjectCard};
-use crate::model::api::ProjectList;
+use crate::model::{api::ProjectList, ProjectSummary};
 
 #[component]
 pub fn Dashboard() -> impl IntoView {
@@ -12,6 +15,7 @@ pub fn Dashboard() -> impl IntoView {
         <main class="page dashboard">
             <header class="topbar">
                 <h1>"loopwatch"</h1>
+                <NotificationPermission />
             </header>
             <Suspense>
                 {move || Suspend::new(async move {
@@ -34,24 +38,56 @@ pub fn Dashboard() -> impl IntoView {
 
 #[component]
 fn ProjectGrid(projects: ProjectList) -> impl IntoView {
-    let store = LiveStore::new(projects);
-    #[cfg(feature = "hydrate")]
-    crate::live::start(store);
-    let empty = move || store.projects.with(Vec::is_empty);
+    let store = expect_context::<LiveStore>();
+    let cards = store.open_cards(projects);
+    on_cleanup(move || store.close_cards());
+    let search = RwSignal::new(String::new());
+    let shown = move || {
+        let query = search.get().to_lowercase();
+        cards
+            .get()
+            .into_iter()
+            .filter(|card| card.summary.with(|s| matches_search(s, &query)))
+            .collect::<Vec<_>>()
+    };
+    let empty = move || cards.with(Vec::is_empty);
+    let none_match = move || !empty() && shown().is_empty();
     view! {
-        <ConnectionIndicator store />
+        <div class="toolbar">
+            <label class="search">
+                <span class="visually-hidden">"Search projects"</span>
+                <input
+                    type="search"
+                    placeholder="Search projects"
+                    aria-label="Search projects"
+                    prop:value=search
+                    on:input=move |ev| search.set(event_target_value(&ev))
+                />
+            </label>
+        </div>
         <Show when=empty>
             <p class="empty">
                 "No Ralph projects found yet. A project is a directory that contains "
                 <code>".ralph/"</code> "."
             </p>
         </Show>
+        <Show when=none_match>
+            <p class="empty">"No project matches the search."</p>
+        </Show>
         <section class="grid" aria-label="Projects">
-            <For each=move || store.projects.get() key=|card| card.id.clone() let:card>
+            <For each=shown key=|card| card.id.clone() let:card>
                 <ProjectCardView card />
             </For>
         </section>
     }
+}
+
+/// Case-insensitive match on name, path and status; `query` is already lower-case.
+fn matches_search(summary: &ProjectSummary, query: &str) -> bool {
+    query.is_empty()
+        || summary.name.to_lowercase().contains(query)
+        || summary.path.to_lowercase().contains(query)
+        || summary.status.as_str().contains(query)
 }
 
 #[component]
@@ -72,7 +108,11 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
     view! {
         <article class="card" data-project=card.id.clone()>
             <header class="card-head">
-                <h2>{move || summary.with(|s| s.name.clone())}</h2>
+                <h2>
+                    <a href=format!("/projects/{}", card.id)>
+                        {move || summary.with(|s| s.name.clone())}
+                    </a>
+                </h2>
                 <span class=move || format!("badge badge-{}", status()) data-testid="status">
                     {status_label}
                 </span>
@@ -93,7 +133,21 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                 </div>
                 <div>
                     <dt>"Cost"</dt>
-                    <dd data-testid="cost">{move || summary.with(|s| format!("${:.2}", s.cost_usd))}</dd>
+                    <dd data-testid="cost">{move || summary.with(|s| cost_label(s.cost_usd))}</dd>
+                </div>
+                <div>
+                    <dt>"Last activity"</dt>
+                    <dd data-testid="activity">
+                        {move || {
+                            summary
+                                .with(|s| {
+                                    s.last_activity
+                                        .as_deref()
+                                        .map(time_label)
+                                        .unwrap_or_else(|| "\u{2014}".to_owned())
+                                })
+                        }}
+                    </dd>
                 </div>
             </dl>
             <ol class="health-strip" aria-label="Health of recent iterations">
@@ -146,30 +200,5 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                 }}
             </ul>
         </article>
-    }
-}
-
-fn iteration_label(iteration: Option<u32>, max: u32) -> String {
-    match (iteration, max) {
-        (None, _) => "\u{2014}".to_owned(),
-        (Some(n), 0) => format!("{n}"),
-        (Some(n), max) => format!("{n} / {max}"),
-    }
-}
-
-/// Thousands of tokens, shown compactly: `850k`, `1.25M`.
-fn tokens_label(thousands: f64) -> String {
-    if thousands >= 1000.0 {
-        format!("{:.2}M", thousands / 1000.0)
-    } else {
-        format!("{thousands:.0}k")
-    }
-}
-
-fn health_name(health: Health) -> &'static str {
-    match health {
-        Health::Failed => "failed",
-        Health::Productive => "productive",
-        Health::Partial => "partial",
     }
 }

@@ -1,19 +1,31 @@
 //! The Leptos UI: document shell, routes, pages.
 
+pub mod ansi;
 pub mod api;
+pub mod charts;
 mod connection;
 mod dashboard;
+mod format;
 mod login;
+pub mod logview;
+mod project;
+mod toasts;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes},
+    components::{ParentRoute, Route, Router, Routes},
     path, SsrMode,
 };
 
+use crate::live::LiveStore;
+use connection::ConnectionIndicator;
 use dashboard::Dashboard;
 use login::LoginPage;
+use project::{
+    FilesTab, IterationsTab, LogTab, NotificationsTab, OverviewTab, PlanTab, ProjectPage,
+};
+use toasts::Toasts;
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -39,16 +51,31 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     mark_hydrated();
+    // One store and one socket per tab, shared by every page.
+    let store = LiveStore::new();
+    provide_context(store);
+    #[cfg(feature = "hydrate")]
+    crate::live::socket::start(store);
     view! {
         <Stylesheet id="leptos" href="/pkg/loopwatch.css" />
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
         <Title text="loopwatch" />
         <Router>
+            <ConnectionIndicator />
+            <Toasts />
             <Routes fallback=NotFound>
                 // Async: the page is sent once its data is ready, so it arrives complete
                 // (no loading placeholder for data the server already holds).
                 <Route path=path!("/") view=Dashboard ssr=SsrMode::Async />
                 <Route path=path!("/login") view=LoginPage />
+                <ParentRoute path=path!("/projects/:id") view=ProjectPage ssr=SsrMode::Async>
+                    <Route path=path!("") view=OverviewTab />
+                    <Route path=path!("plan") view=PlanTab />
+                    <Route path=path!("iterations") view=IterationsTab />
+                    <Route path=path!("log") view=LogTab />
+                    <Route path=path!("notifications") view=NotificationsTab />
+                    <Route path=path!("files") view=FilesTab />
+                </ParentRoute>
             </Routes>
         </Router>
     }

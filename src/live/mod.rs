@@ -1,12 +1,38 @@
-//! The client side of the live stream: connection state, reconnect backoff, and the store of
-//! signals the views read. The socket task itself only exists in the browser build.
+//! The client side of the live stream: the connection state machine, reconnect backoff, the
+//! store of signals the views read, and the live log buffer. The socket task itself only exists
+//! in the browser build.
 
 pub mod backoff;
+pub mod log;
+pub mod machine;
 mod store;
 
 #[cfg(feature = "hydrate")]
-mod socket;
+pub mod socket;
 
-#[cfg(feature = "hydrate")]
-pub use socket::start;
-pub use store::{Connection, LiveStore, ProjectCard};
+pub use machine::Connection;
+pub use store::{LiveStore, ProjectCard, ProjectView, Refetch, Toast};
+
+/// How much of the log a project page carries when it is first rendered (a quick first paint).
+pub const LOG_PAGE_BYTES: u64 = 256 * 1024;
+/// How much the log tab loads once it is open (the server's cap); the pane says when the log was
+/// longer still.
+pub const LOG_FULL_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Cuts the reconnect wait short (the Retry button). A no-op on the server.
+pub fn retry_now() {
+    #[cfg(feature = "hydrate")]
+    socket::retry_now();
+}
+
+/// The page clock in milliseconds (0 on the server, where nothing counts down).
+pub fn now_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    {
+        socket::now_ms()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0.0
+    }
+}

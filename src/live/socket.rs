@@ -1,14 +1,23 @@
 //! The browser's WebSocket task: connect, subscribe from the cursors the page holds, apply each
-//! event once, and reconnect with backoff. A reconnect resumes where the page left off; only when
-//! the server cannot replay (`resync`) is the state refetched through the server function.
+//! event once, and reconnect with backoff. A reconnect resumes where the page left off; only what
+//! the server cannot replay (`resync`, a rotated log) is refetched through the server functions.
+//! After three failed attempts the page polls those functions until the socket is back.
 
-use futures::{SinkExt, StreamExt};
+use std::cell::RefCell;
+
+use futures::{
+    channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender},
+    future::{select, Either},
+    SinkExt, StreamExt,
+};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use leptos::prelude::*;
 use serde::Deserialize;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
-use super::{backoff::reconnect_delay_ms, Connection, LiveStore};
+use super::machine::{poll_interval_ms, Connection, Machine};
+use super::store::{LiveStore, Refetch};
+use crate::app::api::{list_projects, load_log, load_project, load_recent};
 use crate::model::{
     protocol::{ServerMessage, CODE_AUTH_EXPIRED},
     Cursor, Topic,
@@ -22,56 +31,172 @@ struct Position {
     seq: Option<u64>,
 }
 
-/// Starts the connection task for this page. It lives as long as the page.
-pub fn start(store: LiveStore) {
-    leptos::task::spawn_local(run(store));
+/// How long a freshly opened socket may stay silent before the attempt counts as failed.
+const HELLO_TIMEOUT_MS: u32 = 10_000;
+
+thread_local! {
+    /// Wakes the task out of its backoff wait (Retry button, `online`, tab visible again).
+    static WAKE: RefCell<Option<UnboundedSender<()>>> = const { RefCell::new(None) };
 }
 
-async fn run(store: LiveStore) {
-    let mut failures: u32 = 0;
+/// Starts the connection task for this tab (call once, from the app root). It connects when a
+/// page first asks for live data, and subscribes again whenever pages want more topics.
+pub fn start(store: LiveStore) {
+    let (wake_tx, wake_rx) = unbounded();
+    WAKE.with(|wake| *wake.borrow_mut() = Some(wake_tx));
+    listen_for_wake_ups();
+    let (want_tx, want_rx) = unbounded();
+    Effect::new(move |_| {
+        store.wanted_version.track();
+        let _ = want_tx.unbounded_send(());
+    });
+    leptos::task::spawn_local(run(store, wake_rx, want_rx));
+}
+
+/// Cuts the backoff wait short: try the socket now.
+pub fn retry_now() {
+    WAKE.with(|wake| {
+        if let Some(wake) = wake.borrow().as_ref() {
+            let _ = wake.unbounded_send(());
+        }
+    });
+}
+
+fn listen_for_wake_ups() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let online = Closure::<dyn Fn()>::new(retry_now);
+    let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+    online.forget();
+    if let Some(document) = window.document() {
+        let visible = Closure::<dyn Fn()>::new(|| {
+            if page_visible() {
+                retry_now();
+            }
+        });
+        let _ = document
+            .add_event_listener_with_callback("visibilitychange", visible.as_ref().unchecked_ref());
+        visible.forget();
+    }
+}
+
+pub fn page_visible() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
+}
+
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+async fn run(store: LiveStore, mut wake: UnboundedReceiver<()>, mut want: UnboundedReceiver<()>) {
+    // Nothing to show live yet (the login page): stay disconnected.
+    while store.topics().is_empty() {
+        if want.next().await.is_none() {
+            return;
+        }
+    }
+    let mut machine = Machine::default();
     loop {
+        let mut live = false;
         if let Some(url) = socket_url() {
             if let Ok(socket) = WebSocket::open(&url) {
-                if session(store, socket).await {
-                    failures = 0;
-                }
+                live = session(store, socket, &mut machine, &mut want).await;
             }
         }
-        failures = failures.saturating_add(1);
-        let delay = reconnect_delay_ms(failures, js_sys::Math::random());
-        store.connection.set(Connection::Reconnecting {
-            attempt: failures,
-            next_in_ms: delay,
-        });
-        sleep_ms(delay).await;
+        if !live && !signed_in().await {
+            store.connection.set(Connection::SignedOut);
+            to_login();
+            return;
+        }
+        let (state, delay) = machine.lost(now_ms(), js_sys::Math::random());
+        store.connection.set(state);
+        wait(store, state, delay, &mut wake).await;
     }
 }
 
-fn subscribe_frame(store: LiveStore) -> String {
-    serde_json::json!({
-        "action": "subscribe",
-        "topics": store.topics(),
-        "since": store.cursors(),
-    })
-    .to_string()
+/// Waits out the backoff delay (polling meanwhile when the state says so); a wake-up ends it.
+async fn wait(
+    store: LiveStore,
+    state: Connection,
+    delay_ms: u32,
+    wake: &mut UnboundedReceiver<()>,
+) {
+    // Drop wake-ups that came in while connected.
+    while wake.try_recv().is_ok() {}
+    let due = now_ms() + f64::from(delay_ms);
+    loop {
+        if state.polls() {
+            refetch_all(store, store.everything()).await;
+        }
+        let left = (due - now_ms()).max(0.0) as u32;
+        if left == 0 {
+            return;
+        }
+        let step = if state.polls() {
+            left.min(poll_interval_ms(store.project().is_some()))
+        } else {
+            left
+        };
+        match select(Box::pin(sleep_ms(step)), wake.next()).await {
+            Either::Left(_) => {}
+            Either::Right(_) => return,
+        }
+        if !state.polls() {
+            return;
+        }
+    }
 }
 
-/// Runs one connection until it ends. Returns whether it ever became live.
-async fn session(store: LiveStore, socket: WebSocket) -> bool {
+/// Runs one connection until it ends. Returns whether it became live (the server said hello).
+async fn session(
+    store: LiveStore,
+    socket: WebSocket,
+    machine: &mut Machine,
+    want: &mut UnboundedReceiver<()>,
+) -> bool {
     let (mut sink, mut stream) = socket.split();
-    if sink
-        .send(Message::Text(subscribe_frame(store)))
-        .await
-        .is_err()
-    {
-        return false;
+    // The server speaks first (`hello`); a socket that stays silent (a proxy or filter holding
+    // it open, or one that never finishes opening) counts as a failed attempt.
+    match select(stream.next(), Box::pin(sleep_ms(HELLO_TIMEOUT_MS))).await {
+        Either::Left((Some(Ok(Message::Text(text))), _)) => {
+            if !matches!(
+                serde_json::from_str::<ServerMessage>(&text),
+                Ok(ServerMessage::Hello { .. })
+            ) {
+                return false;
+            }
+            store.connection.set(machine.connected());
+        }
+        _ => return false,
     }
-    let mut live = false;
-    while let Some(next) = stream.next().await {
+    // The frame below covers every topic wanted so far.
+    while want.try_recv().is_ok() {}
+    if let Some(frame) = store.subscribe_frame() {
+        if sink.send(Message::Text(frame)).await.is_err() {
+            return true;
+        }
+    }
+    loop {
+        let next = match select(stream.next(), want.next()).await {
+            Either::Left((next, _)) => next,
+            Either::Right((None, _)) => break,
+            Either::Right((Some(()), _)) => {
+                if let Some(frame) = store.subscribe_frame() {
+                    if sink.send(Message::Text(frame)).await.is_err() {
+                        break;
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(next) = next else { break };
         let message = match next {
             Ok(message) => message,
             Err(WebSocketError::ConnectionClose(event)) if event.code == CODE_AUTH_EXPIRED => {
-                // The session ended: sign in again, then come back here.
+                store.connection.set(Connection::SignedOut);
                 to_login();
                 break;
             }
@@ -84,63 +209,110 @@ async fn session(store: LiveStore, socket: WebSocket) -> bool {
             // Unknown event types from a newer server are skipped, not fatal.
             continue;
         };
-        let reply = match message {
-            ServerMessage::Hello { .. } => {
-                live = true;
-                store.connection.set(Connection::Live);
-                None
-            }
+        let refetch = match message {
             ServerMessage::Subscribed { cursors, .. } => {
                 // Topics the page had no cursor for start here; the others are advanced by the
                 // replayed events themselves.
                 for (topic, cursor) in cursors {
-                    if !store.cursors().contains_key(&topic) {
+                    if store.cursor(&topic).is_none() {
                         store.advance(topic, cursor);
                     }
                 }
-                None
+                Vec::new()
             }
-            ServerMessage::Resync { .. } => {
-                if let Ok(list) = crate::app::api::list_projects().await {
-                    store.replace_all(list);
-                }
-                Some(subscribe_frame(store))
-            }
-            event => {
-                let position = serde_json::from_str::<Position>(&text).ok();
-                let cursor = position
-                    .as_ref()
-                    .and_then(|p| match (&p.topic, p.epoch, p.seq) {
-                        (Some(topic), Some(epoch), Some(seq)) => {
-                            Some((topic.clone(), Cursor { epoch, seq }))
-                        }
-                        _ => None,
-                    });
-                match cursor {
-                    Some((topic, cursor)) if !store.is_new(&topic, cursor) => None,
-                    other => {
-                        let new_project = store.apply(event);
-                        if let Some((topic, cursor)) = other {
-                            store.advance(topic, cursor);
-                        }
-                        new_project.map(|id| {
-                            serde_json::json!({"action": "subscribe", "topics": [Topic::Project(id)]})
-                                .to_string()
-                        })
+            ServerMessage::Resync { topic, .. } => store.resync(topic),
+            event => apply_event(store, &text, event),
+        };
+        if !refetch.is_empty() {
+            let resubscribe = refetch_all(store, refetch).await;
+            if resubscribe {
+                if let Some(frame) = store.subscribe_frame() {
+                    if sink.send(Message::Text(frame)).await.is_err() {
+                        break;
                     }
                 }
             }
-        };
-        if let Some(frame) = reply {
-            if sink.send(Message::Text(frame)).await.is_err() {
-                break;
-            }
         }
     }
-    live
+    true
 }
 
-fn to_login() {
+fn apply_event(store: LiveStore, text: &str, event: ServerMessage) -> Vec<Refetch> {
+    let position = serde_json::from_str::<Position>(text).ok();
+    let cursor = position.and_then(|p| match (p.topic, p.epoch, p.seq) {
+        (Some(topic), Some(epoch), Some(seq)) => Some((topic, Cursor { epoch, seq })),
+        _ => None,
+    });
+    match cursor {
+        Some((topic, cursor)) if !store.is_new(&topic, cursor) => Vec::new(),
+        Some((topic, cursor)) => {
+            let refetch = store.apply(event);
+            store.advance(topic, cursor);
+            refetch
+        }
+        None => store.apply(event),
+    }
+}
+
+/// Fetches each stale part through the server functions. Returns whether a topic's cursor was
+/// replaced (so the socket must resubscribe from it). A lost session sends the page to the
+/// login page.
+pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>) -> bool {
+    let mut replaced = false;
+    for part in refetch {
+        let result = match part {
+            Refetch::Projects => list_projects().await.map(|list| {
+                store.replace_cards(list);
+            }),
+            Refetch::Project(id) => match load_project(id.clone()).await {
+                Ok(detail) => {
+                    let recent = load_recent(id).await.ok();
+                    store.replace_project(detail, recent);
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            },
+            Refetch::Log(id) => {
+                let bytes = store
+                    .project()
+                    .map_or(super::LOG_PAGE_BYTES, |v| v.log.fetch_bytes());
+                load_log(id.clone(), Some(bytes))
+                    .await
+                    .map(|log| store.replace_log(&id, log))
+            }
+        };
+        match result {
+            Ok(()) => replaced = true,
+            Err(_) if !signed_in().await => {
+                store.connection.set(Connection::SignedOut);
+                to_login();
+                return false;
+            }
+            // The server is down or busy: the next attempt or poll tries again.
+            Err(_) => {}
+        }
+    }
+    replaced
+}
+
+/// Whether the session is still valid: the socket cannot tell a refused upgrade (401) from a
+/// server that is down, so ask a plain endpoint. A network error counts as signed in (the
+/// server is down; keep trying).
+async fn signed_in() -> bool {
+    let Some(window) = web_sys::window() else {
+        return true;
+    };
+    let promise = window.fetch_with_str("/api/session");
+    match wasm_bindgen_futures::JsFuture::from(promise).await {
+        Ok(response) => response
+            .dyn_into::<web_sys::Response>()
+            .map(|r| r.status() != 401)
+            .unwrap_or(true),
+        Err(_) => true,
+    }
+}
+
+pub fn to_login() {
     if let Some(window) = web_sys::window() {
         let location = window.location();
         let here = format!(
@@ -163,7 +335,7 @@ fn socket_url() -> Option<String> {
     Some(format!("{scheme}://{}/api/ws", location.host().ok()?))
 }
 
-async fn sleep_ms(ms: u32) {
+pub async fn sleep_ms(ms: u32) {
     let promise = js_sys::Promise::new(&mut |resolve, _reject| {
         if let Some(window) = web_sys::window() {
             let _ =

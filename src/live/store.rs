@@ -1,26 +1,19 @@
+//! The client's live state: one store per tab (in context), fed by the socket task and by
+//! server-function fetches. Pages register what they show (the project cards, one project);
+//! the store subscribes to the matching topics and applies each event once, by cursor.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
 use leptos::prelude::*;
 
-use std::collections::BTreeMap;
-
-use crate::model::{api::ProjectList, protocol::ServerMessage, Cursor, ProjectSummary, Topic};
-
-/// State of the live connection, shown by the connection indicator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Connection {
-    Connecting,
-    Live,
-    Reconnecting { attempt: u32, next_in_ms: u32 },
-}
-
-impl Connection {
-    pub fn name(self) -> &'static str {
-        match self {
-            Connection::Connecting => "connecting",
-            Connection::Live => "live",
-            Connection::Reconnecting { .. } => "reconnecting",
-        }
-    }
-}
+use super::log::LogBuffer;
+use super::machine::Connection;
+use crate::contract::notification::Notification;
+use crate::model::{
+    api::{IterationRow, LogText, ProjectDetail, ProjectList},
+    protocol::ServerMessage,
+    Cursor, ProjectSummary, Topic,
+};
 
 /// One dashboard card: its own signal, so an event re-renders only that card.
 #[derive(Clone, Debug)]
@@ -29,39 +22,165 @@ pub struct ProjectCard {
     pub summary: RwSignal<ProjectSummary>,
 }
 
-/// The client's live state. Events and refetched snapshots both land here.
+/// The open project page's state.
+#[derive(Clone, Copy, Debug)]
+pub struct ProjectView {
+    pub id: StoredValue<String>,
+    pub detail: RwSignal<ProjectDetail>,
+    /// The newest iterations (newest first), for the charts and the activity feed.
+    pub recent: RwSignal<Vec<IterationRow>>,
+    pub log: LogBuffer,
+    /// Bumped whenever the iterations changed, so the iterations table refetches its page.
+    pub iterations_changed: RwSignal<u64>,
+}
+
+/// A notification worth a toast.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Toast {
+    pub project: String,
+    pub notification: Notification,
+}
+
+/// What needs refetching because the stream cannot tell it (a `resync`, a rotated log, or a
+/// change only the server can recompute: stats, charts, the full plan).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Refetch {
+    Projects,
+    Project(String),
+    Log(String),
+}
+
+/// The store. `Copy`: every field is an arena handle.
 #[derive(Clone, Copy, Debug)]
 pub struct LiveStore {
-    pub projects: RwSignal<Vec<ProjectCard>>,
     pub connection: RwSignal<Connection>,
     /// Per topic, the cursor of the last event the state reflects: what to resume from.
     cursors: StoredValue<BTreeMap<Topic, Cursor>>,
+    cards: StoredValue<Option<RwSignal<Vec<ProjectCard>>>>,
+    project: StoredValue<Option<ProjectView>>,
+    pub toasts: RwSignal<Vec<Toast>>,
+    /// Notification ids already toasted (a replay or a second subscription shows nothing new).
+    toasted: StoredValue<VecDeque<String>>,
+    /// Bumped when the set of wanted topics grows, so the socket task subscribes.
+    pub wanted_version: RwSignal<u64>,
 }
 
+const TOAST_MEMORY: usize = 256;
+const MAX_TOASTS: usize = 5;
+
 impl LiveStore {
-    pub fn new(list: ProjectList) -> Self {
-        let cards = list.projects.into_iter().map(card).collect();
+    pub fn new() -> Self {
         Self {
-            projects: RwSignal::new(cards),
             connection: RwSignal::new(Connection::Connecting),
-            cursors: StoredValue::new(list.cursors),
+            cursors: StoredValue::new(BTreeMap::new()),
+            cards: StoredValue::new(None),
+            project: StoredValue::new(None),
+            toasts: RwSignal::new(Vec::new()),
+            toasted: StoredValue::new(VecDeque::new()),
+            wanted_version: RwSignal::new(0),
         }
     }
 
-    /// The topics the dashboard follows: the project list and each project's state.
-    pub fn topics(&self) -> Vec<Topic> {
-        let mut topics = vec![Topic::Projects];
-        self.projects.with_untracked(|cards| {
-            topics.extend(cards.iter().map(|c| Topic::Project(c.id.clone())));
+    /// Shows `list` as the dashboard's cards, live from the list's cursors.
+    pub fn open_cards(&self, list: ProjectList) -> RwSignal<Vec<ProjectCard>> {
+        let cards = RwSignal::new(list.projects.into_iter().map(card).collect());
+        self.set_cursors(list.cursors);
+        self.cards.set_value(Some(cards));
+        self.wanted_version.update(|v| *v += 1);
+        cards
+    }
+
+    pub fn close_cards(&self) {
+        self.cards.set_value(None);
+    }
+
+    /// Shows one project, live from the cursors of its detail and log.
+    pub fn open_project(
+        &self,
+        detail: ProjectDetail,
+        recent: Vec<IterationRow>,
+        log: LogText,
+    ) -> ProjectView {
+        let id = detail.summary.id.clone();
+        self.set_cursor(Topic::Project(id.clone()), detail.cursor);
+        self.set_cursor(Topic::Log(id.clone()), log.cursor);
+        let view = ProjectView {
+            id: StoredValue::new(id),
+            detail: RwSignal::new(detail),
+            recent: RwSignal::new(recent),
+            log: LogBuffer::new(&log.text, log.truncated),
+            iterations_changed: RwSignal::new(0),
+        };
+        self.project.set_value(Some(view));
+        self.wanted_version.update(|v| *v += 1);
+        view
+    }
+
+    pub fn project(&self) -> Option<ProjectView> {
+        self.project.get_value()
+    }
+
+    pub fn close_project(&self, id: &str) {
+        self.project.update_value(|open| {
+            if open.as_ref().is_some_and(|view| view.id.get_value() == id) {
+                *open = None;
+            }
         });
-        topics
     }
 
-    pub fn cursors(&self) -> BTreeMap<Topic, Cursor> {
-        self.cursors.get_value()
+    /// The topics the open pages need.
+    pub fn topics(&self) -> Vec<Topic> {
+        let mut topics = BTreeSet::new();
+        if let Some(cards) = self.cards.get_value() {
+            topics.insert(Topic::Projects);
+            cards.with_untracked(|cards| {
+                topics.extend(cards.iter().map(|c| Topic::Project(c.id.clone())));
+            });
+        }
+        if let Some(view) = self.project() {
+            let id = view.id.get_value();
+            topics.insert(Topic::Project(id.clone()));
+            topics.insert(Topic::Log(id));
+        }
+        topics.into_iter().collect()
     }
 
-    /// Records where a topic stands, unless the state is already further along.
+    /// The subscribe frame for every wanted topic, resuming each from the state's cursor.
+    pub fn subscribe_frame(&self) -> Option<String> {
+        let topics = self.topics();
+        if topics.is_empty() {
+            return None;
+        }
+        let since: BTreeMap<Topic, Cursor> = self.cursors.with_value(|cursors| {
+            topics
+                .iter()
+                .filter_map(|t| cursors.get(t).map(|c| (t.clone(), *c)))
+                .collect()
+        });
+        Some(
+            serde_json::json!({"action": "subscribe", "topics": topics, "since": since})
+                .to_string(),
+        )
+    }
+
+    pub fn cursor(&self, topic: &Topic) -> Option<Cursor> {
+        self.cursors
+            .with_value(|cursors| cursors.get(topic).copied())
+    }
+
+    /// A fetched state replaces what the topic held: its cursor is where the state stands.
+    fn set_cursor(&self, topic: Topic, cursor: Cursor) {
+        self.cursors.update_value(|cursors| {
+            cursors.insert(topic, cursor);
+        });
+    }
+
+    fn set_cursors(&self, fetched: BTreeMap<Topic, Cursor>) {
+        self.cursors.update_value(|cursors| cursors.extend(fetched));
+    }
+
+    /// Records where a topic stands after an event, or from a `subscribed` ack for a topic the
+    /// state had no cursor for.
     pub fn advance(&self, topic: Topic, cursor: Cursor) {
         self.cursors.update_value(|cursors| {
             let known = cursors.entry(topic).or_insert(cursor);
@@ -77,71 +196,144 @@ impl LiveStore {
             .with_value(|cursors| cursors.get(topic).is_none_or(|known| cursor > *known))
     }
 
-    fn find(&self, id: &str) -> Option<RwSignal<ProjectSummary>> {
-        self.projects.with_untracked(|cards| {
+    fn find_card(&self, id: &str) -> Option<RwSignal<ProjectSummary>> {
+        let cards = self.cards.get_value()?;
+        cards.try_with_untracked(|cards| {
             cards
                 .iter()
                 .find(|card| card.id == id)
                 .map(|card| card.summary)
-        })
+        })?
     }
 
-    /// Applies one server event. Returns the id of a project the client should now subscribe to.
-    pub fn apply(&self, message: ServerMessage) -> Option<String> {
-        match message {
-            ServerMessage::StatusChanged { project, data, .. } => {
-                if let Some(summary) = self.find(&project) {
-                    summary.update(|s| s.status = data.status);
-                }
-                None
-            }
-            ServerMessage::PlanUpdated { project, data, .. } => {
-                if let Some(summary) = self.find(&project) {
-                    summary.update(|s| s.plan = Some(data));
-                }
-                None
-            }
-            ServerMessage::ProjectAdded { project, data, .. } => {
-                if let Some(summary) = self.find(&project) {
-                    summary.set(data);
-                    None
-                } else {
-                    self.projects.update(|cards| cards.push(card(data)));
-                    Some(project)
-                }
-            }
-            ServerMessage::IterationStarted { project, data, .. } => {
-                if let Some(summary) = self.find(&project) {
-                    summary.update(|s| {
-                        s.iteration = Some(data.iteration);
-                        s.max_iterations = data.max;
-                    });
-                }
-                None
-            }
-            ServerMessage::ProjectUpdated { project, data, .. } => {
-                if let Some(summary) = self.find(&project) {
-                    summary.set(data);
-                }
-                None
-            }
-            ServerMessage::ProjectRemoved { project, .. } => {
-                self.projects
-                    .update(|cards| cards.retain(|card| card.id != project));
-                None
-            }
-            _ => None,
+    fn open_view(&self, id: &str) -> Option<ProjectView> {
+        self.project()
+            .filter(|view| view.id.try_with_value(|open| open == id).unwrap_or(false))
+    }
+
+    fn update_summary(&self, id: &str, change: impl Fn(&mut ProjectSummary)) {
+        if let Some(summary) = self.find_card(id) {
+            summary.try_update(|s| change(s));
+        }
+        if let Some(view) = self.open_view(id) {
+            view.detail.try_update(|d| change(&mut d.summary));
         }
     }
 
-    /// Replaces the state with a fresh snapshot (after a resync), keeping the signals of cards
-    /// that still exist so their views update in place.
-    pub fn replace_all(&self, list: ProjectList) {
-        self.cursors.set_value(list.cursors);
-        let projects = list.projects;
-        let mut next = Vec::with_capacity(projects.len());
-        for summary in projects {
-            match self.find(&summary.id) {
+    /// Applies one server event; returns what must be refetched because of it.
+    pub fn apply(&self, message: ServerMessage) -> Vec<Refetch> {
+        let mut refetch = Vec::new();
+        match message {
+            ServerMessage::StatusChanged { project, data, .. } => {
+                self.update_summary(&project, |s| s.status = data.status);
+                self.stale_project(&project, &mut refetch);
+            }
+            ServerMessage::PlanUpdated { project, data, .. } => {
+                self.update_summary(&project, |s| s.plan = Some(data.clone()));
+                // The detail's full plan (task texts, who completed what) comes from the server.
+                self.stale_project(&project, &mut refetch);
+            }
+            ServerMessage::IterationStarted { project, data, .. } => {
+                self.update_summary(&project, |s| {
+                    s.iteration = Some(data.iteration);
+                    s.max_iterations = data.max;
+                });
+                self.stale_project(&project, &mut refetch);
+            }
+            ServerMessage::IterationCompleted { project, .. } => {
+                if let Some(view) = self.open_view(&project) {
+                    view.iterations_changed.try_update(|v| *v += 1);
+                }
+                self.stale_project(&project, &mut refetch);
+            }
+            ServerMessage::Notification { project, data, .. } => {
+                if let Some(view) = self.open_view(&project) {
+                    view.detail.try_update(|d| {
+                        if !d.notifications.iter().any(|n| n.id == data.id) {
+                            d.notifications.insert(0, data.clone());
+                        }
+                    });
+                }
+                self.toast(project, data);
+            }
+            ServerMessage::ProjectAdded { project, data, .. } => {
+                if let Some(summary) = self.find_card(&project) {
+                    summary.try_set(data);
+                } else if let Some(cards) = self.cards.get_value() {
+                    cards.try_update(|cards| cards.push(card(data)));
+                    self.wanted_version.try_update(|v| *v += 1);
+                }
+            }
+            ServerMessage::ProjectUpdated { project, data, .. } => {
+                self.update_summary(&project, |s| *s = data.clone());
+            }
+            ServerMessage::ProjectRemoved { project, .. } => {
+                if let Some(cards) = self.cards.get_value() {
+                    cards.try_update(|cards| cards.retain(|card| card.id != project));
+                }
+            }
+            ServerMessage::LogAppend { project, data, .. } => {
+                if let Some(view) = self.open_view(&project) {
+                    view.log.push_text(&data.lines);
+                }
+            }
+            ServerMessage::LogRotated { project, .. } if self.open_view(&project).is_some() => {
+                refetch.push(Refetch::Log(project));
+            }
+            _ => {}
+        }
+        refetch
+    }
+
+    fn stale_project(&self, id: &str, refetch: &mut Vec<Refetch>) {
+        if self.open_view(id).is_some() {
+            refetch.push(Refetch::Project(id.to_owned()));
+        }
+    }
+
+    /// What to refetch for a `resync` of `topic` (of everything when `None`).
+    pub fn resync(&self, topic: Option<Topic>) -> Vec<Refetch> {
+        let topics = match topic {
+            Some(topic) => vec![topic],
+            None => self.topics(),
+        };
+        let mut refetch: BTreeSet<Refetch> = BTreeSet::new();
+        for topic in topics {
+            match topic {
+                Topic::Projects => {
+                    refetch.insert(Refetch::Projects);
+                }
+                Topic::Project(id) => {
+                    if self.open_view(&id).is_some() {
+                        refetch.insert(Refetch::Project(id));
+                    }
+                    if self.cards.get_value().is_some() {
+                        refetch.insert(Refetch::Projects);
+                    }
+                }
+                Topic::Log(id) => {
+                    refetch.insert(Refetch::Log(id));
+                }
+            }
+        }
+        refetch.into_iter().collect()
+    }
+
+    /// Every fetch that brings the open pages up to date (what polling does each round).
+    pub fn everything(&self) -> Vec<Refetch> {
+        self.resync(None)
+    }
+
+    /// Replaces the cards with a fresh list, keeping the signals of cards that still exist so
+    /// their views update in place.
+    pub fn replace_cards(&self, list: ProjectList) {
+        let Some(cards) = self.cards.get_value() else {
+            return;
+        };
+        self.set_cursors(list.cursors);
+        let mut next = Vec::with_capacity(list.projects.len());
+        for summary in list.projects {
+            match self.find_card(&summary.id) {
                 Some(signal) => {
                     let id = summary.id.clone();
                     if signal.with_untracked(|current| *current != summary) {
@@ -155,7 +347,88 @@ impl LiveStore {
                 None => next.push(card(summary)),
             }
         }
-        self.projects.set(next);
+        cards.try_set(next);
+        self.wanted_version.try_update(|v| *v += 1);
+    }
+
+    /// Replaces the open project's detail (and its recent iterations) with a fetched one.
+    pub fn replace_project(&self, detail: ProjectDetail, recent: Option<Vec<IterationRow>>) {
+        let id = detail.summary.id.clone();
+        let Some(view) = self.open_view(&id) else {
+            return;
+        };
+        // Events newer than the fetch may already be applied; never step back.
+        let topic = Topic::Project(id.clone());
+        if self
+            .cursor(&topic)
+            .is_some_and(|known| known > detail.cursor)
+        {
+            return;
+        }
+        self.set_cursor(topic, detail.cursor);
+        if let Some(summary) = self.find_card(&id) {
+            summary.try_set(detail.summary.clone());
+        }
+        view.detail.try_set(detail);
+        if let Some(recent) = recent {
+            view.recent.try_set(recent);
+        }
+        view.iterations_changed.try_update(|v| *v += 1);
+    }
+
+    /// Replaces the open project's log (after a rotation, a resync, or a poll).
+    pub fn replace_log(&self, id: &str, log: LogText) {
+        let Some(view) = self.open_view(id) else {
+            return;
+        };
+        let topic = Topic::Log(id.to_owned());
+        // Same state, or older than what the stream already applied: keep what we have. (A
+        // rotation starts a new epoch, so the reload after it always counts as newer.)
+        let same = self.cursor(&topic) == Some(log.cursor) && view.log.holds(&log.text);
+        if same || self.cursor(&topic).is_some_and(|known| known > log.cursor) {
+            return;
+        }
+        self.set_cursor(topic, log.cursor);
+        view.log.reset(&log.text, log.truncated);
+    }
+
+    fn toast(&self, project: String, notification: Notification) {
+        if !notification.kind.toast_worthy() {
+            return;
+        }
+        let fresh = self.toasted.try_update_value(|seen| {
+            if seen.contains(&notification.id) {
+                return false;
+            }
+            seen.push_back(notification.id.clone());
+            if seen.len() > TOAST_MEMORY {
+                seen.pop_front();
+            }
+            true
+        });
+        if fresh != Some(true) {
+            return;
+        }
+        self.toasts.try_update(|toasts| {
+            toasts.push(Toast {
+                project,
+                notification,
+            });
+            if toasts.len() > MAX_TOASTS {
+                toasts.remove(0);
+            }
+        });
+    }
+
+    pub fn dismiss_toast(&self, id: &str) {
+        self.toasts
+            .update(|toasts| toasts.retain(|t| t.notification.id != id));
+    }
+}
+
+impl Default for LiveStore {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -163,5 +436,273 @@ fn card(summary: ProjectSummary) -> ProjectCard {
     ProjectCard {
         id: summary.id.clone(),
         summary: RwSignal::new(summary),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{
+        notification::parse_notification, plan::parse_plan, stats::compute_stats,
+    };
+    use crate::model::{protocol::LogLines, Status};
+
+    fn summary(id: &str) -> ProjectSummary {
+        ProjectSummary {
+            id: id.into(),
+            name: id.into(),
+            path: format!("/p/{id}"),
+            status: Status::Running,
+            plan: None,
+            warnings: Vec::new(),
+            iteration: Some(1),
+            max_iterations: 10,
+            tokens: 0.0,
+            cost_usd: 0.0,
+            last_activity: None,
+            recent_health: Vec::new(),
+            pausing: false,
+            archived_at: None,
+        }
+    }
+
+    /// Signals live in an owner's arena (the server build sandboxes arenas per request).
+    fn reactive_owner() -> Owner {
+        let owner = Owner::new();
+        owner.set();
+        owner
+    }
+
+    fn cursor(seq: u64) -> Cursor {
+        Cursor { epoch: 1, seq }
+    }
+
+    fn list(ids: &[&str]) -> ProjectList {
+        let mut cursors = BTreeMap::new();
+        cursors.insert(Topic::Projects, cursor(1));
+        for id in ids {
+            cursors.insert(Topic::Project((*id).into()), cursor(1));
+        }
+        ProjectList {
+            projects: ids.iter().map(|id| summary(id)).collect(),
+            cursors,
+        }
+    }
+
+    fn detail(id: &str, seq: u64) -> ProjectDetail {
+        let plan = parse_plan("## P\n- [ ] 1.1: a\n");
+        ProjectDetail {
+            summary: summary(id),
+            stats: compute_stats(&[], &plan, 0.01, 0.0),
+            plan: Some(plan),
+            completed_in: BTreeMap::new(),
+            config: Default::default(),
+            notifications: Vec::new(),
+            skipped_rows: Default::default(),
+            cursor: cursor(seq),
+        }
+    }
+
+    fn log_text(text: &str, seq: u64) -> LogText {
+        LogText {
+            text: text.into(),
+            truncated: false,
+            cursor: cursor(seq),
+        }
+    }
+
+    fn notification(text: &str) -> ServerMessage {
+        let data = parse_notification(text.as_bytes()).expect("notification parses");
+        ServerMessage::Notification {
+            project: "a".into(),
+            timestamp: String::new(),
+            data,
+        }
+    }
+
+    #[test]
+    fn cards_follow_added_and_removed_projects() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        let cards = store.open_cards(list(&["a"]));
+        let before = store.wanted_version.get_untracked();
+        store.apply(ServerMessage::ProjectAdded {
+            project: "b".into(),
+            timestamp: String::new(),
+            data: summary("b"),
+        });
+        assert_eq!(cards.with_untracked(Vec::len), 2);
+        assert!(
+            store.wanted_version.get_untracked() > before,
+            "new card -> subscribe"
+        );
+        assert!(store.topics().contains(&Topic::Project("b".into())));
+        store.apply(ServerMessage::ProjectRemoved {
+            project: "a".into(),
+            timestamp: String::new(),
+        });
+        let ids: Vec<String> = cards.with_untracked(|c| c.iter().map(|c| c.id.clone()).collect());
+        assert_eq!(ids, ["b"]);
+    }
+
+    #[test]
+    fn events_at_or_before_the_cursor_are_not_new() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        store.open_cards(list(&["a"]));
+        let topic = Topic::Project("a".into());
+        assert!(!store.is_new(&topic, cursor(1)));
+        assert!(store.is_new(&topic, cursor(2)));
+        store.advance(topic.clone(), cursor(5));
+        assert!(!store.is_new(&topic, cursor(3)));
+        // A new server epoch is always newer.
+        assert!(store.is_new(&topic, Cursor { epoch: 2, seq: 0 }));
+        // advance never steps back
+        store.advance(topic.clone(), cursor(4));
+        assert_eq!(store.cursor(&topic), Some(cursor(5)));
+    }
+
+    #[test]
+    fn subscribe_frame_resumes_every_wanted_topic() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        assert_eq!(
+            store.subscribe_frame(),
+            None,
+            "nothing wanted, nothing sent"
+        );
+        store.open_cards(list(&["a"]));
+        store.open_project(detail("a", 7), Vec::new(), log_text("x\n", 3));
+        let frame: serde_json::Value =
+            serde_json::from_str(&store.subscribe_frame().expect("frame")).expect("json");
+        assert_eq!(frame["action"], "subscribe");
+        assert_eq!(
+            frame["topics"],
+            serde_json::json!(["projects", "project:a", "log:a"])
+        );
+        assert_eq!(frame["since"]["project:a"]["seq"], 7);
+        assert_eq!(frame["since"]["log:a"]["seq"], 3);
+        assert_eq!(frame["since"]["projects"]["seq"], 1);
+    }
+
+    #[test]
+    fn project_events_update_card_and_page_and_ask_for_a_refetch() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        let cards = store.open_cards(list(&["a"]));
+        let view = store.open_project(detail("a", 1), Vec::new(), log_text("", 1));
+        let refetch = store.apply(ServerMessage::StatusChanged {
+            project: "a".into(),
+            timestamp: String::new(),
+            data: crate::model::protocol::StatusChange {
+                status: Status::Paused,
+                previous: Status::Running,
+            },
+        });
+        assert_eq!(refetch, [Refetch::Project("a".into())]);
+        assert_eq!(
+            view.detail.with_untracked(|d| d.summary.status),
+            Status::Paused
+        );
+        let card_status = cards.with_untracked(|c| c[0].summary.get_untracked().status);
+        assert_eq!(card_status, Status::Paused);
+        // An event for a project that is not open asks for nothing.
+        assert!(store
+            .apply(ServerMessage::StatusChanged {
+                project: "zzz".into(),
+                timestamp: String::new(),
+                data: crate::model::protocol::StatusChange {
+                    status: Status::Paused,
+                    previous: Status::Running,
+                },
+            })
+            .is_empty());
+    }
+
+    #[test]
+    fn log_lines_append_and_rotation_asks_for_the_log() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        let view = store.open_project(detail("a", 1), Vec::new(), log_text("one\n", 1));
+        store.apply(ServerMessage::LogAppend {
+            project: "a".into(),
+            timestamp: String::new(),
+            data: LogLines {
+                lines: "two\n=== Iteration 2/5 ===\n".into(),
+            },
+        });
+        assert_eq!(view.log.text(), "one\ntwo\n=== Iteration 2/5 ===\n");
+        assert_eq!(view.log.headers(), [2]);
+        let refetch = store.apply(ServerMessage::LogRotated {
+            project: "a".into(),
+            timestamp: String::new(),
+        });
+        assert_eq!(refetch, [Refetch::Log("a".into())]);
+        store.replace_log("a", log_text("fresh\n", 9));
+        assert_eq!(view.log.text(), "fresh\n");
+        assert_eq!(store.cursor(&Topic::Log("a".into())), Some(cursor(9)));
+        // A reload that started before the last applied event is older: ignored.
+        store.replace_log("a", log_text("stale\n", 8));
+        assert_eq!(view.log.text(), "fresh\n");
+        // The same cursor with more of the log (the tab's full load) replaces the tail.
+        store.replace_log("a", log_text("earlier\nfresh\n", 9));
+        assert_eq!(view.log.text(), "earlier\nfresh\n");
+    }
+
+    #[test]
+    fn a_stale_fetch_never_overwrites_newer_state() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        let view = store.open_project(detail("a", 5), Vec::new(), log_text("", 1));
+        let mut old = detail("a", 3);
+        old.summary.name = "old".into();
+        store.replace_project(old, None);
+        assert_eq!(view.detail.with_untracked(|d| d.summary.name.clone()), "a");
+        let mut new = detail("a", 8);
+        new.summary.name = "new".into();
+        store.replace_project(new, None);
+        assert_eq!(
+            view.detail.with_untracked(|d| d.summary.name.clone()),
+            "new"
+        );
+    }
+
+    #[test]
+    fn resync_refetches_what_the_pages_show() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        store.open_cards(list(&["a"]));
+        store.open_project(detail("a", 1), Vec::new(), log_text("", 1));
+        assert_eq!(
+            store.resync(None),
+            [
+                Refetch::Projects,
+                Refetch::Project("a".into()),
+                Refetch::Log("a".into())
+            ]
+        );
+        assert_eq!(
+            store.resync(Some(Topic::Log("a".into()))),
+            [Refetch::Log("a".into())]
+        );
+        store.close_project("a");
+        assert_eq!(store.resync(None), [Refetch::Projects]);
+    }
+
+    #[test]
+    fn toasts_once_per_notification_and_only_for_urgent_kinds() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        store.apply(notification("DECISION: which db?"));
+        store.apply(notification("DECISION: which db?"));
+        store.apply(notification("PROGRESS: halfway"));
+        let toasts = store.toasts.get_untracked();
+        assert_eq!(toasts.len(), 1);
+        assert_eq!(toasts[0].notification.message, "which db?");
+        store.dismiss_toast(&toasts[0].notification.id);
+        assert!(store.toasts.get_untracked().is_empty());
+        // Dismissed is still seen: a replay does not bring it back.
+        store.apply(notification("DECISION: which db?"));
+        assert!(store.toasts.get_untracked().is_empty());
     }
 }

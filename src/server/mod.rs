@@ -118,6 +118,7 @@ pub fn app(state: AppState) -> Router {
             get(session::login_link).post(session::login_form),
         )
         .route("/api/logout", post(session::logout))
+        .route("/api/session", get(session::check))
         .route("/ws/instances", get(views::instances))
         .route("/ws/instances/{id}/logs", get(views::logs))
         .route("/ws/messages", get(views::messages))

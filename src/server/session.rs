@@ -66,6 +66,12 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     }
 }
 
+/// `GET /api/session`: 204 while signed in (the guard answers 401 otherwise). The client asks it
+/// when its socket fails, because a refused upgrade and a down server look the same to a browser.
+pub async fn check() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
 /// A browser sends `Origin` on WebSocket and cross-site requests; it must name this server.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {

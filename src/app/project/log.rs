@@ -1,0 +1,242 @@
+//! The live log: ANSI colours, search, errors-only filter, jumps between iteration headers, and
+//! auto-scroll with a pin. Only the visible lines are in the DOM, so 100,000+ lines stay smooth.
+
+use leptos::{html::Div, prelude::*};
+
+use super::project_view;
+use crate::app::ansi::{spans, Style};
+use crate::app::logview::{at_bottom, next_header, prev_header, window};
+use crate::live::log::LogBuffer;
+
+/// Every line is one fixed-height row (CSS `.log-line` uses the same value).
+const LINE_PX: f64 = 18.0;
+/// Lines rendered above and below the viewport.
+const OVERSCAN: usize = 30;
+/// Assumed viewport height until the browser measures the real one (server and first client
+/// render agree on it, so hydration matches).
+const INITIAL_VIEWPORT_PX: f64 = 540.0;
+
+#[component]
+pub fn LogTab() -> impl IntoView {
+    let view = project_view();
+    let log = view.log;
+    let query = RwSignal::new(String::new());
+    let errors_only = RwSignal::new(false);
+    let pinned = RwSignal::new(true);
+    // `f64::MAX` reads as "the bottom" until the pane reports a real position.
+    let scroll_top = RwSignal::new(f64::MAX);
+    let viewport = RwSignal::new(INITIAL_VIEWPORT_PX);
+    let pane = NodeRef::<Div>::new();
+
+    // The page arrived with the end of the log; the tab loads the rest (up to the server's cap).
+    #[cfg(feature = "hydrate")]
+    {
+        let store = expect_context::<crate::live::LiveStore>();
+        let id = view.id.get_value();
+        if log.want_full() {
+            leptos::task::spawn_local(async move {
+                crate::live::socket::refetch_all(store, vec![crate::live::Refetch::Log(id)]).await;
+            });
+        }
+    }
+
+    // Indices of the shown lines; `None` while no filter is on (all lines, no copy).
+    let matches = Memo::new(move |_| {
+        log.version.track();
+        let query = query.get().to_lowercase();
+        let errors = errors_only.get();
+        (errors || !query.is_empty()).then(|| matching_lines(log, &query, errors))
+    });
+    let count = move || {
+        log.version.track();
+        matches.with(|m| m.as_ref().map_or_else(|| log.len(), Vec::len))
+    };
+    let visible =
+        Memo::new(move |_| window(count(), LINE_PX, scroll_top.get(), viewport.get(), OVERSCAN));
+
+    let scroll_to = move |top: f64| {
+        scroll_top.set(top);
+        if let Some(pane) = pane.get_untracked() {
+            pane.set_scroll_top(top.clamp(0.0, i32::MAX as f64) as i32);
+        }
+    };
+    let to_bottom = move || {
+        let total = count() as f64 * LINE_PX;
+        scroll_to(total);
+    };
+    // Follow new lines while pinned (after the DOM has grown).
+    Effect::new(move |_| {
+        log.version.track();
+        matches.track();
+        if pinned.get_untracked() {
+            #[cfg(feature = "hydrate")]
+            request_animation_frame(to_bottom);
+        }
+    });
+    let on_scroll = move |_| {
+        if let Some(el) = pane.get_untracked() {
+            let top = f64::from(el.scroll_top());
+            let height = f64::from(el.client_height());
+            scroll_top.set(top);
+            viewport.set(height);
+            pinned.set(at_bottom(top, height, count() as f64 * LINE_PX, LINE_PX));
+        }
+    };
+    // Measure the real pane once mounted.
+    Effect::new(move |_| {
+        if let Some(el) = pane.get() {
+            viewport.set(f64::from(el.client_height()).max(LINE_PX));
+            if pinned.get_untracked() {
+                to_bottom();
+            }
+        }
+    });
+
+    let jump = move |forward: bool| {
+        let top_position = (scroll_top.get_untracked().min(count() as f64 * LINE_PX) / LINE_PX)
+            .floor()
+            .max(0.0) as usize;
+        let position_to_line = |position: usize| {
+            matches.with_untracked(|m| match m {
+                Some(m) => m.get(position).copied().unwrap_or(log.len()),
+                None => position,
+            })
+        };
+        let current = position_to_line(top_position);
+        let headers = log.headers();
+        let target = if forward {
+            next_header(&headers, current)
+        } else {
+            prev_header(&headers, current)
+        };
+        if let Some(line) = target {
+            let position = matches.with_untracked(|m| match m {
+                Some(m) => m.partition_point(|&i| i < line),
+                None => line,
+            });
+            pinned.set(false);
+            scroll_to(position as f64 * LINE_PX);
+        }
+    };
+
+    let rows = move || {
+        let w = visible.get();
+        log.version.track();
+        log.with_lines(|lines| {
+            matches.with(|m| {
+                (w.first..w.last)
+                    .filter_map(|position| {
+                        let index = match m {
+                            Some(m) => *m.get(position)?,
+                            None => position,
+                        };
+                        let line = lines.get(index)?;
+                        let mut style = Style::default();
+                        let parts = spans(&line.raw, &mut style)
+                            .into_iter()
+                            .map(|s| view! { <span class=s.class style=s.style>{s.text}</span> })
+                            .collect_view();
+                        Some(view! {
+                            <div
+                                class="log-line"
+                                class:log-header=line.header
+                                class:log-error=line.error
+                                data-line=index + 1
+                            >
+                                {parts}
+                            </div>
+                        })
+                    })
+                    .collect_view()
+            })
+        })
+    };
+
+    view! {
+        <section class="tab-panel log" aria-label="Live log">
+            <div class="toolbar log-toolbar">
+                <input
+                    type="search"
+                    placeholder="Search the log"
+                    aria-label="Search the log"
+                    prop:value=query
+                    on:input=move |ev| query.set(event_target_value(&ev))
+                />
+                <label>
+                    <input
+                        type="checkbox"
+                        prop:checked=errors_only
+                        on:change=move |ev| errors_only.set(event_target_checked(&ev))
+                    />
+                    " Errors only"
+                </label>
+                <button type="button" on:click=move |_| jump(false) title="Previous iteration header">
+                    "\u{2191} Previous iteration"
+                </button>
+                <button type="button" on:click=move |_| jump(true) title="Next iteration header">
+                    "\u{2193} Next iteration"
+                </button>
+                <label>
+                    <input
+                        type="checkbox"
+                        prop:checked=pinned
+                        on:change=move |ev| {
+                            let on = event_target_checked(&ev);
+                            pinned.set(on);
+                            if on {
+                                to_bottom();
+                            }
+                        }
+                    />
+                    " Follow"
+                </label>
+                <span class="muted" data-testid="log-count">
+                    {move || {
+                        let total = {
+                            log.version.track();
+                            log.len()
+                        };
+                        match matches.get() {
+                            Some(m) => format!("{} of {total} lines", m.len()),
+                            None => format!("{total} lines"),
+                        }
+                    }}
+                </span>
+            </div>
+            <Show when=move || log.truncated.get()>
+                <p class="muted">"Showing the end of a long log."</p>
+            </Show>
+            <div
+                class="log-pane ansi"
+                node_ref=pane
+                on:scroll=on_scroll
+                tabindex="0"
+                role="log"
+                aria-label="Log lines"
+                data-testid="log-pane"
+            >
+                <div class="log-spacer" style:height=move || format!("{}px", visible.get().total_px)>
+                    <div
+                        class="log-rows"
+                        style:transform=move || format!("translateY({}px)", visible.get().offset_px)
+                    >
+                        {rows}
+                    </div>
+                </div>
+            </div>
+        </section>
+    }
+}
+
+fn matching_lines(log: LogBuffer, query: &str, errors_only: bool) -> Vec<usize> {
+    log.with_lines(|lines| {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| {
+                (!errors_only || line.error) && (query.is_empty() || line.folded.contains(query))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    })
+}

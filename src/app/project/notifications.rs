@@ -1,0 +1,36 @@
+use leptos::prelude::*;
+
+use super::project_view;
+use crate::app::format::time_label;
+
+/// Every notification seen since the server started, newest first.
+#[component]
+pub fn NotificationsTab() -> impl IntoView {
+    let view = project_view();
+    let notifications = move || view.detail.with(|d| d.notifications.clone());
+    view! {
+        <section class="tab-panel notifications" aria-label="Notifications">
+            <Show when=move || view.detail.with(|d| d.notifications.is_empty())>
+                <p class="empty">"No notifications yet."</p>
+            </Show>
+            <ol class="notification-list">
+                <For each=notifications key=|n| n.id.clone() let:n>
+                    <li
+                        class=format!("notification severity-{:?}", n.severity).to_lowercase()
+                        data-testid="notification"
+                    >
+                        <header>
+                            <strong class="kind">{n.kind.prefix().to_owned()}</strong>
+                            <span class="muted">
+                                {n.timestamp.as_deref().map(time_label).unwrap_or_default()}
+                            </span>
+                            {n.iteration.map(|i| view! { <span class="muted">"iteration " {i}</span> })}
+                        </header>
+                        <p class="message">{n.message.clone()}</p>
+                        {n.details.clone().map(|d| view! { <pre class="details">{d}</pre> })}
+                    </li>
+                </For>
+            </ol>
+        </section>
+    }
+}

@@ -1,0 +1,442 @@
+//! Overview: stat tiles, three SVG charts (rendered on the server, updated live), and an activity
+//! feed merging iterations, task check-offs, errors and notifications.
+
+use leptos::prelude::*;
+
+use super::project_view;
+use crate::app::charts::{bars_to, compact, line_path, ticks, Frame};
+use crate::app::format::{
+    cost_label, duration_label, health_name, percent_label, time_label, tokens_label, unix_label,
+};
+use crate::contract::stats::{parse_timestamp, Stats};
+use crate::model::api::IterationRow;
+
+/// Widest bar and timeline cell: a handful of iterations should not look like one slab.
+const MAX_BAR_PX: f64 = 28.0;
+const MAX_CELL_PX: f64 = 14.0;
+
+/// Iterations the bar charts show.
+const CHART_ITERATIONS: usize = 50;
+
+const FRAME: Frame = Frame {
+    width: 480.0,
+    height: 180.0,
+    pad_left: 40.0,
+    pad_right: 40.0,
+    pad_top: 10.0,
+    pad_bottom: 24.0,
+};
+
+#[component]
+pub fn OverviewTab() -> impl IntoView {
+    let view = project_view();
+    let stats = move || view.detail.with(|d| d.stats.clone());
+    // Oldest first, as charts read left to right.
+    let rows = move || {
+        view.recent.with(|rows| {
+            let mut rows = rows.clone();
+            rows.reverse();
+            rows
+        })
+    };
+    view! {
+        <section class="tab-panel overview" aria-label="Overview">
+            <Tiles stats=Signal::derive(stats) />
+            <div class="charts">
+                <figure class="chart-card">
+                    <figcaption>"Tasks and tokens per iteration"</figcaption>
+                    {move || per_iteration_chart(&rows())}
+                </figure>
+                <figure class="chart-card">
+                    <figcaption>"Burndown"</figcaption>
+                    {move || burndown_chart(&stats())}
+                </figure>
+                <figure class="chart-card">
+                    <figcaption>"Health timeline"</figcaption>
+                    {move || health_timeline(&rows())}
+                </figure>
+            </div>
+            <ActivityFeed />
+        </section>
+    }
+}
+
+#[component]
+fn Tiles(stats: Signal<Stats>) -> impl IntoView {
+    let tile = move |label: &'static str, value: Box<dyn Fn(&Stats) -> String + Send + Sync>| {
+        view! {
+            <div class="tile">
+                <dt>{label}</dt>
+                <dd data-testid=format!("tile-{}", label.to_lowercase().replace(' ', "-"))>
+                    {move || stats.with(|s| value(s))}
+                </dd>
+            </div>
+        }
+    };
+    view! {
+        <dl class="tiles">
+            {tile("Tokens", Box::new(|s| tokens_label(s.total_tokens)))}
+            {tile("Cost", Box::new(|s| cost_label(s.cost_usd)))}
+            {tile("Iterations", Box::new(|s| s.iterations.to_string()))}
+            {tile("Success rate", Box::new(|s| percent_label(s.success_rate)))}
+            {tile("Tasks done", Box::new(|s| format!("{} / {}", s.tasks_done, s.tasks_total)))}
+            {tile("Errors", Box::new(|s| s.errors.to_string()))}
+            {tile(
+                "Velocity",
+                Box::new(|s| {
+                    s.velocity_per_wall_hour
+                        .or(s.velocity_per_agent_hour)
+                        .map(|v| format!("{v:.1} tasks/h"))
+                        .unwrap_or_else(|| "\u{2014}".to_owned())
+                }),
+            )}
+            {tile("Projected completion", Box::new(projection_label))}
+        </dl>
+    }
+}
+
+fn projection_label(stats: &Stats) -> String {
+    if stats.tasks_total > 0 && stats.tasks_done >= stats.tasks_total {
+        return "done".to_owned();
+    }
+    match (stats.projected_completion, stats.projected_iterations_left) {
+        (Some(at), Some(left)) => format!(
+            "{} \u{00b7} {left} iterations (about {} UTC)",
+            stats
+                .projected_seconds_left
+                .map(duration_label)
+                .unwrap_or_default(),
+            unix_label(at).get(11..16).unwrap_or_default(),
+        ),
+        (None, Some(left)) => format!("{left} iterations"),
+        _ => "\u{2014}".to_owned(),
+    }
+}
+
+fn plot_bottom() -> f64 {
+    FRAME.height - FRAME.pad_bottom
+}
+
+/// Tokens as bars (left axis), tasks completed as a line (right axis).
+fn per_iteration_chart(rows: &[IterationRow]) -> AnyView {
+    let start = rows.len().saturating_sub(CHART_ITERATIONS);
+    let rows = rows.get(start..).unwrap_or_default();
+    if rows.is_empty() {
+        return view! { <p class="empty">"No iterations yet."</p> }.into_any();
+    }
+    let tokens: Vec<f64> = rows
+        .iter()
+        .map(|r| r.record.tokens.unwrap_or(0.0))
+        .collect();
+    let tasks: Vec<f64> = rows
+        .iter()
+        .map(|r| r.record.tasks_completed.len() as f64)
+        .collect();
+    let token_max = tokens.iter().copied().fold(0.0, f64::max);
+    let task_max = tasks.iter().copied().fold(0.0, f64::max).max(1.0);
+    let token_ticks = ticks(token_max);
+    let task_frame = Frame {
+        pad_left: 0.0,
+        pad_right: 0.0,
+        ..FRAME
+    };
+    // Bars are scaled to the top tick so they line up with the axis labels.
+    let tick_max = token_ticks
+        .last()
+        .copied()
+        .unwrap_or(1.0)
+        .max(f64::MIN_POSITIVE);
+    let token_bars = bars_to(&tokens, &FRAME, CHART_ITERATIONS, tick_max);
+    // Tasks sit at the centre of each bar.
+    let points: Vec<(f64, f64)> = token_bars
+        .iter()
+        .filter_map(|bar| Some((bar.x + bar.width / 2.0, *tasks.get(bar.index)?)))
+        .collect();
+    let task_line = line_path(&points, (0.0, FRAME.width), (0.0, task_max), &task_frame);
+    // A dot per iteration, so a single iteration (no line yet) still shows its tasks.
+    let task_dots = points
+        .iter()
+        .map(|(x, tasks)| {
+            let cy = task_frame.y_at(*tasks, (0.0, task_max));
+            view! { <circle class="dot-tasks" cx=*x cy=cy r="3" /> }
+        })
+        .collect_view();
+    let plot_height = plot_bottom() - FRAME.pad_top;
+    let labels = token_ticks
+        .iter()
+        .map(|t| {
+            let y = plot_bottom() - t / tick_max * plot_height;
+            view! {
+                <text x=FRAME.pad_left - 4.0 y=y + 4.0 class="axis" text-anchor="end">
+                    {if *t == 0.0 { "0".to_owned() } else { format!("{}k", compact(*t)) }}
+                </text>
+            }
+        })
+        .collect_view();
+    let first = rows.first().map(|r| r.record.iteration).unwrap_or(0);
+    let last = rows.last().map(|r| r.record.iteration).unwrap_or(0);
+    let bars_view = token_bars
+        .into_iter()
+        .map(|bar| {
+            let title = rows
+                .get(bar.index)
+                .map(|r| {
+                    format!(
+                        "iteration {}: {} tokens, {} tasks",
+                        r.record.iteration,
+                        tokens_label(bar.value),
+                        r.record.tasks_completed.len()
+                    )
+                })
+                .unwrap_or_default();
+            view! {
+                <rect
+                    class="bar-tokens"
+                    x=bar.x + (bar.width - bar.width.min(MAX_BAR_PX)) / 2.0
+                    y=bar.y
+                    width=bar.width.min(MAX_BAR_PX)
+                    height=bar.height
+                >
+                    <title>{title}</title>
+                </rect>
+            }
+        })
+        .collect_view();
+    view! {
+        <svg
+            class="chart"
+            viewBox=format!("0 0 {} {}", FRAME.width, FRAME.height)
+            role="img"
+            aria-label=format!(
+                "Tokens (bars) and tasks completed (line) for iterations {first} to {last}",
+            )
+            data-testid="chart-iterations"
+        >
+            {labels}
+            {bars_view}
+            <path class="line-tasks" d=task_line fill="none" />
+            {task_dots}
+            <text x=FRAME.width - FRAME.pad_right + 4.0 y=FRAME.pad_top + 8.0 class="axis">
+                {format!("{} tasks", compact(task_max))}
+            </text>
+            <text x=FRAME.pad_left y=FRAME.height - 6.0 class="axis">
+                {format!("#{first}")}
+            </text>
+            <text x=FRAME.width - FRAME.pad_right y=FRAME.height - 6.0 class="axis" text-anchor="end">
+                {format!("#{last}")}
+            </text>
+        </svg>
+    }
+    .into_any()
+}
+
+/// Remaining tasks per iteration, with a dashed projection to zero.
+fn burndown_chart(stats: &Stats) -> AnyView {
+    if stats.burndown.len() < 2 || stats.tasks_total == 0 {
+        return view! { <p class="empty">"Not enough iterations for a burndown yet."</p> }
+            .into_any();
+    }
+    let points: Vec<(f64, f64)> = stats
+        .burndown
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as f64, f64::from(p.remaining)))
+        .collect();
+    let last_x = (points.len() - 1) as f64;
+    let last_y = points.last().map(|p| p.1).unwrap_or(0.0);
+    let projection_end = stats
+        .projected_iterations_left
+        .filter(|left| *left > 0 && last_y > 0.0)
+        .map(|left| last_x + f64::from(left));
+    let x_max = projection_end.unwrap_or(last_x).max(1.0);
+    let y_max = points.iter().map(|p| p.1).fold(1.0, f64::max);
+    let actual = line_path(&points, (0.0, x_max), (0.0, y_max), &FRAME);
+    let projection = projection_end
+        .map(|end| {
+            line_path(
+                &[(last_x, last_y), (end, 0.0)],
+                (0.0, x_max),
+                (0.0, y_max),
+                &FRAME,
+            )
+        })
+        .unwrap_or_default();
+    view! {
+        <svg
+            class="chart"
+            viewBox=format!("0 0 {} {}", FRAME.width, FRAME.height)
+            role="img"
+            aria-label=format!(
+                "Burndown: {} of {} tasks remaining{}",
+                last_y,
+                stats.tasks_total,
+                match stats.projected_iterations_left {
+                    Some(left) => format!(", about {left} iterations to go"),
+                    None => String::new(),
+                },
+            )
+            data-testid="chart-burndown"
+        >
+            <text x=FRAME.pad_left - 4.0 y=FRAME.pad_top + 8.0 class="axis" text-anchor="end">
+                {compact(y_max)}
+            </text>
+            <text x=FRAME.pad_left - 4.0 y=plot_bottom() class="axis" text-anchor="end">
+                "0"
+            </text>
+            <line
+                class="axis-line"
+                x1=FRAME.pad_left
+                x2=FRAME.width - FRAME.pad_right
+                y1=plot_bottom()
+                y2=plot_bottom()
+            />
+            <path class="line-burndown" d=actual fill="none" />
+            <path class="line-projection" d=projection fill="none" />
+        </svg>
+    }
+    .into_any()
+}
+
+/// One cell per recent iteration, coloured by health.
+fn health_timeline(rows: &[IterationRow]) -> AnyView {
+    if rows.is_empty() {
+        return view! { <p class="empty">"No iterations yet."</p> }.into_any();
+    }
+    let count = rows.len();
+    let width = (FRAME.width / count.max(1) as f64).min(MAX_CELL_PX);
+    let cells = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let name = health_name(row.health);
+            view! {
+                <rect
+                    class=format!("cell health-{name}")
+                    x=i as f64 * width
+                    y=0
+                    width=(width - 1.0).max(0.5)
+                    height=24
+                >
+                    <title>{format!("iteration {}: {name}", row.record.iteration)}</title>
+                </rect>
+            }
+        })
+        .collect_view();
+    view! {
+        <svg
+            class="chart timeline"
+            viewBox=format!("0 0 {} 24", FRAME.width)
+            role="img"
+            aria-label=format!("Health of the last {count} iterations")
+            data-testid="chart-health"
+        >
+            {cells}
+        </svg>
+    }
+    .into_any()
+}
+
+/// One line of the activity feed.
+#[derive(Clone, Debug, PartialEq)]
+struct Activity {
+    at: Option<f64>,
+    when: String,
+    kind: &'static str,
+    text: String,
+}
+
+const FEED_LENGTH: usize = 30;
+
+fn activities(
+    rows: &[IterationRow],
+    notifications: &[crate::contract::notification::Notification],
+) -> Vec<Activity> {
+    let mut feed = Vec::new();
+    for row in rows {
+        let record = &row.record;
+        let when = record.end.clone().or_else(|| record.start.clone());
+        let at = when.as_deref().and_then(parse_timestamp);
+        let when = when.as_deref().map(time_label).unwrap_or_default();
+        let mut text = format!(
+            "Iteration {} {}",
+            record.iteration,
+            match &record.status {
+                s if s.is_success() => "succeeded".to_owned(),
+                s if s.is_error() => "failed".to_owned(),
+                _ => "finished".to_owned(),
+            }
+        );
+        if let Some(tokens) = record.tokens {
+            text.push_str(&format!(", {} tokens", tokens_label(tokens)));
+        }
+        feed.push(Activity {
+            at,
+            when: when.clone(),
+            kind: health_name(row.health),
+            text,
+        });
+        if !record.tasks_completed.is_empty() {
+            feed.push(Activity {
+                at,
+                when: when.clone(),
+                kind: "task",
+                text: format!("Checked off {}", record.tasks_completed.join(", ")),
+            });
+        }
+        for error in &record.errors {
+            feed.push(Activity {
+                at,
+                when: when.clone(),
+                kind: "error",
+                text: format!("Error in iteration {}: {error}", record.iteration),
+            });
+        }
+    }
+    for n in notifications {
+        let at = n.timestamp.as_deref().and_then(parse_timestamp);
+        feed.push(Activity {
+            at,
+            when: n.timestamp.as_deref().map(time_label).unwrap_or_default(),
+            kind: "notification",
+            text: format!("{}: {}", n.kind.prefix(), n.message),
+        });
+    }
+    // Newest first; entries without a time go last, in their original order.
+    feed.sort_by(|a, b| match (a.at, b.at) {
+        (Some(a), Some(b)) => b.total_cmp(&a),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    feed.truncate(FEED_LENGTH);
+    feed
+}
+
+#[component]
+fn ActivityFeed() -> impl IntoView {
+    let view = project_view();
+    let feed = move || {
+        let notifications = view.detail.with(|d| d.notifications.clone());
+        view.recent.with(|rows| activities(rows, &notifications))
+    };
+    view! {
+        <section class="activity" aria-label="Activity">
+            <h2>"Activity"</h2>
+            <ol class="feed">
+                {move || {
+                    feed()
+                        .into_iter()
+                        .map(|a| {
+                            view! {
+                                <li class=format!("feed-item feed-{}", a.kind) data-testid="activity">
+                                    <span class="muted when">{a.when}</span>
+                                    <span class="what">{a.text}</span>
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ol>
+        </section>
+    }
+}

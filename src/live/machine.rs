@@ -1,0 +1,196 @@
+//! The connection state machine, as pure functions: the socket task feeds it what happened and
+//! shows what it returns. Kept free of browser types so it is unit-tested natively.
+
+use super::backoff::reconnect_delay_ms;
+
+/// After this many consecutive failed attempts the client polls the server functions while it
+/// keeps trying the socket.
+pub const POLL_AFTER_FAILURES: u32 = 3;
+/// Poll period for lists and project state.
+pub const POLL_STATE_MS: u32 = 5_000;
+/// Poll period while a log is on screen.
+pub const POLL_LOG_MS: u32 = 3_000;
+
+/// What the connection indicator shows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Connection {
+    /// No page has asked for live data yet, or the first attempt is under way.
+    Connecting,
+    Live,
+    /// Waiting before attempt `attempt`, due at `retry_at_ms` (page clock, milliseconds).
+    Reconnecting {
+        attempt: u32,
+        retry_at_ms: f64,
+    },
+    /// The socket keeps failing: data comes from polling while attempts go on.
+    Polling {
+        attempt: u32,
+        retry_at_ms: f64,
+    },
+    /// The session is gone: the page is on its way to the login page.
+    SignedOut,
+}
+
+impl Connection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Connection::Connecting => "connecting",
+            Connection::Live => "live",
+            Connection::Reconnecting { .. } => "reconnecting",
+            Connection::Polling { .. } => "polling",
+            Connection::SignedOut => "signed-out",
+        }
+    }
+
+    /// Whether data should come from polling right now.
+    pub fn polls(self) -> bool {
+        matches!(self, Connection::Polling { .. })
+    }
+
+    /// The indicator's text at page time `now_ms`; empty when live.
+    pub fn describe(self, now_ms: f64) -> String {
+        match self {
+            Connection::Live => String::new(),
+            Connection::Connecting => "Connecting\u{2026}".to_owned(),
+            Connection::Reconnecting {
+                attempt,
+                retry_at_ms,
+            } => format!(
+                "Reconnecting\u{2026} (attempt {attempt}, next in {} s)",
+                seconds_left(retry_at_ms, now_ms)
+            ),
+            Connection::Polling { .. } => "Live updates unavailable - polling".to_owned(),
+            Connection::SignedOut => "Signed out - taking you to the login page".to_owned(),
+        }
+    }
+}
+
+/// Whole seconds until `due_ms`, rounded up, never negative.
+pub fn seconds_left(due_ms: f64, now_ms: f64) -> u32 {
+    let left = (due_ms - now_ms) / 1000.0;
+    if left.is_finite() && left > 0.0 {
+        left.ceil().min(f64::from(u32::MAX)) as u32
+    } else {
+        0
+    }
+}
+
+/// Consecutive failures, and what follows from them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Machine {
+    failures: u32,
+}
+
+impl Machine {
+    /// The socket opened and the server said hello: start over.
+    pub fn connected(&mut self) -> Connection {
+        self.failures = 0;
+        Connection::Live
+    }
+
+    /// An attempt failed or a live socket was lost. Returns the state to show and how long to
+    /// wait before the next attempt (`random` in `[0, 1)` jitters it).
+    pub fn lost(&mut self, now_ms: f64, random: f64) -> (Connection, u32) {
+        self.failures = self.failures.saturating_add(1);
+        let delay = reconnect_delay_ms(self.failures, random);
+        let retry_at_ms = now_ms + f64::from(delay);
+        let attempt = self.failures.saturating_add(1);
+        let state = if self.failures >= POLL_AFTER_FAILURES {
+            Connection::Polling {
+                attempt,
+                retry_at_ms,
+            }
+        } else {
+            Connection::Reconnecting {
+                attempt,
+                retry_at_ms,
+            }
+        };
+        (state, delay)
+    }
+
+    pub fn failures(self) -> u32 {
+        self.failures
+    }
+}
+
+/// How often to poll while polling.
+pub fn poll_interval_ms(log_visible: bool) -> u32 {
+    if log_visible {
+        POLL_LOG_MS
+    } else {
+        POLL_STATE_MS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnects_twice_then_polls_and_success_resets() {
+        let mut machine = Machine::default();
+        let (first, delay) = machine.lost(0.0, 1.0);
+        assert_eq!(
+            first,
+            Connection::Reconnecting {
+                attempt: 2,
+                retry_at_ms: 1_000.0
+            }
+        );
+        assert_eq!(delay, 1_000);
+        let (second, _) = machine.lost(1_000.0, 1.0);
+        assert!(matches!(
+            second,
+            Connection::Reconnecting { attempt: 3, .. }
+        ));
+        let (third, delay) = machine.lost(3_000.0, 1.0);
+        assert!(third.polls(), "{third:?}");
+        assert_eq!(delay, 4_000);
+        assert_eq!(machine.failures(), 3);
+        assert_eq!(machine.connected(), Connection::Live);
+        assert_eq!(machine.failures(), 0);
+        assert!(!machine.lost(0.0, 1.0).0.polls());
+    }
+
+    #[test]
+    fn delays_grow_and_cap() {
+        let mut machine = Machine::default();
+        let delays: Vec<u32> = (0..8).map(|_| machine.lost(0.0, 1.0).1).collect();
+        assert_eq!(
+            delays,
+            [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]
+        );
+    }
+
+    #[test]
+    fn countdown_rounds_up_and_never_goes_negative() {
+        assert_eq!(seconds_left(5_000.0, 0.0), 5);
+        assert_eq!(seconds_left(5_000.0, 4_001.0), 1);
+        assert_eq!(seconds_left(5_000.0, 5_000.0), 0);
+        assert_eq!(seconds_left(5_000.0, 9_000.0), 0);
+        assert_eq!(seconds_left(f64::NAN, 0.0), 0);
+        let state = Connection::Reconnecting {
+            attempt: 4,
+            retry_at_ms: 8_000.0,
+        };
+        assert_eq!(
+            state.describe(1_500.0),
+            "Reconnecting\u{2026} (attempt 4, next in 7 s)"
+        );
+        assert_eq!(Connection::Live.describe(0.0), "");
+        assert_eq!(
+            Connection::Polling {
+                attempt: 4,
+                retry_at_ms: 0.0
+            }
+            .describe(0.0),
+            "Live updates unavailable - polling"
+        );
+    }
+
+    #[test]
+    fn log_polls_faster() {
+        assert!(poll_interval_ms(true) < poll_interval_ms(false));
+    }
+}
