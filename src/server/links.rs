@@ -48,6 +48,10 @@ impl Links {
         rows: &[R],
         row_number: impl Fn(&R) -> u32,
     ) -> usize {
+        if headers.len() < self.headers || rows.len() < self.row_header.len() {
+            // Not an append (the caller missed a reset): start over rather than trust old pairs.
+            self.reset();
+        }
         for (index, header) in headers.iter().enumerate().skip(self.headers) {
             self.by_number
                 .entry(header_number(header))
@@ -147,6 +151,10 @@ mod tests {
         // A row whose header is not in the log stays unpaired.
         update(&mut links, &headers, &[1, 2, 9]);
         assert_eq!(links.header_of(2), None);
+        // Shorter lists are not appends: paired from scratch, never with stale indices.
+        assert_eq!(update(&mut links, &[2], &[2]), 0);
+        assert_eq!(links.pairs(), [Some(0)]);
+        assert!(!links.has_row(1));
     }
 
     #[test]
