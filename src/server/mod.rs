@@ -11,10 +11,12 @@ pub mod demo;
 pub mod discovery;
 pub mod hub;
 pub mod index;
+pub mod links;
 pub mod metrics;
 pub mod process;
 pub mod project;
 pub mod session;
+pub mod socket;
 pub mod sse;
 pub mod tail;
 pub mod views;
@@ -44,7 +46,7 @@ pub struct AppState {
     pub index: Arc<Index>,
     pub hub: Hub,
     pub shutdown: Shutdown,
-    pub connections: Arc<ws::ConnectionLimits>,
+    pub connections: Arc<socket::ConnectionLimits>,
     /// `None` when the operator turned authentication off.
     pub auth: Option<Arc<auth::Auth>>,
     pub keepalive: Keepalive,
@@ -61,7 +63,7 @@ impl Default for Keepalive {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_secs(u64::from(crate::model::protocol::HEARTBEAT_SECONDS)),
-            idle_timeout: ws::IDLE_TIMEOUT,
+            idle_timeout: socket::IDLE_TIMEOUT,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! Every update returns the events describing what changed.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashSet},
     fs,
     io::{self, Read},
     path::{Path, PathBuf},
@@ -34,6 +34,7 @@ use crate::model::{
 
 use super::{
     index::now,
+    links::Links,
     process::{loop_liveness, Liveness},
     tail::{read_range, Tail},
 };
@@ -151,7 +152,23 @@ struct JsonlTracker {
     rows: Vec<IterationRecord>,
     /// ...which stays on disk at these line offsets.
     offsets: Vec<u64>,
+    /// The run each row's own numbering gives it; a row paired with a log iteration takes the
+    /// log's run instead (see [`Links`]), and gets this one back if it loses its pair.
+    own_runs: Vec<u32>,
     skipped: SkipCounts,
+}
+
+impl JsonlTracker {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            tail: Tail::new(path),
+            runs: RunTracker::default(),
+            rows: Vec::new(),
+            offsets: Vec::new(),
+            own_runs: Vec::new(),
+            skipped: SkipCounts::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -164,8 +181,8 @@ pub struct ProjectState {
     config: LoopConfig,
     notifications: Vec<Notification>,
     seen_notifications: HashSet<String>,
-    /// For each JSONL row, the log iteration it belongs to (see [`ProjectState::relink`]).
-    row_log: Vec<Option<usize>>,
+    /// Which log iteration each JSONL row belongs to.
+    links: Links,
     loop_alive: bool,
     pause_requested: bool,
     warnings: BTreeMap<&'static str, String>,
@@ -183,18 +200,12 @@ impl ProjectState {
             id: id.to_owned(),
             dir: dir.to_path_buf(),
             log: LogTracker::new(ralph.join(LOG_FILE)),
-            jsonl: JsonlTracker {
-                tail: Tail::new(ralph.join(JSONL_FILE)),
-                runs: RunTracker::default(),
-                rows: Vec::new(),
-                offsets: Vec::new(),
-                skipped: SkipCounts::default(),
-            },
+            jsonl: JsonlTracker::new(ralph.join(JSONL_FILE)),
             plan: None,
             config: LoopConfig::default(),
             notifications: Vec::new(),
             seen_notifications: HashSet::new(),
-            row_log: Vec::new(),
+            links: Links::default(),
             loop_alive: false,
             pause_requested: false,
             warnings: BTreeMap::new(),
@@ -494,6 +505,8 @@ impl ProjectState {
                     // Restarted from byte 0: the old iteration ranges mean nothing now. The lines
                     // just read were scanned into the old state, so rebuild from scratch.
                     self.log = LogTracker::new(self.log.tail.path().to_path_buf());
+                    // The headers are new: pair every row again.
+                    self.links.reset();
                     let _ = self.read_log(false);
                     if report {
                         return vec![ServerMessage::LogRotated {
@@ -540,6 +553,7 @@ impl ProjectState {
                     // Kept on disk, not in memory: served with the iteration's log.
                     record.test_output = None;
                     fresh.push(jsonl.rows.len());
+                    jsonl.own_runs.push(record.run);
                     jsonl.rows.push(record);
                     jsonl.offsets.push(offset);
                 }
@@ -551,13 +565,9 @@ impl ProjectState {
                 self.warnings.remove("jsonl");
                 if outcome.restarted.is_some() {
                     let path = self.jsonl.tail.path().to_path_buf();
-                    self.jsonl = JsonlTracker {
-                        tail: Tail::new(path),
-                        runs: RunTracker::default(),
-                        rows: Vec::new(),
-                        offsets: Vec::new(),
-                        skipped: SkipCounts::default(),
-                    };
+                    self.jsonl = JsonlTracker::new(path);
+                    // The rows are new: pair them all again.
+                    self.links.reset();
                     // Re-read from scratch; clients get the new rows as a whole-card update.
                     let _ = self.read_jsonl(false);
                     return Vec::new();
@@ -665,7 +675,7 @@ impl ProjectState {
             .iterations
             .len()
             .checked_sub(1)
-            .is_some_and(|last| !self.row_log.contains(&Some(last)));
+            .is_some_and(|last| !self.links.has_row(last));
         let pausing = status == Status::Paused && current_unfinished;
         let recent_health = self
             .jsonl
@@ -696,51 +706,37 @@ impl ProjectState {
         }
     }
 
-    /// Pairs each JSONL row with its iteration in the log, walking both backwards: the newest row
-    /// belongs to the newest log iteration with its number, the one before to an earlier one, and
-    /// so on. Run numbers restart when a loop restarts, and older scripts wrote a log but no rows,
-    /// so the runs of the two files cannot be compared directly; the log has every header, so a
-    /// paired row takes the log's run.
+    /// Pairs the JSONL rows with the log's iterations (see [`Links`]: incrementally, so an
+    /// append costs the rows it re-pairs). A paired row takes the log's run, since the log has
+    /// every header and so the true count of restarts; an unpaired one keeps its own.
     fn relink(&mut self) {
-        let mut by_number: HashMap<u32, Vec<usize>> = HashMap::new();
-        for (index, iteration) in self.log.iterations.iter().enumerate() {
-            by_number
-                .entry(iteration.iteration)
-                .or_default()
-                .push(index);
-        }
-        let mut links = vec![None; self.jsonl.rows.len()];
-        let mut before = usize::MAX;
-        for (row, record) in self.jsonl.rows.iter().enumerate().rev() {
-            let Some(candidates) = by_number.get_mut(&record.iteration) else {
-                continue;
+        let first_changed = self.links.update(
+            &self.log.iterations,
+            |header| header.iteration,
+            &self.jsonl.rows,
+            |row| row.iteration,
+        );
+        for index in first_changed..self.jsonl.rows.len() {
+            let run = match self.links.header_of(index) {
+                Some(header) => self.log.iterations.get(header).map(|it| it.run),
+                None => None,
             };
-            while candidates.last().is_some_and(|&index| index >= before) {
-                candidates.pop();
-            }
-            if let Some(index) = candidates.pop() {
-                links[row] = Some(index);
-                before = index;
+            let own = self.jsonl.own_runs.get(index).copied();
+            if let (Some(record), Some(run)) = (self.jsonl.rows.get_mut(index), run.or(own)) {
+                record.run = run;
             }
         }
-        for (record, link) in self.jsonl.rows.iter_mut().zip(&links) {
-            if let Some(iteration) = link.and_then(|index| self.log.iterations.get(index)) {
-                record.run = iteration.run;
-            }
-        }
-        self.row_log = links;
     }
 
     /// Tokens from the JSONL rows, plus the log's count for iterations that have no row yet.
     fn total_tokens(&self) -> f64 {
-        let linked: HashSet<usize> = self.row_log.iter().flatten().copied().collect();
         let from_rows: f64 = self.jsonl.rows.iter().filter_map(|row| row.tokens).sum();
         let from_log: f64 = self
             .log
             .iterations
             .iter()
             .enumerate()
-            .filter(|(i, _)| !linked.contains(i))
+            .filter(|(i, _)| !self.links.has_row(*i))
             .filter_map(|(_, it)| it.tokens)
             .sum();
         // Starting from +0.0: an empty f64 sum is -0.0, which would show as "-0k".
@@ -845,7 +841,7 @@ impl ProjectState {
             .map(|(index, record)| IterationRow {
                 health: health(record),
                 cost_usd: record.tokens.map(|k| k * price),
-                has_log: self.row_log.get(index).copied().flatten().is_some(),
+                has_log: self.links.header_of(index).is_some(),
                 record: record.clone(),
             })
             .collect();
@@ -864,20 +860,18 @@ impl ProjectState {
             .iter()
             .position(|row| row.run == run && row.iteration == iteration);
         let log_index = match row_index {
-            Some(r) => self.row_log.get(r).copied().flatten(),
+            Some(r) => self.links.header_of(r),
             // No row yet (the current iteration): the log's own numbering.
-            None => {
-                let linked: HashSet<usize> = self.row_log.iter().flatten().copied().collect();
-                self.log
-                    .iterations
-                    .iter()
-                    .enumerate()
-                    .rev()
-                    .find(|(i, it)| {
-                        !linked.contains(i) && it.run == run && it.iteration == iteration
-                    })
-                    .map(|(i, _)| i)
-            }
+            None => self
+                .log
+                .iterations
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(i, it)| {
+                    !self.links.has_row(*i) && it.run == run && it.iteration == iteration
+                })
+                .map(|(i, _)| i),
         };
         let log = log_index
             .and_then(|i| self.log.iterations.get(i))
@@ -1172,5 +1166,62 @@ mod tests {
         assert!(events
             .iter()
             .any(|e| matches!(e, ServerMessage::ProjectUpdated { .. })));
+    }
+
+    /// Each row's (run, iteration, has a log slice), then the card's tokens, pausing and
+    /// iteration.
+    type PairedView = (Vec<(u32, u32, bool)>, f64, bool, Option<u32>);
+
+    /// What pairing decides, as the iterations table and the card show it.
+    fn paired_view(state: &ProjectState) -> PairedView {
+        let page = state.iterations(
+            &IterationQuery {
+                sort: IterationSort::Oldest,
+                limit: MAX_PAGE,
+                ..IterationQuery::default()
+            },
+            Cursor::default(),
+        );
+        let rows = page
+            .rows
+            .iter()
+            .map(|row| (row.record.run, row.record.iteration, row.has_log))
+            .collect();
+        let summary = state.summary();
+        (rows, summary.tokens, summary.pausing, summary.iteration)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Headers and rows appended in any order and read in any batches (the incremental
+        /// pairing) end in the state a fresh index of the same files has (the full pairing).
+        #[test]
+        fn appends_read_in_batches_pair_like_a_fresh_index(
+            steps in proptest::collection::vec((0u8..4, 1u32..5), 0..40)
+        ) {
+            let (_temp, dir) = project();
+            fs::write(dir.join(".ralph/ralph.pid"), std::process::id().to_string()).expect("pid");
+            fs::write(dir.join(".ralph/pause"), "").expect("pause");
+            let log = dir.join(".ralph/ralph.log");
+            let rows = dir.join(".ralph/iterations.jsonl");
+            let mut state = ProjectState::open("p", &dir);
+            for (action, number) in steps {
+                match action {
+                    // A header (old format: numbers restarting at 1 start a new run).
+                    0 => append(&log, &format!("=== Iteration {number}/9 ===\ntokens used\n1,000\n")),
+                    1 => append(&rows, &format!("{{\"iteration\":{number},\"tokens\":2.0,\"status\":\"success\"}}\n")),
+                    2 => {
+                        state.update(&[FileKind::Log]);
+                    }
+                    _ => {
+                        state.update(&[FileKind::Jsonl]);
+                    }
+                }
+            }
+            state.update(&[FileKind::Log, FileKind::Jsonl]);
+            let fresh = ProjectState::open("p", &dir);
+            proptest::prop_assert_eq!(paired_view(&state), paired_view(&fresh));
+        }
     }
 }

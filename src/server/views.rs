@@ -3,41 +3,40 @@
 //! transitions, metadata only). Each sends a snapshot first, then deltas; a client that falls
 //! behind gets a fresh snapshot instead of stale deltas.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
-    extract::{
-        ws::{CloseFrame, Message, WebSocketUpgrade},
-        Path, Query, State,
-    },
+    extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade},
     response::Response,
+    Extension,
 };
-use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::{
-    sync::broadcast::{self, error::RecvError},
-    time::{interval_at, Instant},
-};
 
 use super::{
+    auth::Claims,
     hub::Frame,
     index::Index,
-    ws::{fail, next_connection_id, Internal},
-    AppState, Keepalive, Shutdown,
+    socket::{self, Connection, Endpoint, Internal, Out, Refusal, Reply},
+    AppState,
 };
 use crate::model::{
-    protocol::{ServerMessage, DEFAULT_BACKLOG, MAX_BACKLOG},
+    protocol::{
+        ServerMessage, CODE_BAD_REQUEST, CODE_UNKNOWN_PROJECT, DEFAULT_BACKLOG, MAX_BACKLOG,
+    },
     Topic,
 };
 
 /// Which view a socket serves.
+#[derive(Debug)]
 enum View {
     Instances {
         include_archived: bool,
     },
     Logs {
         project: String,
+        /// Lines sent first.
+        backlog: u32,
     },
     Messages {
         instance: Option<String>,
@@ -45,15 +44,16 @@ enum View {
     },
 }
 
-pub async fn instances(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    upgrade(
-        ws,
-        state,
-        View::Instances {
-            include_archived: false,
-        },
-        0,
-    )
+pub async fn instances(
+    ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    claims: Option<Extension<Claims>>,
+    State(state): State<AppState>,
+) -> Response {
+    let view = View::Instances {
+        include_archived: false,
+    };
+    upgrade(ws, peer, claims, &state, view)
 }
 
 #[derive(Deserialize)]
@@ -63,12 +63,14 @@ pub struct LogQuery {
 
 pub async fn logs(
     ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    claims: Option<Extension<Claims>>,
     Path(project): Path<String>,
     Query(query): Query<LogQuery>,
     State(state): State<AppState>,
 ) -> Response {
     let backlog = query.backlog.unwrap_or(DEFAULT_BACKLOG).min(MAX_BACKLOG);
-    upgrade(ws, state, View::Logs { project }, backlog)
+    upgrade(ws, peer, claims, &state, View::Logs { project, backlog })
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,8 @@ pub struct MessageQuery {
 
 pub async fn messages(
     ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    claims: Option<Extension<Claims>>,
     Query(query): Query<MessageQuery>,
     State(state): State<AppState>,
 ) -> Response {
@@ -86,174 +90,94 @@ pub async fn messages(
         instance: query.instance,
         correlation: query.correlation_id,
     };
-    upgrade(ws, state, view, 0)
+    upgrade(ws, peer, claims, &state, view)
 }
 
-fn upgrade(ws: WebSocketUpgrade, state: AppState, view: View, backlog: u32) -> Response {
-    ws.max_message_size(64 * 1024)
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1024 * 1024)
-        .on_upgrade(move |socket| {
-            let (sink, stream) = socket.split();
-            let context = ViewContext {
-                id: next_connection_id(),
-                index: state.index.clone(),
-                events: state.hub.subscribe(),
-                shutdown: state.shutdown.clone(),
-                keepalive: state.keepalive,
-            };
-            serve(context, view, backlog, sink, stream)
-        })
+fn upgrade(
+    ws: WebSocketUpgrade,
+    peer: SocketAddr,
+    claims: Option<Extension<Claims>>,
+    state: &AppState,
+    view: View,
+) -> Response {
+    let claims = claims.map(|Extension(claims)| claims);
+    socket::upgrade(ws, peer, claims.as_ref(), state, view)
 }
 
-/// What one view socket works with.
-struct ViewContext {
-    id: u64,
-    index: Arc<Index>,
-    events: broadcast::Receiver<Arc<Frame>>,
-    shutdown: Shutdown,
-    keepalive: Keepalive,
-}
-
-async fn serve<Tx, Rx, E>(
-    context: ViewContext,
-    mut view: View,
-    backlog: u32,
-    mut sink: Tx,
-    mut stream: Rx,
-) where
-    Tx: Sink<Message> + Unpin,
-    Rx: Stream<Item = Result<Message, E>> + Unpin,
-{
-    let ViewContext {
-        id,
-        index,
-        mut events,
-        shutdown,
-        keepalive,
-    } = context;
-    if let View::Logs { project } = &view {
-        if !index.contains(project) {
-            let error = json!({"type": "error", "code": 4404, "message": format!("no instance named {project:?}")});
-            let _ = sink.send(Message::Text(error.to_string().into())).await;
-            let _ = sink.send(close(4404, "unknown instance")).await;
-            return;
-        }
-    }
-    let first = match &view {
-        View::Logs { project } => {
-            let text = index
-                .log_backlog(project, backlog)
-                .map(|(text, _)| text)
-                .unwrap_or_default();
-            lines_frame("backlog", &text)
-        }
-        _ => snapshot(&index, &view),
-    };
-    if sink
-        .send(Message::Text(first.to_string().into()))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let heartbeat_every = keepalive.heartbeat;
-    let mut heartbeat = interval_at(Instant::now() + heartbeat_every, heartbeat_every);
-    let mut last_heard = Instant::now();
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        let outgoing: Vec<Value> = tokio::select! {
-            biased;
-            _ = &mut stop => {
-                let _ = sink.send(close(1001, "server shutting down")).await;
-                return;
+/// Each view is an endpoint of the shared connection loop: it only maps hub events to its own
+/// frames.
+impl Endpoint for View {
+    fn open(&mut self, connection: &Connection) -> Result<Vec<Out>, Refusal> {
+        let first = match self {
+            View::Logs { project, backlog } => {
+                if !connection.index.contains(project) {
+                    return Err(Refusal {
+                        code: CODE_UNKNOWN_PROJECT,
+                        message: format!("no instance named {project:?}"),
+                        reason: "unknown instance",
+                    });
+                }
+                let text = connection
+                    .index
+                    .log_backlog(project, *backlog)
+                    .map(|(text, _)| text)
+                    .unwrap_or_default();
+                lines_frame("backlog", &text)
             }
-            incoming = stream.next() => {
-                let Some(Ok(message)) = incoming else { return };
-                last_heard = Instant::now();
-                match message {
-                    Message::Text(text) => client_message(&index, &mut view, text.as_str()),
-                    Message::Close(_) => return,
-                    _ => Vec::new(),
-                }
-            }
-            event = events.recv() => match event {
-                Ok(frame) => match delta(&view, &frame) {
-                    Ok(value) => value.into_iter().collect(),
-                    Err(error) => return fail(&mut sink, id, error).await,
-                },
-                // Too far behind to catch up: start over from a fresh snapshot.
-                Err(RecvError::Lagged(_)) => match &view {
-                    View::Logs { .. } => vec![json!({"type": "rotated", "reason": "fell behind"})],
-                    _ => vec![snapshot(&index, &view)],
-                },
-                // The server state holds the hub, so its channel cannot close while the server
-                // runs; if it does anyway, that is a bug, not a shutdown.
-                Err(RecvError::Closed) if !shutdown.is_triggered() => {
-                    return fail(&mut sink, id, Internal::HubClosed).await;
-                }
-                Err(RecvError::Closed) => {
-                    let _ = sink.send(close(1001, "server shutting down")).await;
-                    return;
-                }
-            },
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() >= keepalive.idle_timeout {
-                    let _ = sink.send(close(1001, "idle timeout")).await;
-                    return;
-                }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-                Vec::new()
-            }
+            _ => snapshot(&connection.index, self),
         };
-        for value in outgoing {
-            if sink
-                .send(Message::Text(value.to_string().into()))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
+        Ok(vec![Out::Json(first)])
+    }
+
+    fn on_text(&mut self, connection: &Connection, text: &str) -> Reply {
+        client_message(&connection.index, self, text)
+    }
+
+    fn on_event(
+        &mut self,
+        _connection: &Connection,
+        frame: &Arc<Frame>,
+    ) -> Result<Option<Out>, Internal> {
+        Ok(delta(self, frame)?.map(Out::Json))
+    }
+
+    /// Too far behind to catch up: start over from a fresh snapshot (seed 002).
+    fn on_lagged(&mut self, connection: &Connection, _missed: u64) -> Vec<Out> {
+        let frame = match self {
+            View::Logs { .. } => json!({"type": "rotated", "reason": "fell behind"}),
+            _ => snapshot(&connection.index, self),
+        };
+        vec![Out::Json(frame)]
     }
 }
 
-fn close(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
-}
-
-fn client_message(index: &Index, view: &mut View, text: &str) -> Vec<Value> {
+fn client_message(index: &Index, view: &mut View, text: &str) -> Reply {
+    let bad = |message: &str| Reply::Send(vec![Out::error(CODE_BAD_REQUEST, message)]);
     let Ok(value) = serde_json::from_str::<Value>(text) else {
-        return vec![json!({"type": "error", "code": 4400, "message": "frame is not valid JSON"})];
+        return bad("frame is not valid JSON");
     };
     let kind = value
         .get("type")
         .or_else(|| value.get("action"))
         .and_then(Value::as_str);
     match (kind, view) {
-        (Some("ping"), _) => vec![json!({"type": "pong"})],
+        (Some("ping"), _) => Reply::Send(vec![Out::Json(json!({"type": "pong"}))]),
+        // The same re-authentication as on /api/ws, so a view outlives its first session too.
+        (Some("auth"), _) => match value.get("token").and_then(Value::as_str) {
+            Some(token) => Reply::Reauthenticate(token.to_owned()),
+            None => bad("\"token\" must be a string"),
+        },
         (Some("set_include_archived"), View::Instances { include_archived }) => {
             let Some(flag) = value.get("value").and_then(Value::as_bool) else {
-                return vec![
-                    json!({"type": "error", "code": 4400, "message": "\"value\" must be true or false"}),
-                ];
+                return bad("\"value\" must be true or false");
             };
             *include_archived = flag;
-            vec![snapshot(
-                index,
-                &View::Instances {
-                    include_archived: flag,
-                },
-            )]
+            let view = View::Instances {
+                include_archived: flag,
+            };
+            Reply::Send(vec![Out::Json(snapshot(index, &view))])
         }
-        _ => vec![json!({"type": "error", "code": 4400, "message": "unknown message"})],
+        _ => bad("unknown message"),
     }
 }
 
@@ -326,7 +250,7 @@ fn delta(view: &View, frame: &Arc<Frame>) -> Result<Option<Value>, Internal> {
 fn delta_of(view: &View, frame: &Arc<Frame>) -> Result<Option<Value>, serde_json::Error> {
     let relevant = match (view, &frame.topic) {
         (View::Instances { .. }, Topic::Projects | Topic::Project(_)) => true,
-        (View::Logs { project }, Topic::Log(id)) => id == project,
+        (View::Logs { project, .. }, Topic::Log(id)) => id == project,
         (View::Messages { .. }, Topic::Project(_)) => true,
         _ => false,
     };
@@ -420,10 +344,12 @@ mod tests {
     use super::*;
     use crate::{
         model::{Cursor, Topic},
-        server::hub::Hub,
+        server::{hub::Hub, Keepalive, Shutdown},
     };
-    use futures::channel::mpsc;
+    use axum::extract::ws::Message;
+    use futures::{channel::mpsc, StreamExt};
     use std::{convert::Infallible, time::Duration};
+    use tokio::sync::broadcast;
 
     type ClientRx = mpsc::Receiver<Message>;
     type ClientTx = mpsc::Sender<Result<Message, Infallible>>;
@@ -436,20 +362,31 @@ mod tests {
 
     /// An instances view over channels, fed by a hub channel the test controls.
     fn instances_view(shutdown: &Shutdown) -> ViewChannels {
+        instances_view_with(shutdown, None)
+    }
+
+    /// The same, with a session that ends at `expires` (unix seconds).
+    fn instances_view_with(shutdown: &Shutdown, expires: Option<u64>) -> ViewChannels {
         let (events_tx, events) = broadcast::channel(8);
-        let context = ViewContext {
+        let hub = Hub::new(8);
+        let keepalive = Keepalive::default();
+        let connection = Connection {
             id: 9,
-            index: Arc::new(Index::new(Hub::new(8))),
+            index: Arc::new(Index::new(hub.clone())),
+            hub,
             events,
             shutdown: shutdown.clone(),
-            keepalive: Keepalive::default(),
+            heartbeat: keepalive.heartbeat,
+            idle_timeout: keepalive.idle_timeout,
+            auth: None,
+            expires,
         };
         let (server_tx, client_rx) = mpsc::channel::<Message>(16);
         let (client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
         let view = View::Instances {
             include_archived: false,
         };
-        let task = tokio::spawn(serve(context, view, 0, server_tx, server_rx));
+        let task = tokio::spawn(socket::run(connection, view, server_tx, server_rx));
         (events_tx, client_tx, client_rx, task)
     }
 
@@ -472,6 +409,28 @@ mod tests {
             Message::Close(frame) => frame.map(|f| f.code),
             other => panic!("expected close, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn views_share_the_loops_expiry_and_size_limit() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let (events, _client, mut rx, _task) = instances_view_with(&Shutdown::default(), Some(now));
+        assert_eq!(next_json(&mut rx).await["type"], "snapshot");
+        assert_eq!(next_json(&mut rx).await["code"], 4401);
+        assert_eq!(close_code(&mut rx).await, Some(4401));
+        drop(events);
+
+        let (_events, mut client, mut rx, _task) = instances_view(&Shutdown::default());
+        assert_eq!(next_json(&mut rx).await["type"], "snapshot");
+        let big = "x".repeat(socket::MAX_INBOUND_BYTES + 1);
+        futures::SinkExt::send(&mut client, Ok(Message::Text(big.into())))
+            .await
+            .expect("send");
+        assert_eq!(next_json(&mut rx).await["code"], 1009);
+        assert_eq!(close_code(&mut rx).await, Some(1009));
     }
 
     #[tokio::test]

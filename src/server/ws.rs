@@ -1,78 +1,34 @@
-//! `/api/ws`: one task per socket. The loop is generic over `Sink + Stream` so tests can drive it
-//! with channels as well as with a real socket.
+//! `/api/ws`: the live protocol (subscribe to topics, resume with cursors, replay or resync) as
+//! an [`Endpoint`] of the shared connection loop ([`super::socket`]), which owns the limits,
+//! keepalive, expiry, shutdown and failure handling.
 
 use std::{
     collections::{BTreeMap, HashMap},
-    net::{IpAddr, SocketAddr},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    sync::{Mutex, PoisonError},
-    time::Duration,
+    net::SocketAddr,
+    sync::Arc,
 };
 
 use axum::{
-    extract::{
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-        ConnectInfo, State,
-    },
-    http::StatusCode,
-    response::{IntoResponse, Response},
+    extract::{ws::Message, ConnectInfo, State, WebSocketUpgrade},
+    response::Response,
     Extension,
 };
-use futures::{Sink, SinkExt, Stream, StreamExt};
-use tokio::{
-    sync::broadcast::{
-        self,
-        error::{RecvError, TryRecvError},
-    },
-    time::{interval_at, sleep_until, Instant},
-};
+use futures::{Sink, Stream};
 
 use super::{
-    auth::{Auth, Claims},
-    hub::{Frame, Hub, Replay},
-    index::Index,
+    auth::Claims,
+    hub::{Frame, Replay},
     metrics::{self, METRICS},
-    AppState, Shutdown,
+    socket::{self, Connection, Endpoint, Internal, Out, Refusal, Reply},
+    AppState,
 };
 use crate::model::{
     protocol::{
-        ClientMessage, LogLines, ProtocolError, ServerMessage, CODE_AUTH_EXPIRED, CODE_BAD_REQUEST,
-        CODE_INTERNAL, CODE_UNKNOWN_PROJECT,
+        ClientMessage, LogLines, ProtocolError, ServerMessage, CODE_BAD_REQUEST,
+        CODE_UNKNOWN_PROJECT,
     },
     Cursor, Topic,
 };
-
-/// Largest frame a client may send.
-pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
-/// A client silent this long is gone.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Events written before one flush when they arrive together.
-const MAX_FRAMES_PER_FLUSH: usize = 64;
-/// Close code for "going away" (shutdown, idle).
-const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code for a policy violation (rate limit).
-const CLOSE_POLICY: u16 = 1008;
-/// Close code for a message over the size limit.
-const CLOSE_TOO_BIG: u16 = 1009;
-
-static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
-
-/// A process-unique id for a new socket (for `hello` and the logs).
-pub(super) fn next_connection_id() -> u64 {
-    NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Messages a client may send in a burst...
-const RATE_BURST: f64 = 40.0;
-/// ...and per second after it.
-const RATE_PER_SECOND: f64 = 10.0;
-/// Sockets one address may hold open at once.
-pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
-/// Frames larger than this are not even buffered (the 64 KiB rule is enforced with a 1009).
-const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 
 pub async fn upgrade(
     ws: WebSocketUpgrade,
@@ -80,145 +36,23 @@ pub async fn upgrade(
     claims: Option<Extension<Claims>>,
     State(state): State<AppState>,
 ) -> Response {
-    let Some(slot) = state.connections.acquire(peer.ip()) else {
-        metrics::count(&METRICS.connections_refused);
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many WebSocket connections from this address",
-        )
-            .into_response();
-    };
-    // Small buffers: an idle socket should cost a few kilobytes, not tungstenite's 128 KiB
-    // defaults; a client that stops reading cannot make the server buffer without bound.
-    ws.max_message_size(HARD_FRAME_LIMIT)
-        .max_frame_size(HARD_FRAME_LIMIT)
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1024 * 1024)
-        .on_upgrade(move |socket: WebSocket| {
-            let (sink, stream) = socket.split();
-            let context = Connection {
-                id: next_connection_id(),
-                index: state.index.clone(),
-                events: state.hub.subscribe(),
-                hub: state.hub.clone(),
-                shutdown: state.shutdown.clone(),
-                heartbeat: state.keepalive.heartbeat,
-                idle_timeout: state.keepalive.idle_timeout,
-                auth: state.auth.clone(),
-                expires: claims.map(|Extension(claims)| claims.exp),
-            };
-            async move {
-                metrics::count(&METRICS.connections_total);
-                metrics::adjust(&METRICS.connections_open, 1);
-                run(context, sink, stream).await;
-                metrics::adjust(&METRICS.connections_open, -1);
-                drop(slot);
-            }
-        })
+    let claims = claims.map(|Extension(claims)| claims);
+    socket::upgrade(ws, peer, claims.as_ref(), &state, Live::default())
 }
 
-/// Counts open sockets per address.
-#[derive(Debug, Default)]
-pub struct ConnectionLimits {
-    open: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One counted socket; releases its place when dropped.
-pub struct Slot {
-    limits: Arc<ConnectionLimits>,
-    address: IpAddr,
-}
-
-impl ConnectionLimits {
-    pub fn acquire(self: &Arc<Self>, address: IpAddr) -> Option<Slot> {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(address).or_insert(0);
-        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
-            return None;
-        }
-        *count += 1;
-        Some(Slot {
-            limits: self.clone(),
-            address,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self
-            .limits
-            .open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.address) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.address);
-            }
-        }
-    }
-}
-
-/// A token bucket: `RATE_BURST` messages at once, then `RATE_PER_SECOND`.
-struct RateLimit {
-    tokens: f64,
-    last: Instant,
-}
-
-impl RateLimit {
-    fn new() -> Self {
-        Self {
-            tokens: RATE_BURST,
-            last: Instant::now(),
-        }
-    }
-
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * RATE_PER_SECOND;
-        self.tokens = (self.tokens + refill).min(RATE_BURST);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// What one connection works with.
-pub struct Connection {
-    pub id: u64,
-    pub index: Arc<Index>,
-    pub hub: Hub,
-    pub events: broadcast::Receiver<Arc<Frame>>,
-    pub shutdown: Shutdown,
-    pub heartbeat: Duration,
-    pub idle_timeout: Duration,
-    /// Verifies re-authentication; `None` when authentication is off.
-    pub auth: Option<Arc<Auth>>,
-    /// When the session ends (unix seconds): the socket is closed with 4401 then.
-    pub expires: Option<u64>,
-}
-
-/// Serves one connection until either side ends it.
+/// Serves one `/api/ws` connection until either side ends it.
 pub async fn run<Tx, Rx, E>(connection: Connection, sink: Tx, stream: Rx)
 where
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut session = Session::default();
-    serve(connection, sink, stream, &mut session).await;
-    metrics::adjust(&METRICS.subscriptions, -(session.delivered.len() as i64));
+    socket::run(connection, Live::default(), sink, stream).await;
 }
 
-/// What the client asked for on this connection.
+/// What the client asked for on one `/api/ws` connection.
 #[derive(Debug, Default)]
-struct Session {
+pub struct Live {
     /// Subscribed topics and the cursor of the last event this client has of each.
     delivered: HashMap<Topic, Cursor>,
     /// Events of archived projects on `projects` reach the client too (off by default: the
@@ -226,360 +60,180 @@ struct Session {
     include_archived: bool,
 }
 
-async fn serve<Tx, Rx, E>(
-    mut connection: Connection,
-    mut sink: Tx,
-    mut stream: Rx,
-    session: &mut Session,
-) where
-    Tx: Sink<Message> + Unpin,
-    Rx: Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    let hello = ServerMessage::Hello {
-        connection: connection.id,
-        epoch: connection.hub.epoch(),
-        heartbeat_seconds: connection.heartbeat.as_secs() as u32,
-    };
-    match send(&mut sink, &hello).await {
-        Ok(()) => {}
-        Err(SendError::Gone) => return,
-        Err(SendError::Internal(error)) => return fail(&mut sink, connection.id, error).await,
-    }
-    let mut last_heard = Instant::now();
-    let mut expiry = connection.expires.map(instant_at);
-    let mut rate = RateLimit::new();
-    let mut heartbeat = interval_at(Instant::now() + connection.heartbeat, connection.heartbeat);
-    let stop = connection.shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            // Shutdown first: when the server stops, the hub closes too, and the client must get
-            // the 1001 close frame rather than a dropped connection.
-            biased;
-            _ = &mut stop => {
-                close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
-                return;
-            }
-            _ = async { sleep_until(expiry.unwrap_or_else(Instant::now)).await }, if expiry.is_some() => {
-                let _ = send(&mut sink, &ServerMessage::error(CODE_AUTH_EXPIRED, "the session has expired; sign in again")).await;
-                close(&mut sink, CODE_AUTH_EXPIRED, "session expired").await;
-                return;
-            }
-            incoming = stream.next() => {
-                let message = match incoming {
-                    Some(Ok(message)) => message,
-                    Some(Err(error)) => {
-                        if error.to_string().contains("too long") {
-                            close(&mut sink, CLOSE_TOO_BIG, "message too big").await;
-                        }
-                        return;
-                    }
-                    None => return,
-                };
-                last_heard = Instant::now();
-                if matches!(message, Message::Text(_) | Message::Binary(_)) && !rate.allow() {
-                    let _ = send(&mut sink, &ServerMessage::error(CLOSE_POLICY, "too many messages; slow down")).await;
-                    close(&mut sink, CLOSE_POLICY, "rate limit").await;
-                    return;
-                }
-                let outgoing = match message {
-                    Message::Text(text) if text.len() > MAX_INBOUND_BYTES => {
-                        let _ = send(&mut sink, &ServerMessage::error(CLOSE_TOO_BIG, format!("messages are limited to {MAX_INBOUND_BYTES} bytes"))).await;
-                        close(&mut sink, CLOSE_TOO_BIG, "message too big").await;
-                        return;
-                    }
-                    Message::Text(text) => match ClientMessage::parse(text.as_str()) {
-                        Ok(ClientMessage::Auth { token }) => {
-                            match connection.auth.as_ref().map(|auth| auth.verify(&token)) {
-                                Some(Ok(claims)) => {
-                                    expiry = Some(instant_at(claims.exp));
-                                    Vec::new()
-                                }
-                                Some(Err(error)) => vec![reply(ServerMessage::error(CODE_AUTH_EXPIRED, error.to_string()))],
-                                None => Vec::new(),
-                            }
-                        }
-                        other => handle(&connection, session, other),
-                    },
-                    Message::Binary(_) => vec![reply(ServerMessage::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text"))],
-                    Message::Close(_) => return,
-                    // Protocol pings are answered by the socket layer; pongs only prove life.
-                    Message::Ping(_) | Message::Pong(_) => Vec::new(),
-                };
-                for item in outgoing {
-                    let sent = match item {
-                        Outgoing::Message(message) => send(&mut sink, &message).await,
-                        Outgoing::Frame(frame) => {
-                            metrics::count(&METRICS.frames_sent);
-                            sink.send(Message::Text(frame.text.clone())).await.map_err(|_| SendError::Gone)
-                        }
-                    };
-                    match sent {
-                        Ok(()) => {}
-                        Err(SendError::Gone) => return,
-                        Err(SendError::Internal(error)) => return fail(&mut sink, connection.id, error).await,
-                    }
-                }
-            }
-            event = connection.events.recv() => {
-                // Whatever else is already waiting goes out in the same flush (bursts cost one
-                // write, not one per event).
-                let mut next = Some(event);
-                let mut queued = 0;
-                let mut outcome: Result<(), SendError> = Ok(());
-                while let Some(event) = next.take() {
-                    match event {
-                        Ok(frame) => {
-                            if let Some(cursor) = session.delivered.get_mut(&frame.topic) {
-                                // Skipped when already replayed or older than the cursor; a
-                                // hidden frame still moves the cursor (it is not owed later).
-                                if frame.cursor > *cursor {
-                                    *cursor = frame.cursor;
-                                    if frame.visible(session.include_archived) {
-                                        metrics::count(&METRICS.frames_sent);
-                                        outcome = sink.feed(Message::Text(frame.text.clone())).await.map_err(|_| SendError::Gone);
-                                    }
-                                }
-                            }
-                        }
-                        Err(RecvError::Lagged(missed)) => {
-                            metrics::count(&METRICS.lagged_clients);
-                            metrics::count(&METRICS.resyncs);
-                            // Too slow to keep up: do not wait for it, tell it to refetch.
-                            let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
-                            outcome = match serde_json::to_string(&resync) {
-                                Ok(text) => sink.feed(Message::Text(text.into())).await.map_err(|_| SendError::Gone),
-                                Err(error) => Err(SendError::Internal(Internal::Encode(error))),
-                            };
-                        }
-                        Err(RecvError::Closed) => {
-                            let _ = sink.flush().await;
-                            // Each connection holds the hub, so its channel cannot close while
-                            // the server runs; if it does anyway, that is a bug, not a shutdown.
-                            if connection.shutdown.is_triggered() {
-                                close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await;
-                            } else {
-                                fail(&mut sink, connection.id, Internal::HubClosed).await;
-                            }
-                            return;
-                        }
-                    }
-                    match outcome {
-                        Ok(()) => {}
-                        Err(SendError::Gone) => return,
-                        Err(SendError::Internal(error)) => return fail(&mut sink, connection.id, error).await,
-                    }
-                    queued += 1;
-                    if queued < MAX_FRAMES_PER_FLUSH {
-                        next = match connection.events.try_recv() {
-                            Ok(frame) => Some(Ok(frame)),
-                            Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
-                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-                            Err(TryRecvError::Empty) => None,
-                        };
-                    }
-                }
-                if sink.flush().await.is_err() {
-                    return;
-                }
-            }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() >= connection.idle_timeout {
-                    close(&mut sink, CLOSE_GOING_AWAY, "idle timeout").await;
-                    return;
-                }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-            }
-        }
+impl Drop for Live {
+    fn drop(&mut self) {
+        metrics::adjust(&METRICS.subscriptions, -(self.delivered.len() as i64));
     }
 }
 
-enum Outgoing {
-    Message(Box<ServerMessage>),
-    Frame(Arc<Frame>),
-}
+impl Endpoint for Live {
+    fn open(&mut self, connection: &Connection) -> Result<Vec<Out>, Refusal> {
+        Ok(vec![Out::message(ServerMessage::Hello {
+            connection: connection.id,
+            epoch: connection.hub.epoch(),
+            heartbeat_seconds: connection.heartbeat.as_secs() as u32,
+        })])
+    }
 
-/// The moment a unix time (seconds) is reached, on the runtime's clock.
-fn instant_at(unix_seconds: u64) -> Instant {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Instant::now() + Duration::from_secs(unix_seconds.saturating_sub(now))
-}
+    fn on_text(&mut self, connection: &Connection, text: &str) -> Reply {
+        match ClientMessage::parse(text) {
+            Ok(ClientMessage::Auth { token }) => Reply::Reauthenticate(token),
+            other => Reply::Send(self.handle(connection, other)),
+        }
+    }
 
-fn reply(message: ServerMessage) -> Outgoing {
-    Outgoing::Message(Box::new(message))
-}
+    fn on_event(
+        &mut self,
+        _connection: &Connection,
+        frame: &Arc<Frame>,
+    ) -> Result<Option<Out>, Internal> {
+        let Some(cursor) = self.delivered.get_mut(&frame.topic) else {
+            return Ok(None);
+        };
+        // Skipped when already replayed or older than the cursor.
+        if frame.cursor <= *cursor {
+            return Ok(None);
+        }
+        // A hidden frame still moves the cursor: it is not owed later.
+        *cursor = frame.cursor;
+        Ok(frame
+            .visible(self.include_archived)
+            .then(|| Out::Frame(frame.clone())))
+    }
 
-/// The replies to one client frame. Bad frames get an error frame; the socket stays open.
-fn handle(
-    connection: &Connection,
-    session: &mut Session,
-    parsed: Result<ClientMessage, ProtocolError>,
-) -> Vec<Outgoing> {
-    let delivered = &mut session.delivered;
-    match parsed {
-        Ok(ClientMessage::SetIncludeArchived { value }) => {
-            session.include_archived = value;
-            vec![reply(ServerMessage::IncludeArchived { value })]
-        }
-        // Handled by the connection loop, which owns the session's expiry.
-        Ok(ClientMessage::Auth { .. }) => Vec::new(),
-        Ok(ClientMessage::Ping) => vec![reply(ServerMessage::Pong)],
-        Ok(ClientMessage::Subscribe {
-            topics,
-            since,
-            backlog,
-        }) => {
-            let mut out = Vec::new();
-            let mut accepted = Vec::new();
-            let mut cursors = BTreeMap::new();
-            let mut unknown = Vec::new();
-            let mut replayed = Vec::new();
-            for topic in topics {
-                if let Some(id) = topic.project() {
-                    if !connection.index.contains(id) {
-                        unknown.push(topic.to_string());
-                        continue;
-                    }
-                }
-                let (now, frames) = match since.get(&topic) {
-                    Some(cursor) => match connection.hub.replay(&topic, *cursor) {
-                        (Replay::Frames(frames), now) => (now, frames),
-                        (Replay::Resync, now) => {
-                            metrics::count(&METRICS.resyncs);
-                            out.push(reply(ServerMessage::Resync {
-                                topic: Some(topic.clone()),
-                                reason: "the cursor is unknown or too old".into(),
-                            }));
-                            (now, Vec::new())
-                        }
-                    },
-                    None => match (&topic, backlog) {
-                        (Topic::Log(id), lines) if lines > 0 => {
-                            match connection.index.log_backlog(id, lines) {
-                                Some((text, cursor)) => {
-                                    out.push(reply(ServerMessage::LogBacklog {
-                                        project: id.clone(),
-                                        data: LogLines { lines: text },
-                                    }));
-                                    (cursor, Vec::new())
-                                }
-                                None => (connection.hub.cursor(&topic), Vec::new()),
-                            }
-                        }
-                        _ => (connection.hub.cursor(&topic), Vec::new()),
-                    },
-                };
-                if delivered.insert(topic.clone(), now).is_none() {
-                    metrics::adjust(&METRICS.subscriptions, 1);
-                }
-                cursors.insert(topic.clone(), now);
-                accepted.push(topic);
-                replayed.extend(frames);
-            }
-            let mut replies = vec![reply(ServerMessage::Subscribed {
-                topics: accepted,
-                cursors,
-            })];
-            if !unknown.is_empty() {
-                replies.push(reply(ServerMessage::error(
-                    CODE_UNKNOWN_PROJECT,
-                    format!("unknown project(s): {}", unknown.join(", ")),
-                )));
-            }
-            replies.extend(out);
-            let include_archived = session.include_archived;
-            replies.extend(
-                replayed
-                    .into_iter()
-                    .filter(|frame| frame.visible(include_archived))
-                    .map(Outgoing::Frame),
-            );
-            replies
-        }
-        Ok(ClientMessage::Unsubscribe { topics }) => {
-            for topic in &topics {
-                if delivered.remove(topic).is_some() {
-                    metrics::adjust(&METRICS.subscriptions, -1);
-                }
-            }
-            vec![reply(ServerMessage::Unsubscribed { topics })]
-        }
-        Err(error) => vec![reply(ServerMessage::error(
-            CODE_BAD_REQUEST,
-            error.to_string(),
-        ))],
+    fn on_lagged(&mut self, _connection: &Connection, missed: u64) -> Vec<Out> {
+        metrics::count(&METRICS.resyncs);
+        vec![Out::message(ServerMessage::Resync {
+            topic: None,
+            reason: format!("fell behind by {missed} events"),
+        })]
     }
 }
 
-/// A failure inside the server while serving a socket: the client did nothing wrong. It gets an
-/// error frame and close code 4500 (reconnecting is the remedy) rather than a socket that just
-/// drops or a frame silently skipped.
-#[derive(Debug, thiserror::Error)]
-pub enum Internal {
-    #[error("cannot encode a frame: {0}")]
-    Encode(#[from] serde_json::Error),
-    #[error("the event hub closed while the server is running")]
-    HubClosed,
-    #[error("an event from the hub cannot be read: {0}")]
-    Decode(serde_json::Error),
-}
+impl Live {
+    /// The replies to one client frame. Bad frames get an error frame; the socket stays open.
+    fn handle(
+        &mut self,
+        connection: &Connection,
+        parsed: Result<ClientMessage, ProtocolError>,
+    ) -> Vec<Out> {
+        match parsed {
+            Ok(ClientMessage::SetIncludeArchived { value }) => {
+                self.include_archived = value;
+                vec![Out::message(ServerMessage::IncludeArchived { value })]
+            }
+            // Answered by the connection loop, which owns the session's expiry.
+            Ok(ClientMessage::Auth { .. }) => Vec::new(),
+            Ok(ClientMessage::Ping) => vec![Out::message(ServerMessage::Pong)],
+            Ok(ClientMessage::Subscribe {
+                topics,
+                since,
+                backlog,
+            }) => self.subscribe(connection, topics, &since, backlog),
+            Ok(ClientMessage::Unsubscribe { topics }) => {
+                for topic in &topics {
+                    if self.delivered.remove(topic).is_some() {
+                        metrics::adjust(&METRICS.subscriptions, -1);
+                    }
+                }
+                vec![Out::message(ServerMessage::Unsubscribed { topics })]
+            }
+            Err(error) => vec![Out::message(ServerMessage::error(
+                CODE_BAD_REQUEST,
+                error.to_string(),
+            ))],
+        }
+    }
 
-/// Why a frame did not go out.
-#[derive(Debug)]
-enum SendError {
-    /// The socket is closed or broken: nobody is left to tell.
-    Gone,
-    Internal(Internal),
-}
-
-async fn send<Tx: Sink<Message> + Unpin>(
-    sink: &mut Tx,
-    message: &ServerMessage,
-) -> Result<(), SendError> {
-    let text = serde_json::to_string(message).map_err(|e| SendError::Internal(e.into()))?;
-    sink.send(Message::Text(text.into()))
-        .await
-        .map_err(|_| SendError::Gone)
-}
-
-/// Ends a connection after an internal failure: logged, an error frame, then close 4500.
-pub(super) async fn fail<Tx: Sink<Message> + Unpin>(
-    sink: &mut Tx,
-    connection: u64,
-    error: Internal,
-) {
-    tracing::error!(connection, %error, "closing a socket after an internal failure");
-    metrics::count(&METRICS.internal_errors);
-    // Built from plain values: this frame cannot fail to encode.
-    let frame = serde_json::json!({
-        "type": "error",
-        "code": CODE_INTERNAL,
-        "message": format!("internal server error ({error}); reconnect"),
-    });
-    let _ = sink.send(Message::Text(frame.to_string().into())).await;
-    close(sink, CODE_INTERNAL, "internal error").await;
-}
-
-async fn close<Tx: Sink<Message> + Unpin>(sink: &mut Tx, code: u16, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = sink.send(Message::Close(Some(frame))).await;
+    fn subscribe(
+        &mut self,
+        connection: &Connection,
+        topics: Vec<Topic>,
+        since: &BTreeMap<Topic, Cursor>,
+        backlog: u32,
+    ) -> Vec<Out> {
+        let mut out = Vec::new();
+        let mut accepted = Vec::new();
+        let mut cursors = BTreeMap::new();
+        let mut unknown = Vec::new();
+        let mut replayed = Vec::new();
+        for topic in topics {
+            if let Some(id) = topic.project() {
+                if !connection.index.contains(id) {
+                    unknown.push(topic.to_string());
+                    continue;
+                }
+            }
+            let (now, frames) = match since.get(&topic) {
+                Some(cursor) => match connection.hub.replay(&topic, *cursor) {
+                    (Replay::Frames(frames), now) => (now, frames),
+                    (Replay::Resync, now) => {
+                        metrics::count(&METRICS.resyncs);
+                        out.push(Out::message(ServerMessage::Resync {
+                            topic: Some(topic.clone()),
+                            reason: "the cursor is unknown or too old".into(),
+                        }));
+                        (now, Vec::new())
+                    }
+                },
+                None => match (&topic, backlog) {
+                    (Topic::Log(id), lines) if lines > 0 => {
+                        match connection.index.log_backlog(id, lines) {
+                            Some((text, cursor)) => {
+                                out.push(Out::message(ServerMessage::LogBacklog {
+                                    project: id.clone(),
+                                    data: LogLines { lines: text },
+                                }));
+                                (cursor, Vec::new())
+                            }
+                            None => (connection.hub.cursor(&topic), Vec::new()),
+                        }
+                    }
+                    _ => (connection.hub.cursor(&topic), Vec::new()),
+                },
+            };
+            if self.delivered.insert(topic.clone(), now).is_none() {
+                metrics::adjust(&METRICS.subscriptions, 1);
+            }
+            cursors.insert(topic.clone(), now);
+            accepted.push(topic);
+            replayed.extend(frames);
+        }
+        let mut replies = vec![Out::message(ServerMessage::Subscribed {
+            topics: accepted,
+            cursors,
+        })];
+        if !unknown.is_empty() {
+            replies.push(Out::message(ServerMessage::error(
+                CODE_UNKNOWN_PROJECT,
+                format!("unknown project(s): {}", unknown.join(", ")),
+            )));
+        }
+        replies.extend(out);
+        let include_archived = self.include_archived;
+        replies.extend(
+            replayed
+                .into_iter()
+                .filter(|frame| frame.visible(include_archived))
+                .map(Out::Frame),
+        );
+        replies
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{protocol::StatusChange, Status};
-    use futures::channel::mpsc;
-    use std::convert::Infallible;
+    use crate::server::{
+        hub::Hub,
+        index::Index,
+        socket::{IDLE_TIMEOUT, MAX_INBOUND_BYTES, RATE_BURST},
+        Shutdown,
+    };
+    use axum::extract::ws::Message;
+    use futures::{channel::mpsc, SinkExt, StreamExt};
+    use std::{convert::Infallible, sync::atomic::Ordering, time::Duration};
 
     type ClientRx = mpsc::Receiver<Message>;
     type ClientTx = mpsc::Sender<Result<Message, Infallible>>;
@@ -834,23 +488,6 @@ mod tests {
             }
         }
         assert_eq!(next_close(&mut rx).await, 1008);
-    }
-
-    #[test]
-    fn connections_per_address_are_capped_and_released() {
-        let limits = Arc::new(ConnectionLimits::default());
-        let address: IpAddr = "192.0.2.7".parse().expect("ip");
-        let slots: Vec<Slot> = (0..MAX_CONNECTIONS_PER_ADDRESS)
-            .filter_map(|_| limits.acquire(address))
-            .collect();
-        assert_eq!(slots.len(), MAX_CONNECTIONS_PER_ADDRESS);
-        assert!(limits.acquire(address).is_none(), "one more is refused");
-        assert!(
-            limits.acquire("192.0.2.8".parse().expect("ip")).is_some(),
-            "others unaffected"
-        );
-        drop(slots);
-        assert!(limits.acquire(address).is_some(), "closing frees the place");
     }
 
     /// A sink that counts flushes, to see how many writes a burst costs.

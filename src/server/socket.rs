@@ -1,0 +1,549 @@
+//! The one connection loop every WebSocket endpoint runs (`/api/ws` and the seed-002 views).
+//!
+//! The loop owns everything that is the same for all of them: limits (sockets per address,
+//! message size and rate), keepalive pings and the idle timeout, the session's expiry (4401)
+//! and re-authentication, shutdown (1001), batching hub events into one flush, lag, and
+//! internal failures (4500). An [`Endpoint`] says only what is particular to it: its first
+//! frames, its replies to client messages, what a hub event becomes, and what a client that fell
+//! behind gets. The loop is generic over `Sink + Stream`, so tests drive it with channels.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, PoisonError,
+    },
+    time::Duration,
+};
+
+use axum::{
+    extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::{json, Value};
+use tokio::{
+    sync::broadcast::{
+        self,
+        error::{RecvError, TryRecvError},
+    },
+    time::{interval_at, sleep_until, Instant},
+};
+
+use super::{
+    auth::{Auth, Claims},
+    hub::{Frame, Hub},
+    index::Index,
+    metrics::{self, METRICS},
+    AppState, Shutdown,
+};
+use crate::model::protocol::{ServerMessage, CODE_AUTH_EXPIRED, CODE_BAD_REQUEST, CODE_INTERNAL};
+
+/// Largest frame a client may send.
+pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
+/// A client silent this long is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Sockets one address may hold open at once.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+/// Hub events written before one flush when they arrive together.
+const MAX_FRAMES_PER_FLUSH: usize = 64;
+/// Close code for "going away" (shutdown, idle).
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a policy violation (rate limit).
+const CLOSE_POLICY: u16 = 1008;
+/// Close code for a message over the size limit.
+const CLOSE_TOO_BIG: u16 = 1009;
+/// Messages a client may send in a burst...
+pub(crate) const RATE_BURST: f64 = 40.0;
+/// ...and per second after it.
+const RATE_PER_SECOND: f64 = 10.0;
+/// Frames larger than this are not even buffered (the 64 KiB rule is enforced with a 1009).
+const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique id for a new socket (for `hello` and the logs).
+pub fn next_connection_id() -> u64 {
+    NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What one connection works with, whatever its endpoint.
+pub struct Connection {
+    pub id: u64,
+    pub index: Arc<Index>,
+    pub hub: Hub,
+    pub events: broadcast::Receiver<Arc<Frame>>,
+    pub shutdown: Shutdown,
+    pub heartbeat: Duration,
+    pub idle_timeout: Duration,
+    /// Verifies re-authentication; `None` when authentication is off.
+    pub auth: Option<Arc<Auth>>,
+    /// When the session ends (unix seconds): the socket is closed with 4401 then.
+    pub expires: Option<u64>,
+}
+
+impl Connection {
+    fn new(state: &AppState, claims: Option<&Claims>) -> Self {
+        Self {
+            id: next_connection_id(),
+            index: state.index.clone(),
+            hub: state.hub.clone(),
+            events: state.hub.subscribe(),
+            shutdown: state.shutdown.clone(),
+            heartbeat: state.keepalive.heartbeat,
+            idle_timeout: state.keepalive.idle_timeout,
+            auth: state.auth.clone(),
+            expires: claims.map(|claims| claims.exp),
+        }
+    }
+}
+
+/// One frame for the client.
+#[derive(Debug)]
+pub enum Out {
+    /// A hub event exactly as the hub encoded it (the same bytes for every receiver).
+    Frame(Arc<Frame>),
+    Message(Box<ServerMessage>),
+    /// A frame of a view's own shape.
+    Json(Value),
+}
+
+impl Out {
+    pub fn message(message: ServerMessage) -> Self {
+        Out::Message(Box::new(message))
+    }
+
+    /// `{"type":"error","code":..,"message":..}`, the error frame of every endpoint.
+    pub fn error(code: u16, message: impl Into<String>) -> Self {
+        Out::Json(error_json(code, &message.into()))
+    }
+}
+
+/// The answer to one client message.
+#[derive(Debug)]
+pub enum Reply {
+    Send(Vec<Out>),
+    /// The client sent a fresh session token (`{"action":"auth","token":..}`): the loop checks it
+    /// and moves the session's end.
+    Reauthenticate(String),
+}
+
+/// Why a socket is refused right after the upgrade (an error frame, then this close code).
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: u16,
+    pub message: String,
+    pub reason: &'static str,
+}
+
+/// What is particular to one WebSocket endpoint.
+pub trait Endpoint {
+    /// The frames sent first (`hello`, a snapshot, a backlog), or a refusal.
+    fn open(&mut self, connection: &Connection) -> Result<Vec<Out>, Refusal>;
+    /// The reply to one text message (within the size and rate limits).
+    fn on_text(&mut self, connection: &Connection, text: &str) -> Reply;
+    /// What one hub event becomes for this client, if anything.
+    fn on_event(
+        &mut self,
+        connection: &Connection,
+        frame: &Arc<Frame>,
+    ) -> Result<Option<Out>, Internal>;
+    /// What a client gets after falling `missed` events behind: they are lost to it.
+    fn on_lagged(&mut self, connection: &Connection, missed: u64) -> Vec<Out>;
+}
+
+/// A failure inside the server while serving a socket: the client did nothing wrong. It gets an
+/// error frame and close code 4500 (reconnecting is the remedy) rather than a socket that just
+/// drops or a frame silently skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error("cannot encode a frame: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("the event hub closed while the server is running")]
+    HubClosed,
+    #[error("an event from the hub cannot be read: {0}")]
+    Decode(serde_json::Error),
+}
+
+/// How a connection ends.
+#[derive(Debug)]
+enum End {
+    /// The client closed the socket, or it broke: nobody is left to tell.
+    Quiet,
+    /// A close frame with `code`, after an error frame when there is a message.
+    Close {
+        code: u16,
+        reason: &'static str,
+        message: Option<String>,
+    },
+    Internal(Internal),
+}
+
+impl From<Internal> for End {
+    fn from(error: Internal) -> Self {
+        End::Internal(error)
+    }
+}
+
+/// Upgrades the request to a WebSocket served by `endpoint` through the shared loop, with the
+/// limits every socket has (sockets per address, frame sizes, small buffers).
+pub fn upgrade<P>(
+    ws: WebSocketUpgrade,
+    peer: SocketAddr,
+    claims: Option<&Claims>,
+    state: &AppState,
+    endpoint: P,
+) -> Response
+where
+    P: Endpoint + Send + 'static,
+{
+    let Some(slot) = state.connections.acquire(peer.ip()) else {
+        metrics::count(&METRICS.connections_refused);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many WebSocket connections from this address",
+        )
+            .into_response();
+    };
+    let connection = Connection::new(state, claims);
+    // Small buffers: an idle socket should cost a few kilobytes, not tungstenite's 128 KiB
+    // defaults; a client that stops reading cannot make the server buffer without bound.
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .on_upgrade(move |socket: WebSocket| async move {
+            let (sink, stream) = socket.split();
+            metrics::count(&METRICS.connections_total);
+            metrics::adjust(&METRICS.connections_open, 1);
+            run(connection, endpoint, sink, stream).await;
+            metrics::adjust(&METRICS.connections_open, -1);
+            drop(slot);
+        })
+}
+
+/// Serves one connection until either side ends it.
+pub async fn run<P, Tx, Rx, E>(connection: Connection, mut endpoint: P, mut sink: Tx, stream: Rx)
+where
+    P: Endpoint,
+    Tx: Sink<Message> + Unpin,
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let id = connection.id;
+    let Err(end) = serve(connection, &mut endpoint, &mut sink, stream).await;
+    match end {
+        End::Quiet => {}
+        End::Close {
+            code,
+            reason,
+            message,
+        } => {
+            if let Some(message) = message {
+                let _ = sink.send(text(error_json(code, &message))).await;
+            }
+            close(&mut sink, code, reason).await;
+        }
+        End::Internal(error) => {
+            tracing::error!(connection = id, %error, "closing a socket after an internal failure");
+            metrics::count(&METRICS.internal_errors);
+            let message = format!("internal server error ({error}); reconnect");
+            let _ = sink.send(text(error_json(CODE_INTERNAL, &message))).await;
+            close(&mut sink, CODE_INTERNAL, "internal error").await;
+        }
+    }
+}
+
+/// The loop itself; it only ever ends with an [`End`].
+async fn serve<P, Tx, Rx, E>(
+    mut connection: Connection,
+    endpoint: &mut P,
+    sink: &mut Tx,
+    mut stream: Rx,
+) -> Result<Infallible, End>
+where
+    P: Endpoint,
+    Tx: Sink<Message> + Unpin,
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let first = endpoint.open(&connection).map_err(|refusal| End::Close {
+        code: refusal.code,
+        reason: refusal.reason,
+        message: Some(refusal.message),
+    })?;
+    for out in first {
+        feed(sink, out).await?;
+    }
+    sink.flush().await.map_err(|_| End::Quiet)?;
+
+    let mut last_heard = Instant::now();
+    let mut expiry = connection.expires.map(instant_at);
+    let mut rate = RateLimit::new();
+    let mut heartbeat = interval_at(Instant::now() + connection.heartbeat, connection.heartbeat);
+    let stop = connection.shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            // Shutdown first: when the server stops, the hub closes too, and the client must get
+            // the 1001 close frame rather than a dropped connection.
+            biased;
+            _ = &mut stop => return Err(going_away("server shutting down")),
+            _ = async { sleep_until(expiry.unwrap_or_else(Instant::now)).await }, if expiry.is_some() => {
+                return Err(End::Close {
+                    code: CODE_AUTH_EXPIRED,
+                    reason: "session expired",
+                    message: Some("the session has expired; sign in again".into()),
+                });
+            }
+            incoming = stream.next() => {
+                let message = match incoming {
+                    Some(Ok(message)) => message,
+                    // tungstenite refuses frames over the hard limit before they are buffered.
+                    Some(Err(error)) if error.to_string().contains("too long") => {
+                        return Err(End::Close { code: CLOSE_TOO_BIG, reason: "message too big", message: None });
+                    }
+                    Some(Err(_)) | None => return Err(End::Quiet),
+                };
+                last_heard = Instant::now();
+                if matches!(message, Message::Text(_) | Message::Binary(_)) && !rate.allow() {
+                    return Err(End::Close {
+                        code: CLOSE_POLICY,
+                        reason: "rate limit",
+                        message: Some("too many messages; slow down".into()),
+                    });
+                }
+                let reply = match message {
+                    Message::Text(text) if text.len() > MAX_INBOUND_BYTES => {
+                        return Err(End::Close {
+                            code: CLOSE_TOO_BIG,
+                            reason: "message too big",
+                            message: Some(format!("messages are limited to {MAX_INBOUND_BYTES} bytes")),
+                        });
+                    }
+                    Message::Text(text) => endpoint.on_text(&connection, text.as_str()),
+                    Message::Binary(_) => Reply::Send(vec![Out::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text")]),
+                    Message::Close(_) => return Err(End::Quiet),
+                    // Protocol pings are answered by the socket layer; pongs only prove life.
+                    Message::Ping(_) | Message::Pong(_) => Reply::Send(Vec::new()),
+                };
+                let outgoing = match reply {
+                    Reply::Send(outgoing) => outgoing,
+                    Reply::Reauthenticate(token) => match connection.auth.as_ref().map(|auth| auth.verify(&token)) {
+                        Some(Ok(claims)) => {
+                            expiry = Some(instant_at(claims.exp));
+                            Vec::new()
+                        }
+                        Some(Err(error)) => vec![Out::error(CODE_AUTH_EXPIRED, error.to_string())],
+                        None => Vec::new(),
+                    },
+                };
+                if !outgoing.is_empty() {
+                    for out in outgoing {
+                        if matches!(out, Out::Frame(_)) {
+                            // Replayed events.
+                            metrics::count(&METRICS.frames_sent);
+                        }
+                        feed(sink, out).await?;
+                    }
+                    sink.flush().await.map_err(|_| End::Quiet)?;
+                }
+            }
+            event = connection.events.recv() => {
+                // Whatever else is already waiting goes out in the same flush (bursts cost one
+                // write, not one per event).
+                let mut next = Some(event);
+                let mut handled = 0;
+                while let Some(event) = next.take() {
+                    match event {
+                        Ok(frame) => {
+                            if let Some(out) = endpoint.on_event(&connection, &frame)? {
+                                metrics::count(&METRICS.frames_sent);
+                                feed(sink, out).await?;
+                            }
+                        }
+                        Err(RecvError::Lagged(missed)) => {
+                            metrics::count(&METRICS.lagged_clients);
+                            // Too slow to keep up: not waited for; the endpoint says how to
+                            // start over.
+                            for out in endpoint.on_lagged(&connection, missed) {
+                                feed(sink, out).await?;
+                            }
+                        }
+                        Err(RecvError::Closed) => {
+                            let _ = sink.flush().await;
+                            // The connection holds the hub, so its channel cannot close while
+                            // the server runs; if it does anyway, that is a bug, not a shutdown.
+                            return Err(if connection.shutdown.is_triggered() {
+                                going_away("server shutting down")
+                            } else {
+                                End::Internal(Internal::HubClosed)
+                            });
+                        }
+                    }
+                    handled += 1;
+                    if handled < MAX_FRAMES_PER_FLUSH {
+                        next = match connection.events.try_recv() {
+                            Ok(frame) => Some(Ok(frame)),
+                            Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                            Err(TryRecvError::Empty) => None,
+                        };
+                    }
+                }
+                sink.flush().await.map_err(|_| End::Quiet)?;
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= connection.idle_timeout {
+                    return Err(going_away("idle timeout"));
+                }
+                sink.send(Message::Ping(Default::default())).await.map_err(|_| End::Quiet)?;
+            }
+        }
+    }
+}
+
+fn going_away(reason: &'static str) -> End {
+    End::Close {
+        code: CLOSE_GOING_AWAY,
+        reason,
+        message: None,
+    }
+}
+
+/// Queues one frame (without flushing).
+async fn feed<Tx: Sink<Message> + Unpin>(sink: &mut Tx, out: Out) -> Result<(), End> {
+    let message = match out {
+        Out::Frame(frame) => Message::Text(frame.text.clone()),
+        Out::Message(message) => Message::Text(
+            serde_json::to_string(&message)
+                .map_err(Internal::Encode)?
+                .into(),
+        ),
+        Out::Json(value) => text(value),
+    };
+    sink.feed(message).await.map_err(|_| End::Quiet)
+}
+
+fn text(value: Value) -> Message {
+    Message::Text(value.to_string().into())
+}
+
+/// Built from plain values: this frame cannot fail to encode.
+fn error_json(code: u16, message: &str) -> Value {
+    json!({"type": "error", "code": code, "message": message})
+}
+
+async fn close<Tx: Sink<Message> + Unpin>(sink: &mut Tx, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+}
+
+/// The moment a unix time (seconds) is reached, on the runtime's clock.
+fn instant_at(unix_seconds: u64) -> Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Instant::now() + Duration::from_secs(unix_seconds.saturating_sub(now))
+}
+
+/// A token bucket: `RATE_BURST` messages at once, then `RATE_PER_SECOND`.
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new() -> Self {
+        Self {
+            tokens: RATE_BURST,
+            last: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * RATE_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(RATE_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Counts open sockets per address.
+#[derive(Debug, Default)]
+pub struct ConnectionLimits {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One counted socket; releases its place when dropped.
+pub struct Slot {
+    limits: Arc<ConnectionLimits>,
+    address: IpAddr,
+}
+
+impl ConnectionLimits {
+    pub fn acquire(self: &Arc<Self>, address: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(address).or_insert(0);
+        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            limits: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self
+            .limits
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_per_address_are_capped_and_released() {
+        let limits = Arc::new(ConnectionLimits::default());
+        let address: IpAddr = "192.0.2.7".parse().expect("ip");
+        let slots: Vec<Slot> = (0..MAX_CONNECTIONS_PER_ADDRESS)
+            .filter_map(|_| limits.acquire(address))
+            .collect();
+        assert_eq!(slots.len(), MAX_CONNECTIONS_PER_ADDRESS);
+        assert!(limits.acquire(address).is_none(), "one more is refused");
+        assert!(
+            limits.acquire("192.0.2.8".parse().expect("ip")).is_some(),
+            "others unaffected"
+        );
+        drop(slots);
+        assert!(limits.acquire(address).is_some(), "closing frees the place");
+    }
+}
