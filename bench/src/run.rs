@@ -356,6 +356,7 @@ async fn bench(options: Options, cpus: Cpus, model: String, cpu_count: usize) ->
         .unwrap_or_default();
     let memory = procfs::memory_gib().map_or(String::new(), |g| format!(", {g:.0} GiB"));
     let machine = format!("{cpu_count} cores ({model}){memory}");
+    let built = binary_age(&bench.binary).unwrap_or_default();
     let meta = json!({
         "date": date,
         "mode": mode,
@@ -366,6 +367,7 @@ async fn bench(options: Options, cpus: Cpus, model: String, cpu_count: usize) ->
         "server_cpu": cpus.server,
         "load_cpu": cpus.load,
         "server_binary": bench.binary.display().to_string(),
+        "server_binary_modified": binary_age(&bench.binary),
         "commit": commit,
         "seconds": elapsed.as_secs_f64(),
         "load_average_before": load_before,
@@ -374,7 +376,7 @@ async fn bench(options: Options, cpus: Cpus, model: String, cpu_count: usize) ->
     bench.report.write_json(&options.out, meta)?;
     println!();
     println!(
-        "loopwatch benchmark, {mode}: {date}; {machine}; commit {commit}; server pinned to CPU {}, load to CPU {}; median of {} run(s); load average {} before, {} after",
+        "loopwatch benchmark, {mode}: {date}; {machine}; commit {commit} (server binary built {built}); server pinned to CPU {}, load to CPU {}; median of {} run(s); load average {} before, {} after",
         cpus.server.map_or("-".into(), |c| c.to_string()),
         cpus.load.map_or("-".into(), |c| c.to_string()),
         bench.sizes.runs,
@@ -764,4 +766,18 @@ fn merge(total: &mut Histogram<u64>, part: &Histogram<u32>) {
     for value in part.iter_recorded() {
         total.saturating_record_n(value.value_iterated_to(), u64::from(value.count_at_value()));
     }
+}
+
+/// When the server binary was built (its modification time, UTC), so a result names its build.
+fn binary_age(path: &std::path::Path) -> Option<String> {
+    let modified = fs::metadata(path).ok()?.modified().ok()?;
+    let seconds = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let output = Command::new("date")
+        .args(["-u", "-d", &format!("@{seconds}"), "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }

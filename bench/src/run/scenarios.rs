@@ -326,10 +326,11 @@ impl Bench {
             ),
             format!("{} event×client deliveries/s", opt_count(runs.median("frames_per_second"))),
             format!(
-                "{} line×client/s; {:.1} lines per event; server CPU {}; p50 {}, p99 {}; lost {}, dup {}, resyncs {}; {}",
+                "{} line×client/s; {:.1} lines per event; server CPU {} (≈ {} deliveries/s at 100%); p50 {}, p99 {}; lost {}, dup {}, resyncs {}; {}",
                 opt_count(runs.median("lines_per_second")),
                 runs.median("lines_received").unwrap_or(0.0) / runs.median("frames").unwrap_or(f64::NAN),
                 pct(runs.median("server_cpu_pct")),
+                opt_count(per_event.map(|us| 1e6 / us)),
                 ms(runs.median("p50_ms")),
                 ms(runs.median("p99_ms")),
                 count(runs.sum("lost")),
@@ -725,7 +726,7 @@ impl Bench {
         let kib =
             |b: Option<u64>| b.map_or("n/a".into(), |b| format!("{:.0} KiB", b as f64 / 1024.0));
         self.report.row(
-            format!("WASM bundle ({})", path.display()),
+            "WASM bundle (loopwatch.wasm)",
             format!("{} raw, {} gzip -9", kib(Some(raw)), kib(gzip)),
             format!("precompressed brotli (.br) {}", kib(brotli)),
         );
