@@ -4,6 +4,7 @@
 //! After three failed attempts the page polls those functions until the socket is back.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 
 use futures::{
     channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender},
@@ -33,6 +34,11 @@ struct Position {
 
 /// How long a freshly opened socket may stay silent before the attempt counts as failed.
 const HELLO_TIMEOUT_MS: u32 = 10_000;
+/// How often the page pings a quiet socket, and how long a socket may stay silent.
+const PING_EVERY_MS: u32 = 20_000;
+const SILENCE_LIMIT_MS: u32 = 50_000;
+/// How long the session check may take before it counts as "still signed in".
+const SESSION_CHECK_TIMEOUT_MS: u32 = 5_000;
 
 thread_local! {
     /// Wakes the task out of its backoff wait (Retry button, `online`, tab visible again).
@@ -100,16 +106,19 @@ async fn run(store: LiveStore, mut wake: UnboundedReceiver<()>, mut want: Unboun
     }
     let mut machine = Machine::default();
     loop {
-        let mut live = false;
+        let mut ended = Ended::NeverLive;
         if let Some(url) = socket_url() {
             if let Ok(socket) = WebSocket::open(&url) {
-                live = session(store, socket, &mut machine, &mut want).await;
+                ended = session(store, socket, &mut machine, &mut want).await;
             }
         }
-        if !live && !signed_in().await {
-            store.connection.set(Connection::SignedOut);
-            to_login();
-            return;
+        match ended {
+            Ended::SignedOut => return,
+            Ended::NeverLive if !signed_in().await => {
+                sign_out(store);
+                return;
+            }
+            _ => {}
         }
         let (state, delay) = machine.lost(now_ms(), js_sys::Math::random());
         store.connection.set(state);
@@ -129,7 +138,11 @@ async fn wait(
     let due = now_ms() + f64::from(delay_ms);
     loop {
         if state.polls() {
-            refetch_all(store, store.everything()).await;
+            let mut parts = store.everything();
+            parts.extend(store.take_pending());
+            if refetch_all(store, parts, false).await == Fetched::SignedOut {
+                return;
+            }
         }
         let left = (due - now_ms()).max(0.0) as u32;
         if left == 0 {
@@ -150,13 +163,24 @@ async fn wait(
     }
 }
 
-/// Runs one connection until it ends. Returns whether it became live (the server said hello).
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ended {
+    /// It never said hello (refused, unreachable, or silent).
+    NeverLive,
+    /// It was live and dropped (or a refetch failed, so resuming is the safe way on).
+    Lost,
+    /// The session is gone; the page is on its way to the login page.
+    SignedOut,
+}
+
+/// Runs one connection until it ends.
 async fn session(
     store: LiveStore,
     socket: WebSocket,
     machine: &mut Machine,
     want: &mut UnboundedReceiver<()>,
-) -> bool {
+) -> Ended {
     let (mut sink, mut stream) = socket.split();
     // The server speaks first (`hello`); a socket that stays silent (a proxy or filter holding
     // it open, or one that never finishes opening) counts as a failed attempt.
@@ -166,47 +190,91 @@ async fn session(
                 serde_json::from_str::<ServerMessage>(&text),
                 Ok(ServerMessage::Hello { .. })
             ) {
-                return false;
+                return Ended::NeverLive;
             }
             store.connection.set(machine.connected());
         }
-        _ => return false,
+        _ => return Ended::NeverLive,
     }
     // The pages filter archived projects themselves (the dashboard's toggle), so they want every
     // project's events.
     let all = serde_json::json!({"action": "set_include_archived", "value": true}).to_string();
     if sink.send(Message::Text(all)).await.is_err() {
-        return true;
+        return Ended::Lost;
     }
-    // The frame below covers every topic wanted so far.
-    while want.try_recv().is_ok() {}
-    if let Some(frame) = store.subscribe_frame() {
-        if sink.send(Message::Text(frame)).await.is_err() {
-            return true;
-        }
+    // Browsers answer the server's pings without telling the page, so a half-open socket
+    // (after a laptop sleeps, say) would look live for ever: the page pings too, and a socket
+    // silent for too long is dropped and reconnected.
+    let (tick_tx, mut ticks) = unbounded::<()>();
+    let ticker = leptos::leptos_dom::helpers::set_interval_with_handle(
+        move || {
+            let _ = tick_tx.unbounded_send(());
+        },
+        std::time::Duration::from_millis(u64::from(PING_EVERY_MS)),
+    )
+    .ok();
+    let ended = stream_events(store, &mut sink, &mut stream, want, &mut ticks).await;
+    if let Some(ticker) = ticker {
+        ticker.clear();
     }
+    ended
+}
+
+async fn stream_events(
+    store: LiveStore,
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+    want: &mut UnboundedReceiver<()>,
+    ticks: &mut UnboundedReceiver<()>,
+) -> Ended {
+    let mut subscribed: BTreeSet<Topic> = BTreeSet::new();
+    // Refetches and topic changes are handled here, between two messages, so no event is
+    // applied while a fetch is in flight: a fetched state is never older than what the page
+    // already shows, and events queued meanwhile are checked against its cursor.
+    let mut sync = true;
+    let mut last_heard = now_ms();
     loop {
-        let next = match select(stream.next(), want.next()).await {
-            Either::Left((next, _)) => next,
-            Either::Right((None, _)) => break,
-            Either::Right((Some(()), _)) => {
-                if let Some(frame) = store.subscribe_frame() {
-                    if sink.send(Message::Text(frame)).await.is_err() {
-                        break;
-                    }
+        if sync {
+            while want.try_recv().is_ok() {}
+            match refetch_all(store, store.take_pending(), false).await {
+                Fetched::Ok => {}
+                Fetched::Failed => return Ended::Lost,
+                Fetched::SignedOut => return Ended::SignedOut,
+            }
+            if sync_topics(store, sink, &mut subscribed).await.is_err() {
+                return Ended::Lost;
+            }
+            sync = false;
+        }
+        let next = match select(select(stream.next(), want.next()), ticks.next()).await {
+            Either::Left((Either::Left((next, _)), _)) => next,
+            Either::Left((Either::Right((None, _)), _)) => return Ended::Lost,
+            Either::Left((Either::Right((Some(()), _)), _)) => {
+                sync = true;
+                continue;
+            }
+            Either::Right(_) => {
+                if now_ms() - last_heard > f64::from(SILENCE_LIMIT_MS) {
+                    return Ended::Lost;
+                }
+                let ping = serde_json::json!({"action": "ping"}).to_string();
+                if sink.send(Message::Text(ping)).await.is_err() {
+                    return Ended::Lost;
                 }
                 continue;
             }
         };
-        let Some(next) = next else { break };
+        let Some(next) = next else {
+            return Ended::Lost;
+        };
+        last_heard = now_ms();
         let message = match next {
             Ok(message) => message,
             Err(WebSocketError::ConnectionClose(event)) if event.code == CODE_AUTH_EXPIRED => {
-                store.connection.set(Connection::SignedOut);
-                to_login();
-                break;
+                sign_out(store);
+                return Ended::SignedOut;
             }
-            Err(_) => break,
+            Err(_) => return Ended::Lost,
         };
         let Message::Text(text) = message else {
             continue;
@@ -215,7 +283,7 @@ async fn session(
             // Unknown event types from a newer server are skipped, not fatal.
             continue;
         };
-        let refetch = match message {
+        let (refetch, force) = match message {
             ServerMessage::Subscribed { cursors, .. } => {
                 // Topics the page had no cursor for start here; the others are advanced by the
                 // replayed events themselves.
@@ -224,23 +292,60 @@ async fn session(
                         store.advance(topic, cursor);
                     }
                 }
-                Vec::new()
+                (Vec::new(), false)
             }
-            ServerMessage::Resync { topic, .. } => store.resync(topic),
-            event => apply_event(store, &text, event),
+            // The server cannot serve our cursor: what it gives now replaces our state, even if
+            // its cursor looks older (a restarted server), and the stream restarts from there.
+            ServerMessage::Resync { topic, .. } => (store.resync(topic), true),
+            event => (apply_event(store, &text, event), false),
         };
-        if !refetch.is_empty() {
-            let resubscribe = refetch_all(store, refetch).await;
-            if resubscribe {
-                if let Some(frame) = store.subscribe_frame() {
-                    if sink.send(Message::Text(frame)).await.is_err() {
-                        break;
-                    }
-                }
+        if refetch.is_empty() {
+            continue;
+        }
+        match refetch_all(store, refetch, force).await {
+            Fetched::Ok => {}
+            Fetched::Failed => return Ended::Lost,
+            Fetched::SignedOut => return Ended::SignedOut,
+        }
+        if force {
+            let Some(frame) = store.subscribe_frame() else {
+                continue;
+            };
+            if sink.send(Message::Text(frame)).await.is_err() {
+                return Ended::Lost;
             }
         }
     }
-    true
+}
+
+/// Subscribes to what the pages want now (resuming each topic from its cursor) and drops what
+/// they no longer show, so a page opened again starts from its own fetch, not from events a
+/// closed page let pass.
+async fn sync_topics<S>(
+    store: LiveStore,
+    sink: &mut S,
+    subscribed: &mut BTreeSet<Topic>,
+) -> Result<(), S::Error>
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    let wanted: BTreeSet<Topic> = store.topics().into_iter().collect();
+    let gone: Vec<&Topic> = subscribed.difference(&wanted).collect();
+    if !gone.is_empty() {
+        let frame = serde_json::json!({"action": "unsubscribe", "topics": gone}).to_string();
+        sink.send(Message::Text(frame)).await?;
+        store.forget(gone.iter().map(|t| (*t).clone()));
+    }
+    if let Some(frame) = store.subscribe_frame() {
+        sink.send(Message::Text(frame)).await?;
+    }
+    *subscribed = wanted;
+    Ok(())
+}
+
+fn sign_out(store: LiveStore) {
+    store.connection.set(Connection::SignedOut);
+    to_login();
 }
 
 fn apply_event(store: LiveStore, text: &str, event: ServerMessage) -> Vec<Refetch> {
@@ -260,11 +365,20 @@ fn apply_event(store: LiveStore, text: &str, event: ServerMessage) -> Vec<Refetc
     }
 }
 
-/// Fetches each stale part through the server functions. Returns whether a topic's cursor was
-/// replaced (so the socket must resubscribe from it). A lost session sends the page to the
+/// What a round of refetches came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    Ok,
+    /// A fetch failed (server down or busy); the state may lack what the stream skipped.
+    Failed,
+    SignedOut,
+}
+
+/// Fetches each stale part through the server functions. `force` replaces the state even when
+/// the fetch looks older than it (after a `resync`). A lost session sends the page to the
 /// login page.
-pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>) -> bool {
-    let mut replaced = false;
+pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>, force: bool) -> Fetched {
+    let mut outcome = Fetched::Ok;
     for part in refetch {
         let result = match part {
             Refetch::Projects => list_projects().await.map(|list| {
@@ -273,7 +387,7 @@ pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>) -> bool {
             Refetch::Project(id) => match load_project(id.clone()).await {
                 Ok(detail) => {
                     let recent = load_recent(id).await.ok();
-                    store.replace_project(detail, recent);
+                    store.replace_project(detail, recent, force);
                     Ok(())
                 }
                 Err(error) => Err(error),
@@ -284,21 +398,18 @@ pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>) -> bool {
                     .map_or(super::LOG_PAGE_BYTES, |v| v.log.fetch_bytes());
                 load_log(id.clone(), Some(bytes))
                     .await
-                    .map(|log| store.replace_log(&id, log))
+                    .map(|log| store.replace_log(&id, log, force))
             }
         };
-        match result {
-            Ok(()) => replaced = true,
-            Err(_) if !signed_in().await => {
-                store.connection.set(Connection::SignedOut);
-                to_login();
-                return false;
+        if result.is_err() {
+            if !signed_in().await {
+                sign_out(store);
+                return Fetched::SignedOut;
             }
-            // The server is down or busy: the next attempt or poll tries again.
-            Err(_) => {}
+            outcome = Fetched::Failed;
         }
     }
-    replaced
+    outcome
 }
 
 /// Whether the session is still valid: the socket cannot tell a refused upgrade (401) from a
@@ -309,12 +420,19 @@ async fn signed_in() -> bool {
         return true;
     };
     let promise = window.fetch_with_str("/api/session");
-    match wasm_bindgen_futures::JsFuture::from(promise).await {
-        Ok(response) => response
+    let answer = wasm_bindgen_futures::JsFuture::from(promise);
+    // A hung request must not stop the reconnect loop: no answer counts as signed in.
+    match select(
+        Box::pin(answer),
+        Box::pin(sleep_ms(SESSION_CHECK_TIMEOUT_MS)),
+    )
+    .await
+    {
+        Either::Left((Ok(response), _)) => response
             .dyn_into::<web_sys::Response>()
             .map(|r| r.status() != 401)
             .unwrap_or(true),
-        Err(_) => true,
+        _ => true,
     }
 }
 

@@ -61,8 +61,10 @@ pub struct LiveStore {
     pub toasts: RwSignal<Vec<Toast>>,
     /// Notification ids already toasted (a replay or a second subscription shows nothing new).
     toasted: StoredValue<VecDeque<String>>,
-    /// Bumped when the set of wanted topics grows, so the socket task subscribes.
+    /// Bumped when the wanted topics change or a fetch is requested, so the socket task acts.
     pub wanted_version: RwSignal<u64>,
+    /// Fetches the pages asked for; the socket task runs them between two messages.
+    pending: StoredValue<Vec<Refetch>>,
 }
 
 const TOAST_MEMORY: usize = 256;
@@ -78,7 +80,35 @@ impl LiveStore {
             toasts: RwSignal::new(Vec::new()),
             toasted: StoredValue::new(VecDeque::new()),
             wanted_version: RwSignal::new(0),
+            pending: StoredValue::new(Vec::new()),
         }
+    }
+
+    /// Asks the socket task to fetch `part` (it runs fetches in order with the stream, so the
+    /// result is never older than what the page already shows).
+    pub fn request(&self, part: Refetch) {
+        self.pending.update_value(|pending| {
+            if !pending.contains(&part) {
+                pending.push(part);
+            }
+        });
+        self.wanted_version.update(|v| *v += 1);
+    }
+
+    pub fn take_pending(&self) -> Vec<Refetch> {
+        self.pending
+            .try_update_value(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Drops the cursors of topics no page shows any more (they are unsubscribed; a page that
+    /// shows them again starts from its own fetch).
+    pub fn forget(&self, topics: impl IntoIterator<Item = Topic>) {
+        self.cursors.update_value(|cursors| {
+            for topic in topics {
+                cursors.remove(&topic);
+            }
+        });
     }
 
     /// Shows `list` as the dashboard's cards, live from the list's cursors.
@@ -92,6 +122,7 @@ impl LiveStore {
 
     pub fn close_cards(&self) {
         self.cards.set_value(None);
+        self.wanted_version.try_update(|v| *v += 1);
     }
 
     /// Shows one project, live from the cursors of its detail and log.
@@ -122,10 +153,14 @@ impl LiveStore {
 
     pub fn close_project(&self, id: &str) {
         self.project.update_value(|open| {
-            if open.as_ref().is_some_and(|view| view.id.get_value() == id) {
+            if open
+                .as_ref()
+                .is_some_and(|view| view.id.try_with_value(|open| open == id) != Some(false))
+            {
                 *open = None;
             }
         });
+        self.wanted_version.try_update(|v| *v += 1);
     }
 
     /// The topics the open pages need.
@@ -355,16 +390,22 @@ impl LiveStore {
     }
 
     /// Replaces the open project's detail (and its recent iterations) with a fetched one.
-    pub fn replace_project(&self, detail: ProjectDetail, recent: Option<Vec<IterationRow>>) {
+    /// Unless `force` (after a `resync`), a fetch older than the applied events is ignored.
+    pub fn replace_project(
+        &self,
+        detail: ProjectDetail,
+        recent: Option<Vec<IterationRow>>,
+        force: bool,
+    ) {
         let id = detail.summary.id.clone();
         let Some(view) = self.open_view(&id) else {
             return;
         };
-        // Events newer than the fetch may already be applied; never step back.
         let topic = Topic::Project(id.clone());
-        if self
-            .cursor(&topic)
-            .is_some_and(|known| known > detail.cursor)
+        if !force
+            && self
+                .cursor(&topic)
+                .is_some_and(|known| known > detail.cursor)
         {
             return;
         }
@@ -372,15 +413,37 @@ impl LiveStore {
         if let Some(summary) = self.find_card(&id) {
             summary.try_set(detail.summary.clone());
         }
+        // Notifications the stream did not deliver (polling, a resync) still toast once.
+        let (known, iterations) = view
+            .detail
+            .try_with_untracked(|d| {
+                let ids: BTreeSet<String> = d.notifications.iter().map(|n| n.id.clone()).collect();
+                (ids, d.stats.iterations)
+            })
+            .unwrap_or_default();
+        let fresh: Vec<Notification> = detail
+            .notifications
+            .iter()
+            .filter(|n| !known.contains(&n.id))
+            .cloned()
+            .collect();
+        let iterations_changed = detail.stats.iterations != iterations;
         view.detail.try_set(detail);
+        for notification in fresh.into_iter().rev() {
+            self.toast(id.clone(), notification);
+        }
         if let Some(recent) = recent {
             view.recent.try_set(recent);
         }
-        view.iterations_changed.try_update(|v| *v += 1);
+        // The iterations table reloads only when there is something new for it.
+        if iterations_changed || force {
+            view.iterations_changed.try_update(|v| *v += 1);
+        }
     }
 
-    /// Replaces the open project's log (after a rotation, a resync, or a poll).
-    pub fn replace_log(&self, id: &str, log: LogText) {
+    /// Replaces the open project's log (after a rotation, a resync, a poll, or the log tab's
+    /// full load). Unless `force`, a fetch older than the applied events is ignored.
+    pub fn replace_log(&self, id: &str, log: LogText, force: bool) {
         let Some(view) = self.open_view(id) else {
             return;
         };
@@ -388,7 +451,7 @@ impl LiveStore {
         // Same state, or older than what the stream already applied: keep what we have. (A
         // rotation starts a new epoch, so the reload after it always counts as newer.)
         let same = self.cursor(&topic) == Some(log.cursor) && view.log.holds(&log.text);
-        if same || self.cursor(&topic).is_some_and(|known| known > log.cursor) {
+        if same || (!force && self.cursor(&topic).is_some_and(|known| known > log.cursor)) {
             return;
         }
         self.set_cursor(topic, log.cursor);
@@ -641,15 +704,19 @@ mod tests {
             timestamp: String::new(),
         });
         assert_eq!(refetch, [Refetch::Log("a".into())]);
-        store.replace_log("a", log_text("fresh\n", 9));
+        store.replace_log("a", log_text("fresh\n", 9), false);
         assert_eq!(view.log.text(), "fresh\n");
         assert_eq!(store.cursor(&Topic::Log("a".into())), Some(cursor(9)));
         // A reload that started before the last applied event is older: ignored.
-        store.replace_log("a", log_text("stale\n", 8));
+        store.replace_log("a", log_text("stale\n", 8), false);
         assert_eq!(view.log.text(), "fresh\n");
         // The same cursor with more of the log (the tab's full load) replaces the tail.
-        store.replace_log("a", log_text("earlier\nfresh\n", 9));
+        store.replace_log("a", log_text("earlier\nfresh\n", 9), false);
         assert_eq!(view.log.text(), "earlier\nfresh\n");
+        // After a resync the server's state wins even if its cursor looks older.
+        store.replace_log("a", log_text("restarted\n", 2), true);
+        assert_eq!(view.log.text(), "restarted\n");
+        assert_eq!(store.cursor(&Topic::Log("a".into())), Some(cursor(2)));
     }
 
     #[test]
@@ -659,11 +726,11 @@ mod tests {
         let view = store.open_project(detail("a", 5), Vec::new(), log_text("", 1));
         let mut old = detail("a", 3);
         old.summary.name = "old".into();
-        store.replace_project(old, None);
+        store.replace_project(old, None, false);
         assert_eq!(view.detail.with_untracked(|d| d.summary.name.clone()), "a");
         let mut new = detail("a", 8);
         new.summary.name = "new".into();
-        store.replace_project(new, None);
+        store.replace_project(new, None, false);
         assert_eq!(
             view.detail.with_untracked(|d| d.summary.name.clone()),
             "new"
@@ -690,6 +757,35 @@ mod tests {
         );
         store.close_project("a");
         assert_eq!(store.resync(None), [Refetch::Projects]);
+    }
+
+    #[test]
+    fn requested_fetches_queue_once_and_wake_the_socket() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        let before = store.wanted_version.get_untracked();
+        store.request(Refetch::Log("a".into()));
+        store.request(Refetch::Log("a".into()));
+        assert!(store.wanted_version.get_untracked() > before);
+        assert_eq!(store.take_pending(), [Refetch::Log("a".into())]);
+        assert!(store.take_pending().is_empty());
+    }
+
+    #[test]
+    fn a_refetched_detail_toasts_notifications_the_stream_missed() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        store.open_project(detail("a", 1), Vec::new(), log_text("", 1));
+        let mut fetched = detail("a", 4);
+        let ServerMessage::Notification { data, .. } = notification("DONE: all tasks") else {
+            panic!("a notification event");
+        };
+        fetched.notifications.push(data);
+        store.replace_project(fetched.clone(), None, false);
+        assert_eq!(store.toasts.get_untracked().len(), 1);
+        // Fetching the same state again toasts nothing new.
+        store.replace_project(fetched, None, false);
+        assert_eq!(store.toasts.get_untracked().len(), 1);
     }
 
     #[test]

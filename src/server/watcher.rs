@@ -196,6 +196,9 @@ impl WatchState {
 
     fn note(&mut self, event: notify::Result<notify::Event>, pending: &mut Pending) {
         match event {
+            // Opening or closing a file changes nothing, and loopwatch's own reads cause them:
+            // treating them as changes re-read every project about once a millisecond.
+            Ok(event) if !is_change(&event.kind) => {}
             Ok(event) if !event.need_rescan() => {
                 for path in &event.paths {
                     if let Some((id, dir)) = self.project_of(path) {
@@ -376,5 +379,38 @@ impl WatchState {
             ),
             Err(error) => tracing::warn!(path = %path.display(), %error, "cannot watch"),
         }
+    }
+}
+
+/// Whether a notify event can mean a file's content, presence or name changed.
+fn is_change(kind: &EventKind) -> bool {
+    !matches!(kind, EventKind::Access(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, AccessMode, DataChange};
+
+    #[test]
+    fn reads_are_not_changes_but_writes_renames_and_removals_are() {
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Read
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Remove(RemoveKind::File)));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Name(
+            notify::event::RenameMode::To
+        ))));
+        assert!(is_change(&EventKind::Any));
     }
 }

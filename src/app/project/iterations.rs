@@ -171,7 +171,7 @@ pub fn IterationsTab() -> impl IntoView {
                             </span>
                             <button
                                 type="button"
-                                disabled=first + PAGE >= total
+                                disabled={ first + PAGE >= total }
                                 on:click=move |_| offset.update(|o| *o += PAGE)
                             >
                                 "Older page"

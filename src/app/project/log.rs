@@ -30,14 +30,9 @@ pub fn LogTab() -> impl IntoView {
 
     // The page arrived with the end of the log; the tab loads the rest (up to the server's cap).
     #[cfg(feature = "hydrate")]
-    {
+    if log.want_full() {
         let store = expect_context::<crate::live::LiveStore>();
-        let id = view.id.get_value();
-        if log.want_full() {
-            leptos::task::spawn_local(async move {
-                crate::live::socket::refetch_all(store, vec![crate::live::Refetch::Log(id)]).await;
-            });
-        }
+        store.request(crate::live::Refetch::Log(view.id.get_value()));
     }
 
     // Indices of the shown lines; `None` while no filter is on (all lines, no copy).
@@ -61,8 +56,13 @@ pub fn LogTab() -> impl IntoView {
         }
     };
     let to_bottom = move || {
-        let total = count() as f64 * LINE_PX;
-        scroll_to(total);
+        // Called from a later frame too: the tab may be gone by then.
+        let Some(len) =
+            matches.try_with_untracked(|m| m.as_ref().map_or_else(|| log.len(), Vec::len))
+        else {
+            return;
+        };
+        scroll_to(len as f64 * LINE_PX);
     };
     // Follow new lines while pinned (after the DOM has grown).
     Effect::new(move |_| {
@@ -87,7 +87,7 @@ pub fn LogTab() -> impl IntoView {
         if let Some(el) = pane.get() {
             viewport.set(f64::from(el.client_height()).max(LINE_PX));
             if pinned.get_untracked() {
-                to_bottom();
+                untrack(to_bottom);
             }
         }
     });
@@ -102,18 +102,31 @@ pub fn LogTab() -> impl IntoView {
                 None => position,
             })
         };
-        let current = position_to_line(top_position);
-        let headers = log.headers();
-        let target = if forward {
-            next_header(&headers, current)
-        } else {
-            prev_header(&headers, current)
-        };
-        if let Some(line) = target {
-            let position = matches.with_untracked(|m| match m {
+        let position_of = |line: usize| {
+            matches.with_untracked(|m| match m {
                 Some(m) => m.partition_point(|&i| i < line),
                 None => line,
-            });
+            })
+        };
+        let headers = log.headers();
+        // With a filter on, a header maps to the first shown line after it, which can be where
+        // the pane already is: keep going until the position actually moves.
+        let mut line = position_to_line(top_position);
+        let target = loop {
+            let Some(header) = (if forward {
+                next_header(&headers, line)
+            } else {
+                prev_header(&headers, line)
+            }) else {
+                break None;
+            };
+            let position = position_of(header);
+            if (forward && position > top_position) || (!forward && position < top_position) {
+                break Some(position);
+            }
+            line = header;
+        };
+        if let Some(position) = target {
             pinned.set(false);
             scroll_to(position as f64 * LINE_PX);
         }

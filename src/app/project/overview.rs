@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use super::project_view;
 use crate::app::charts::{bars_to, compact, line_path, ticks, Frame};
 use crate::app::format::{
-    cost_label, duration_label, health_name, percent_label, time_label, tokens_label, unix_label,
+    cost_label, duration_label, health_name, percent_label, time_label, tokens_label,
 };
 use crate::contract::stats::{parse_timestamp, Stats};
 use crate::model::api::IterationRow;
@@ -100,13 +100,12 @@ fn projection_label(stats: &Stats) -> String {
         return "done".to_owned();
     }
     match (stats.projected_completion, stats.projected_iterations_left) {
-        (Some(at), Some(left)) => format!(
-            "{} \u{00b7} {left} iterations (about {} UTC)",
+        (Some(_), Some(left)) => format!(
+            "{left} iterations \u{00b7} {}",
             stats
                 .projected_seconds_left
                 .map(duration_label)
                 .unwrap_or_default(),
-            unix_label(at).get(11..16).unwrap_or_default(),
         ),
         (None, Some(left)) => format!("{left} iterations"),
         _ => "\u{2014}".to_owned(),

@@ -24,6 +24,8 @@ pub fn PlanTab() -> impl IntoView {
                     let phases = plan
                         .phases
                         .into_iter()
+                        // The unnamed phase only holds tasks written before the first heading.
+                        .filter(|phase| !(phase.name.is_empty() && phase.tasks.is_empty()))
                         .map(|phase| view! { <PhaseView phase /> })
                         .collect_view();
                     view! {
