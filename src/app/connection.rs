@@ -35,18 +35,31 @@ pub fn ConnectionIndicator() -> impl IntoView {
     view! {
         <div
             class="connection"
-            role="status"
-            aria-live="polite"
             data-state=move || state.get().name()
             // The first attempt is not worth a banner; a failed one is.
             hidden=move || matches!(state.get(), Connection::Live | Connection::Connecting)
         >
-            <span class="connection-text">{text}</span>
+            // Screen readers hear state changes, not the countdown ticking every second.
+            <span class="visually-hidden" role="status" aria-live="polite">
+                {move || announcement(state.get())}
+            </span>
+            <span class="connection-text" aria-hidden="true">
+                {text}
+            </span>
             <Show when=waiting>
                 <button type="button" class="retry" on:click=move |_| retry_now()>
                     "Retry now"
                 </button>
             </Show>
         </div>
+    }
+}
+
+fn announcement(state: Connection) -> &'static str {
+    match state {
+        Connection::Live | Connection::Connecting => "",
+        Connection::Reconnecting { .. } => "Connection lost; reconnecting",
+        Connection::Polling { .. } => "Live updates unavailable - polling",
+        Connection::SignedOut => "Signed out",
     }
 }

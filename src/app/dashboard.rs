@@ -181,7 +181,11 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                         .into_iter()
                         .map(|health| {
                             let name = health_name(health);
-                            view! { <li class=format!("health health-{name}") title=name></li> }
+                            view! {
+                                <li class=format!("health health-{name}") title=name>
+                                    <span class="visually-hidden">{name}</span>
+                                </li>
+                            }
                         })
                         .collect_view()
                 }}
@@ -252,6 +256,12 @@ pub fn ArchiveButton(summary: RwSignal<ProjectSummary>) -> impl IntoView {
             <button
                 type="button"
                 class="link-button"
+                aria-label=move || {
+                    summary
+                        .with(|s| {
+                            format!("{} {}", if s.is_archived() { "Restore" } else { "Archive" }, s.name)
+                        })
+                }
                 disabled=move || action.pending().get()
                 on:click=move |_| {
                     action.dispatch(!archived());

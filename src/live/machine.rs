@@ -6,6 +6,8 @@ use super::backoff::reconnect_delay_ms;
 /// After this many consecutive failed attempts the client polls the server functions while it
 /// keeps trying the socket.
 pub const POLL_AFTER_FAILURES: u32 = 3;
+/// A connection live this long counts as a success (the backoff starts over).
+pub const STABLE_MS: f64 = 10_000.0;
 /// Poll period for lists and project state.
 pub const POLL_STATE_MS: u32 = 5_000;
 /// Poll period while a log is on screen.
@@ -82,10 +84,17 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// The socket opened and the server said hello: start over.
+    /// The socket opened and the server said hello.
     pub fn connected(&mut self) -> Connection {
-        self.failures = 0;
         Connection::Live
+    }
+
+    /// A connection that was live for `live_ms` ended. Only one that stayed up a while resets
+    /// the backoff: a server that says hello and hangs up at once is not hammered every second.
+    pub fn ended_after(&mut self, live_ms: f64) {
+        if live_ms >= STABLE_MS {
+            self.failures = 0;
+        }
     }
 
     /// An attempt failed or a live socket was lost. Returns the state to show and how long to
@@ -149,6 +158,13 @@ mod tests {
         assert_eq!(delay, 4_000);
         assert_eq!(machine.failures(), 3);
         assert_eq!(machine.connected(), Connection::Live);
+        // Hello, then hung up at once: still failing, the delays keep growing.
+        machine.ended_after(500.0);
+        assert_eq!(machine.failures(), 3);
+        assert!(machine.lost(0.0, 1.0).0.polls());
+        // Live for a while: start over.
+        assert_eq!(machine.connected(), Connection::Live);
+        machine.ended_after(STABLE_MS);
         assert_eq!(machine.failures(), 0);
         assert!(!machine.lost(0.0, 1.0).0.polls());
     }

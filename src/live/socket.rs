@@ -107,10 +107,14 @@ async fn run(store: LiveStore, mut wake: UnboundedReceiver<()>, mut want: Unboun
     let mut machine = Machine::default();
     loop {
         let mut ended = Ended::NeverLive;
+        let opened_at = now_ms();
         if let Some(url) = socket_url() {
             if let Ok(socket) = WebSocket::open(&url) {
                 ended = session(store, socket, &mut machine, &mut want).await;
             }
+        }
+        if ended == Ended::Lost {
+            machine.ended_after(now_ms() - opened_at);
         }
         match ended {
             Ended::SignedOut => return,
