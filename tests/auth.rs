@@ -186,6 +186,7 @@ async fn the_server_pings_and_closes_silent_sockets_with_1001() {
         keepalive: Keepalive {
             heartbeat: Duration::from_millis(100),
             idle_timeout: Duration::from_millis(400),
+            ..Keepalive::default()
         },
         hub_capacity: 1024,
         data_dir: None,

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub events_published: AtomicU64,
     pub frames_sent: AtomicU64,
     pub lagged_clients: AtomicU64,
+    pub stalled_clients: AtomicU64,
     pub resyncs: AtomicU64,
     pub watcher_errors: AtomicU64,
     pub internal_errors: AtomicU64,
@@ -28,6 +29,7 @@ pub static METRICS: Metrics = Metrics {
     events_published: AtomicU64::new(0),
     frames_sent: AtomicU64::new(0),
     lagged_clients: AtomicU64::new(0),
+    stalled_clients: AtomicU64::new(0),
     resyncs: AtomicU64::new(0),
     watcher_errors: AtomicU64::new(0),
     internal_errors: AtomicU64::new(0),
@@ -43,7 +45,7 @@ pub fn adjust(gauge: &AtomicI64, by: i64) {
 
 pub fn render() -> String {
     let m = &METRICS;
-    let rows: [(&str, &str, &str, i128); 10] = [
+    let rows: [(&str, &str, &str, i128); 11] = [
         (
             "loopwatch_connections_open",
             "gauge",
@@ -85,6 +87,12 @@ pub fn render() -> String {
             "counter",
             "Times a client fell behind and was told to resync",
             m.lagged_clients.load(Ordering::Relaxed).into(),
+        ),
+        (
+            "loopwatch_stalled_clients_total",
+            "counter",
+            "Clients dropped because their socket accepted nothing for the write-stall limit",
+            m.stalled_clients.load(Ordering::Relaxed).into(),
         ),
         (
             "loopwatch_resyncs_total",

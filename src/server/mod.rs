@@ -57,6 +57,8 @@ pub struct AppState {
 pub struct Keepalive {
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
+    /// A client whose socket accepts nothing for this long is dropped (see `socket::WRITE_STALL`).
+    pub write_stall: Duration,
 }
 
 impl Default for Keepalive {
@@ -64,6 +66,7 @@ impl Default for Keepalive {
         Self {
             heartbeat: Duration::from_secs(u64::from(crate::model::protocol::HEARTBEAT_SECONDS)),
             idle_timeout: socket::IDLE_TIMEOUT,
+            write_stall: socket::WRITE_STALL,
         }
     }
 }

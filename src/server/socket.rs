@@ -79,6 +79,7 @@ pub struct Connection {
     pub shutdown: Shutdown,
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
+    pub write_stall: Duration,
     /// Verifies re-authentication; `None` when authentication is off.
     pub auth: Option<Arc<Auth>>,
     /// When the session ends (unix seconds): the socket is closed with 4401 then.
@@ -95,6 +96,7 @@ impl Connection {
             shutdown: state.shutdown.clone(),
             heartbeat: state.keepalive.heartbeat,
             idle_timeout: state.keepalive.idle_timeout,
+            write_stall: state.keepalive.write_stall,
             auth: state.auth.clone(),
             expires: claims.map(|claims| claims.exp),
         }
@@ -277,9 +279,9 @@ where
         message: Some(refusal.message),
     })?;
     for out in first {
-        feed(sink, out).await?;
+        feed(sink, out, connection.write_stall).await?;
     }
-    sink.flush().await.map_err(|_| End::Quiet)?;
+    flush(sink, connection.write_stall).await?;
 
     let mut last_heard = Instant::now();
     let mut expiry = connection.expires.map(instant_at);
@@ -348,9 +350,9 @@ where
                             // Replayed events.
                             metrics::count(&METRICS.frames_sent);
                         }
-                        feed(sink, out).await?;
+                        feed(sink, out, connection.write_stall).await?;
                     }
-                    sink.flush().await.map_err(|_| End::Quiet)?;
+                    flush(sink, connection.write_stall).await?;
                 }
             }
             event = connection.events.recv() => {
@@ -363,7 +365,7 @@ where
                         Ok(frame) => {
                             if let Some(out) = endpoint.on_event(&connection, &frame)? {
                                 metrics::count(&METRICS.frames_sent);
-                                feed(sink, out).await?;
+                                feed(sink, out, connection.write_stall).await?;
                             }
                         }
                         Err(RecvError::Lagged(missed)) => {
@@ -371,7 +373,7 @@ where
                             // Too slow to keep up: not waited for; the endpoint says how to
                             // start over.
                             for out in endpoint.on_lagged(&connection, missed) {
-                                feed(sink, out).await?;
+                                feed(sink, out, connection.write_stall).await?;
                             }
                         }
                         Err(RecvError::Closed) => {
@@ -395,13 +397,14 @@ where
                         };
                     }
                 }
-                sink.flush().await.map_err(|_| End::Quiet)?;
+                flush(sink, connection.write_stall).await?;
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() >= connection.idle_timeout {
                     return Err(going_away("idle timeout"));
                 }
-                sink.send(Message::Ping(Default::default())).await.map_err(|_| End::Quiet)?;
+                let ping = async { sink.send(Message::Ping(Default::default())).await.map_err(|_| End::Quiet) };
+                bounded(connection.write_stall, ping).await?;
             }
         }
     }
@@ -415,8 +418,36 @@ fn going_away(reason: &'static str) -> End {
     }
 }
 
+/// A client whose socket has accepted nothing for this long is dropped. Its task would
+/// otherwise sit in a full socket buffer and miss shutdown, expiry and idle checks (the hub has
+/// long stopped waiting for it: it only holds the connection's own buffers).
+pub const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// Runs one write, giving up on a client that stalls it.
+async fn bounded<F, E>(stall: Duration, write: F) -> Result<(), End>
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    End: From<E>,
+{
+    match tokio::time::timeout(stall, write).await {
+        Ok(result) => result.map_err(End::from),
+        Err(_) => {
+            metrics::count(&METRICS.stalled_clients);
+            Err(End::Quiet)
+        }
+    }
+}
+
+async fn flush<Tx: Sink<Message> + Unpin>(sink: &mut Tx, stall: Duration) -> Result<(), End> {
+    bounded(stall, async { sink.flush().await.map_err(|_| End::Quiet) }).await
+}
+
 /// Queues one frame (without flushing).
-async fn feed<Tx: Sink<Message> + Unpin>(sink: &mut Tx, out: Out) -> Result<(), End> {
+async fn feed<Tx: Sink<Message> + Unpin>(
+    sink: &mut Tx,
+    out: Out,
+    stall: Duration,
+) -> Result<(), End> {
     let message = match out {
         Out::Frame(frame) => Message::Text(frame.text.clone()),
         Out::Message(message) => Message::Text(
@@ -426,7 +457,10 @@ async fn feed<Tx: Sink<Message> + Unpin>(sink: &mut Tx, out: Out) -> Result<(), 
         ),
         Out::Json(value) => text(value),
     };
-    sink.feed(message).await.map_err(|_| End::Quiet)
+    bounded(stall, async {
+        sink.feed(message).await.map_err(|_| End::Quiet)
+    })
+    .await
 }
 
 fn text(value: Value) -> Message {

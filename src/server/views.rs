@@ -378,6 +378,7 @@ mod tests {
             shutdown: shutdown.clone(),
             heartbeat: keepalive.heartbeat,
             idle_timeout: keepalive.idle_timeout,
+            write_stall: keepalive.write_stall,
             auth: None,
             expires,
         };

@@ -272,6 +272,7 @@ mod tests {
             shutdown: shutdown.clone(),
             heartbeat: Duration::from_secs(20),
             idle_timeout: IDLE_TIMEOUT,
+            write_stall: super::socket::WRITE_STALL,
             auth: None,
             expires: None,
         };
