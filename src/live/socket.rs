@@ -190,12 +190,10 @@ async fn session(
     // it open, or one that never finishes opening) counts as a failed attempt.
     match select(stream.next(), Box::pin(sleep_ms(HELLO_TIMEOUT_MS))).await {
         Either::Left((Some(Ok(Message::Text(text))), _)) => {
-            if !matches!(
-                serde_json::from_str::<ServerMessage>(&text),
-                Ok(ServerMessage::Hello { .. })
-            ) {
+            let Ok(ServerMessage::Hello { epoch, .. }) = serde_json::from_str(&text) else {
                 return Ended::NeverLive;
-            }
+            };
+            store.set_server_epoch(epoch);
             store.connection.set(machine.connected());
         }
         _ => return Ended::NeverLive,

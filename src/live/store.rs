@@ -65,6 +65,8 @@ pub struct LiveStore {
     pub wanted_version: RwSignal<u64>,
     /// Fetches the pages asked for; the socket task runs them between two messages.
     pending: StoredValue<Vec<Refetch>>,
+    /// The epoch new topics start in on the connected server (from `hello`).
+    server_epoch: StoredValue<Option<u64>>,
 }
 
 const TOAST_MEMORY: usize = 256;
@@ -81,7 +83,13 @@ impl LiveStore {
             toasted: StoredValue::new(VecDeque::new()),
             wanted_version: RwSignal::new(0),
             pending: StoredValue::new(Vec::new()),
+            server_epoch: StoredValue::new(None),
         }
+    }
+
+    /// Records the epoch the server's topics start in (its `hello`).
+    pub fn set_server_epoch(&self, epoch: u64) {
+        self.server_epoch.set_value(Some(epoch));
     }
 
     /// Asks the socket task to fetch `part` (it runs fetches in order with the stream, so the
@@ -296,6 +304,15 @@ impl LiveStore {
                     summary.try_set(data);
                 } else if let Some(cards) = self.cards.get_value() {
                     cards.try_update(|cards| cards.push(card(data)));
+                    // The new project's topic is subscribed from its first event, so what it
+                    // published before the subscription lands is replayed, not lost.
+                    if let Some(epoch) = self.server_epoch.get_value() {
+                        self.cursors.update_value(|cursors| {
+                            cursors
+                                .entry(Topic::Project(project.clone()))
+                                .or_insert(Cursor { epoch, seq: 0 });
+                        });
+                    }
                     self.wanted_version.try_update(|v| *v += 1);
                 }
             }
@@ -590,6 +607,7 @@ mod tests {
     fn cards_follow_added_and_removed_projects() {
         let _owner = reactive_owner();
         let store = LiveStore::new();
+        store.set_server_epoch(1);
         let cards = store.open_cards(list(&["a"]));
         let before = store.wanted_version.get_untracked();
         store.apply(ServerMessage::ProjectAdded {
@@ -603,6 +621,8 @@ mod tests {
             "new card -> subscribe"
         );
         assert!(store.topics().contains(&Topic::Project("b".into())));
+        // Subscribed from the topic's start, so nothing it published meanwhile is missed.
+        assert_eq!(store.cursor(&Topic::Project("b".into())), Some(cursor(0)));
         store.apply(ServerMessage::ProjectRemoved {
             project: "a".into(),
             timestamp: String::new(),
