@@ -135,6 +135,11 @@ test('every tab renders on the server with its data, and deep links work', async
       await page.getByRole('link', { name: 'AGENTS.md' }).click();
       await expect(page.getByTestId('file-text')).toContainText('Run `cargo test` before committing.');
     }
+    if (tab === 'Log') {
+      // The page opened on Overview without the log's text; the tab loads it.
+      await expect(page.getByTestId('log-pane')).toContainText('working on 1.1');
+      await expect(page.getByTestId('log-pane')).toContainText('12,500');
+    }
     if (tab === 'Plan') {
       // Which iteration completed each task.
       await expect(page.getByTestId('task').filter({ hasText: 'parse the ledger' })).toContainText('iteration 1');

@@ -133,7 +133,7 @@ pub async fn load_recent(project: String) -> Result<Vec<IterationRow>, ApiError>
 }
 
 /// How many iterations the overview charts cover.
-pub const RECENT_ITERATIONS: u32 = 200;
+pub const RECENT_ITERATIONS: u32 = 60;
 
 /// The context files present: `AGENTS.md`, `PROMPT.md`, then `specs/*.md`.
 #[server(prefix = "/api", endpoint = "context_files")]

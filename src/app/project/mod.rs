@@ -19,7 +19,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{
     components::{Outlet, A},
-    hooks::use_params_map,
+    hooks::{use_location, use_params_map},
 };
 
 use super::api::{load_log, load_project, load_recent, ApiError};
@@ -29,10 +29,17 @@ use crate::model::api::{IterationRow, LogText, ProjectDetail};
 
 type PageData = (ProjectDetail, Vec<IterationRow>, LogText);
 
-async fn load_page(id: String) -> Result<PageData, ApiError> {
+/// The page's data. The log's text comes along only when the page opens on the Log tab (its
+/// cursor always does, so the stream continues from it); the tab loads it when opened later.
+async fn load_page(id: String, with_log: bool) -> Result<PageData, ApiError> {
     let detail = load_project(id.clone()).await?;
     let recent = load_recent(id.clone()).await?;
-    let log = load_log(id, Some(crate::live::LOG_PAGE_BYTES)).await?;
+    let bytes = if with_log {
+        crate::live::LOG_PAGE_BYTES
+    } else {
+        0
+    };
+    let log = load_log(id, Some(bytes)).await?;
     Ok((detail, recent, log))
 }
 
@@ -40,7 +47,11 @@ async fn load_page(id: String) -> Result<PageData, ApiError> {
 pub fn ProjectPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
-    let data = Resource::new(id, load_page);
+    // Read once: switching tabs later must not refetch the page.
+    let on_log_tab = use_location()
+        .pathname
+        .with_untracked(|path| path.trim_end_matches('/').ends_with("/log"));
+    let data = Resource::new(id, move |id| load_page(id, on_log_tab));
     view! {
         <main class="page project">
             <Suspense>
