@@ -143,7 +143,11 @@ mod tests {
         let text = render();
         assert_eq!(
             text.lines().filter(|l| l.starts_with("# TYPE ")).count(),
-            10
+            11
+        );
+        assert!(
+            text.contains("# TYPE loopwatch_stalled_clients_total counter"),
+            "{text}"
         );
         let errors = text
             .lines()
