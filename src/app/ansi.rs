@@ -748,25 +748,7 @@ mod tests {
 
     // ---------------------------------------------------------------- properties
 
-    /// xorshift64*: deterministic, so a failure reproduces from its printed input.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next() % bound as u64) as usize
-        }
-
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
-    }
+    use crate::app::test_rng::Rng;
 
     const PIECES: &[&str] = &[
         "\x1b",

@@ -726,54 +726,36 @@ mod tests {
 
     // ---------------------------------------------------------------- properties
 
-    /// xorshift64*: deterministic, so a failure reproduces.
-    struct Rng(u64);
+    use crate::app::test_rng::Rng;
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    /// Mostly ordinary numbers, sometimes the values that break naive code.
+    fn any_value(rng: &mut Rng) -> f64 {
+        match rng.below(12) {
+            0 => f64::NAN,
+            1 => f64::INFINITY,
+            2 => -rng.unit() * 100.0,
+            3 => 0.0,
+            4 => rng.unit() * 1e12,
+            5 => f64::MAX / (1.0 + rng.unit()),
+            6 => f64::MIN_POSITIVE * rng.unit(),
+            _ => rng.unit() * 100.0,
         }
+    }
 
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next() % bound as u64) as usize
-        }
-
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        /// Mostly ordinary numbers, sometimes the values that break naive code.
-        fn value(&mut self) -> f64 {
-            match self.below(12) {
-                0 => f64::NAN,
-                1 => f64::INFINITY,
-                2 => -self.unit() * 100.0,
-                3 => 0.0,
-                4 => self.unit() * 1e12,
-                5 => f64::MAX / (1.0 + self.unit()),
-                6 => f64::MIN_POSITIVE * self.unit(),
-                _ => self.unit() * 100.0,
-            }
-        }
-
-        fn frame(&mut self) -> Frame {
-            let mut dimension = || match self.below(8) {
-                0 => f64::NAN,
-                1 => -10.0,
-                2 => 0.0,
-                _ => self.unit() * 500.0,
-            };
-            Frame {
-                width: dimension(),
-                height: dimension(),
-                pad_left: dimension() / 10.0,
-                pad_right: dimension() / 10.0,
-                pad_top: dimension() / 10.0,
-                pad_bottom: dimension() / 10.0,
-            }
+    fn any_frame(rng: &mut Rng) -> Frame {
+        let mut dimension = || match rng.below(8) {
+            0 => f64::NAN,
+            1 => -10.0,
+            2 => 0.0,
+            _ => rng.unit() * 500.0,
+        };
+        Frame {
+            width: dimension(),
+            height: dimension(),
+            pad_left: dimension() / 10.0,
+            pad_right: dimension() / 10.0,
+            pad_top: dimension() / 10.0,
+            pad_bottom: dimension() / 10.0,
         }
     }
 
@@ -792,9 +774,9 @@ mod tests {
     fn random_bars_stay_inside_and_proportional() {
         let mut rng = Rng(0x1234_5678_9ABC_DEF1);
         for _ in 0..3_000 {
-            let frame = rng.frame();
+            let frame = any_frame(&mut rng);
             let plot = frame.plot();
-            let values: Vec<f64> = (0..rng.below(60)).map(|_| rng.value()).collect();
+            let values: Vec<f64> = (0..rng.below(60)).map(|_| any_value(&mut rng)).collect();
             let max_bars = rng.below(70);
             let out = bars(&values, &frame, max_bars);
             assert_eq!(out.len(), values.len().min(max_bars));
@@ -819,8 +801,8 @@ mod tests {
                 assert!(pair[0].x <= pair[1].x);
                 assert!(pair[0].x + pair[0].width <= pair[1].x + 1e-9);
             }
-            let second: Vec<f64> = (0..rng.below(60)).map(|_| rng.value()).collect();
-            let tops = (rng.value(), rng.value());
+            let second: Vec<f64> = (0..rng.below(60)).map(|_| any_value(&mut rng)).collect();
+            let tops = (any_value(&mut rng), any_value(&mut rng));
             for (a, b) in paired_bars(&values, &second, &frame, max_bars, tops) {
                 assert!(inside(&plot, a.x, a.y, a.width, a.height));
                 assert!(inside(&plot, b.x, b.y, b.width, b.height));
@@ -862,12 +844,12 @@ mod tests {
     fn random_paths_are_finite_and_well_formed() {
         let mut rng = Rng(0x0F0F_1234_4321_F0F0);
         for _ in 0..3_000 {
-            let frame = rng.frame();
+            let frame = any_frame(&mut rng);
             let points: Vec<(f64, f64)> = (0..rng.below(20))
-                .map(|_| (rng.value(), rng.value()))
+                .map(|_| (any_value(&mut rng), any_value(&mut rng)))
                 .collect();
-            let x_range = (rng.value(), rng.value());
-            let y_range = (rng.value(), rng.value());
+            let x_range = (any_value(&mut rng), any_value(&mut rng));
+            let y_range = (any_value(&mut rng), any_value(&mut rng));
             let path = line_path(&points, x_range, y_range, &frame);
             let kept = points
                 .iter()
@@ -897,7 +879,7 @@ mod tests {
         for round in 0..20_000 {
             // Magnitudes from 1e-12 to 1e15, plus the awkward values.
             let max = if round % 10 == 0 {
-                rng.value()
+                any_value(&mut rng)
             } else {
                 rng.unit() * 10f64.powi(rng.below(28) as i32 - 12)
             };
@@ -935,7 +917,7 @@ mod tests {
     fn random_compact_labels_are_short_and_finite() {
         let mut rng = Rng(0x5555_AAAA_1234_9876);
         for _ in 0..20_000 {
-            let value = rng.value() * if rng.below(2) == 0 { 1.0 } else { -1.0 };
+            let value = any_value(&mut rng) * if rng.below(2) == 0 { 1.0 } else { -1.0 };
             let label = compact(value);
             assert!(label.chars().count() <= 8, "{value}: {label}");
             assert!(!label.contains("NaN") && !label.contains("inf"), "{label}");

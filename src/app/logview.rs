@@ -498,38 +498,16 @@ mod tests {
 
     // ---------------------------------------------------------------- properties
 
-    /// xorshift64*: deterministic, so a failure reproduces.
-    struct Rng(u64);
+    use crate::app::test_rng::Rng;
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next() % bound as u64) as usize
-        }
-
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
-
-        fn float(&mut self, scale: f64) -> f64 {
-            match self.below(16) {
-                0 => f64::NAN,
-                1 => f64::INFINITY,
-                2 => -self.unit() * scale,
-                3 => 0.0,
-                4 => 1e300,
-                _ => self.unit() * scale,
-            }
+    fn any_float(rng: &mut Rng, scale: f64) -> f64 {
+        match rng.below(16) {
+            0 => f64::NAN,
+            1 => f64::INFINITY,
+            2 => -rng.unit() * scale,
+            3 => 0.0,
+            4 => 1e300,
+            _ => rng.unit() * scale,
         }
     }
 
@@ -543,12 +521,12 @@ mod tests {
                 _ => rng.below(200_000),
             };
             let line_height = if rng.below(10) == 0 {
-                rng.float(30.0)
+                any_float(&mut rng, 30.0)
             } else {
                 1.0 + rng.unit() * 30.0
             };
-            let scroll_top = rng.float(len as f64 * 40.0);
-            let viewport = rng.float(2000.0);
+            let scroll_top = any_float(&mut rng, len as f64 * 40.0);
+            let viewport = any_float(&mut rng, 2000.0);
             let overscan = rng.below(50);
             let out = window(len, line_height, scroll_top, viewport, overscan);
             let case = format!("{len} {line_height} {scroll_top} {viewport} {overscan}: {out:?}");

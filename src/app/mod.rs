@@ -9,6 +9,8 @@ mod format;
 mod login;
 pub mod logview;
 mod project;
+#[cfg(test)]
+mod test_rng;
 mod toasts;
 
 use leptos::prelude::*;
