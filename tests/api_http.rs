@@ -9,7 +9,7 @@ use serde_json::Value;
 use loopwatch::server::discovery::project_id;
 
 mod common;
-use common::{post_form, start_server, token, write_project, Response};
+use common::{post_json, start_server, token, write_project, Response};
 
 const PLAN: &str =
     "## Phase 1: Core\n- [x] 1.1: parser\n- [x] 1.2: index\n\n## Phase 2: UI\n- [ ] 2.1: cards\n";
@@ -57,7 +57,7 @@ async fn server_functions_return_the_project_data() {
     let addr = server.addr;
     let session = token(&server);
 
-    let list = post_form(addr, "/api/projects", "", &session).await;
+    let list = post_json(addr, "/api/projects", "{}", &session).await;
     assert_eq!(list.status, 200, "{}", list.body);
     let list = json(&list);
     let card = &list["projects"][0];
@@ -84,7 +84,7 @@ async fn server_functions_return_the_project_data() {
     assert_eq!(card["plan"]["tasks_done"], 2);
     assert_eq!(card["plan"]["tasks_total"], 3);
 
-    let detail = post_form(addr, "/api/project", &format!("project={id}"), &session).await;
+    let detail = post_json(addr, "/api/project", &format!(r#"{{"project":"{id}"}}"#), &session).await;
     assert_eq!(detail.status, 200, "{}", detail.body);
     let detail = json(&detail);
     assert_eq!(detail["stats"]["iterations"], 2);
@@ -96,10 +96,10 @@ async fn server_functions_return_the_project_data() {
     assert_eq!(detail["plan"]["phases"][1]["name"], "Phase 1: Core");
     assert_eq!(detail["cursor"]["seq"], 0);
 
-    let page = post_form(
+    let page = post_json(
         addr,
         "/api/iterations",
-        &format!("project={id}&query[sort]=oldest&query[offset]=1&query[limit]=1"),
+        &format!(r#"{{"project":"{id}","query":{{"sort":"oldest","offset":1,"limit":1}}}}"#),
         &session,
     )
     .await;
@@ -111,11 +111,11 @@ async fn server_functions_return_the_project_data() {
     assert_eq!(page["rows"][0]["health"], "failed");
     assert_eq!(page["rows"][0]["has_log"], true);
 
-    let failed_only = post_form(
+    let failed_only = post_json(
         addr,
         "/api/iterations",
         &format!(
-            "project={id}&query[status]=error&query[sort]=newest&query[offset]=0&query[limit]=0"
+            r#"{{"project":"{id}","query":{{"status":"error","sort":"newest","offset":0,"limit":0}}}}"#
         ),
         &session,
     )
@@ -123,10 +123,10 @@ async fn server_functions_return_the_project_data() {
     let failed_only = json(&failed_only);
     assert_eq!(failed_only["total"], 1);
 
-    let log = post_form(
+    let log = post_json(
         addr,
         "/api/iteration_log",
-        &format!("project={id}&run=1&iteration=1"),
+        &format!(r#"{{"project":"{id}","run":1,"iteration":1}}"#),
         &session,
     )
     .await;
@@ -144,18 +144,18 @@ async fn server_functions_return_the_project_data() {
     );
     assert_eq!(log["test_output"], "ok: 4 passed");
 
-    let spec = post_form(
+    let spec = post_json(
         addr,
         "/api/context_file",
-        &format!("project={id}&name=specs/api.md"),
+        &format!(r#"{{"project":"{id}","name":"specs/api.md"}}"#),
         &session,
     )
     .await;
     assert_eq!(json(&spec)["text"], "# API\n");
-    let files = post_form(
+    let files = post_json(
         addr,
         "/api/context_files",
-        &format!("project={id}"),
+        &format!(r#"{{"project":"{id}"}}"#),
         &session,
     )
     .await;
@@ -168,22 +168,22 @@ async fn server_functions_return_the_project_data() {
     for (path, form, expected) in [
         (
             "/api/context_file",
-            format!("project={id}&name=../outside.md"),
+            format!(r#"{{"project":"{id}","name":"../outside.md"}}"#),
             "FileNotAllowed",
         ),
         (
             "/api/context_file",
-            format!("project={id}&name=.ralph/ralph.pid"),
+            format!(r#"{{"project":"{id}","name":".ralph/ralph.pid"}}"#),
             "FileNotAllowed",
         ),
-        ("/api/project", "project=nope".to_owned(), "UnknownProject"),
+        ("/api/project", r#"{"project":"nope"}"#.to_owned(), "UnknownProject"),
         (
             "/api/iteration_log",
-            format!("project={id}&run=1&iteration=99"),
+            format!(r#"{{"project":"{id}","run":1,"iteration":99}}"#),
             "UnknownIteration",
         ),
     ] {
-        let response = post_form(addr, path, &form, &session).await;
+        let response = post_json(addr, path, &form, &session).await;
         assert_ne!(response.status, 200, "{path} {form}");
         assert!(!response.body.contains("secret"));
         assert!(
@@ -192,10 +192,10 @@ async fn server_functions_return_the_project_data() {
             response.body
         );
     }
-    let garbage = post_form(
+    let garbage = post_json(
         addr,
         "/api/iteration_log",
-        "project=x&run=notanumber",
+        r#"{"project":"x","run":"notanumber"}"#,
         &session,
     )
     .await;

@@ -11,7 +11,7 @@ use loopwatch::server::discovery::project_id;
 
 mod common;
 use common::{
-    open_ws, post_form, start_server, token, write_project, ws_next, ws_send, ws_wait_for,
+    open_ws, post_json, start_server, token, write_project, ws_next, ws_send, ws_wait_for,
     Response, WsClient,
 };
 
@@ -23,10 +23,10 @@ fn json(response: &Response) -> Value {
 }
 
 async fn archive(addr: std::net::SocketAddr, session: &str, id: &str, archived: bool) -> Response {
-    post_form(
+    post_json(
         addr,
         "/api/archive",
-        &format!("project={id}&archived={archived}"),
+        &format!(r#"{{"project":"{id}","archived":{archived}}}"#),
         session,
     )
     .await
@@ -108,7 +108,7 @@ async fn archiving_is_heard_by_every_socket_and_kept_across_restarts() {
     assert_eq!(again["archived_at"], archived_at);
 
     // `list_projects` still returns the project, flagged.
-    let list = json(&post_form(server.addr, "/api/projects", "", &session).await);
+    let list = json(&post_json(server.addr, "/api/projects", "{}", &session).await);
     assert_eq!(card(&list, &id)["archived_at"], archived_at);
 
     // The choice lives in the server's data directory (private), never in the project.
@@ -133,7 +133,7 @@ async fn archiving_is_heard_by_every_socket_and_kept_across_restarts() {
     // A new server over the same data directory remembers.
     let server = start_server(root.clone()).await;
     let session = token(&server);
-    let list = json(&post_form(server.addr, "/api/projects", "", &session).await);
+    let list = json(&post_json(server.addr, "/api/projects", "{}", &session).await);
     assert_eq!(card(&list, &id)["archived_at"], archived_at);
     let mut instances = open_ws(server.addr, "/ws/instances", &session).await;
     let snapshot = ws_next(&mut instances).await.expect("snapshot");
@@ -170,7 +170,7 @@ async fn archiving_is_heard_by_every_socket_and_kept_across_restarts() {
     server.stop().await;
 
     let server = start_server(root).await;
-    let list = json(&post_form(server.addr, "/api/projects", "", &token(&server)).await);
+    let list = json(&post_json(server.addr, "/api/projects", "{}", &token(&server)).await);
     assert_eq!(card(&list, &id)["archived_at"], Value::Null);
     server.stop().await;
 }
@@ -321,10 +321,10 @@ async fn archiving_an_unknown_project_is_a_typed_error() {
         "{}",
         response.body
     );
-    let garbage = post_form(
+    let garbage = post_json(
         server.addr,
         "/api/archive",
-        "project=x&archived=perhaps",
+        r#"{"project":"x","archived":"perhaps"}"#,
         &session,
     )
     .await;

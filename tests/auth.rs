@@ -17,7 +17,7 @@ use tokio_tungstenite::{
 use loopwatch::server::auth::{Auth, SESSION};
 
 mod common;
-use common::{get, get_signed_in, post_form, start_server, token, write_project, WAIT};
+use common::{get, get_signed_in, post_json, start_server, token, write_project, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_served_without_a_session() {
@@ -40,7 +40,7 @@ async fn nothing_is_served_without_a_session() {
     assert_eq!(get(addr, "/login").await.status, 200);
     // APIs answer 401.
     assert_eq!(
-        post_form(addr, "/api/projects", "", "forged.token.value")
+        post_json(addr, "/api/projects", "{}", "forged.token.value")
             .await
             .status,
         401
@@ -190,6 +190,7 @@ async fn the_server_pings_and_closes_silent_sockets_with_1001() {
         },
         hub_capacity: 1024,
         data_dir: None,
+        allowed_hosts: Vec::new(),
     })
     .await
     .expect("server starts");

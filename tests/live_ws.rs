@@ -301,7 +301,8 @@ async fn a_new_project_appears_live_and_the_page_renders_real_data() {
 
     let signed_in = |path: &'static str| get_signed_in(fixture.server.addr, path, &session);
     assert_eq!(signed_in("/no/such/page").await.status, 404);
-    assert_eq!(signed_in("/pkg/../Cargo.toml").await.status, 404);
+    // A dot segment is refused before routing, signed in or not.
+    assert_eq!(signed_in("/pkg/../Cargo.toml").await.status, 400);
 
     let mut client = connect(&fixture).await;
     send(
@@ -409,6 +410,7 @@ async fn a_missing_projects_directory_is_a_clear_start_error() {
         keepalive: Default::default(),
         hub_capacity: 1024,
         data_dir: None,
+        allowed_hosts: Vec::new(),
     })
     .await;
     match result {

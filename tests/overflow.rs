@@ -88,7 +88,7 @@ async fn an_event_queue_overflow_ends_in_a_full_rescan() {
     let paused = timeout(Duration::from_secs(20), async {
         loop {
             poll.tick().await;
-            let list = common::post_form(addr, "/api/projects", "", &cookie).await;
+            let list = common::post_json(addr, "/api/projects", "{}", &cookie).await;
             if list.body.contains("\"status\":\"paused\"") {
                 return;
             }

@@ -12,7 +12,7 @@ use tokio::{
 use loopwatch::server::discovery::project_id;
 
 mod common;
-use common::{get, get_signed_in, post_form, start_server, token, write_project, WAIT};
+use common::{get, get_signed_in, post_json, start_server, token, write_project, WAIT};
 
 /// Opens an event stream and reads until `done` says the text so far is enough.
 async fn read_events(
@@ -151,16 +151,16 @@ async fn archived_projects_stay_off_the_projects_stream_unless_asked() {
     let alpha_id = project_id(&alpha);
     let server = start_server(root.clone()).await;
     let session = token(&server);
-    let archived = post_form(
+    let archived = post_json(
         server.addr,
         "/api/archive",
-        &format!("project={alpha_id}&archived=true"),
+        &format!(r#"{{"project":"{alpha_id}","archived":true}}"#),
         &session,
     )
     .await;
     assert_eq!(archived.status, 200, "{}", archived.body);
     let list: serde_json::Value = serde_json::from_str(
-        &post_form(server.addr, "/api/projects", "", &session)
+        &post_json(server.addr, "/api/projects", "{}", &session)
             .await
             .body,
     )

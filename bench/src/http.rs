@@ -58,14 +58,12 @@ impl<'a> Request<'a> {
         }
     }
 
-    pub fn post_form(path: &'a str, body: &'a [u8]) -> Self {
+    /// A server function call: JSON arguments (the server refuses form-encoded calls).
+    pub fn post_json(path: &'a str, body: &'a [u8]) -> Self {
         Self {
             method: "POST",
             path,
-            headers: vec![(
-                "Content-Type",
-                "application/x-www-form-urlencoded".to_owned(),
-            )],
+            headers: vec![("Content-Type", "application/json".to_owned())],
             body,
         }
     }
@@ -77,6 +75,11 @@ impl<'a> Request<'a> {
 
     pub fn session(self, jwt: &str) -> Self {
         self.header("Cookie", format!("loopwatch_session={jwt}"))
+    }
+
+    /// The token as a script sends it: no Origin needed for state-changing calls.
+    pub fn bearer(self, jwt: &str) -> Self {
+        self.header("Authorization", format!("Bearer {jwt}"))
     }
 }
 

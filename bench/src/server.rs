@@ -182,7 +182,7 @@ impl Server {
     pub async fn projects(&self) -> Result<Vec<(String, String)>, Error> {
         let response = http::send(
             self.addr,
-            Request::post_form("/api/projects", b"").session(&self.jwt),
+            Request::post_json("/api/projects", b"{}").bearer(&self.jwt),
             HTTP_TIMEOUT,
         )
         .await?;

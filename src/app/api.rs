@@ -1,9 +1,12 @@
 //! Server functions: the typed API the UI calls (on the server while rendering, over HTTP from
 //! the browser). Responses that feed live state carry the project's `version`.
+//!
+//! Arguments travel as JSON (`input = Json`), not as a form: a JSON POST is not a "simple"
+//! request, so a page of another origin cannot send one with the user's cookie.
 
 use leptos::prelude::*;
 use leptos::server_fn::{
-    codec::JsonEncoding,
+    codec::{Json, JsonEncoding},
     error::{FromServerFnError, ServerFnErrorErr},
 };
 use serde::{Deserialize, Serialize};
@@ -44,7 +47,7 @@ impl FromServerFnError for ApiError {
 
 /// Every watched project with its current status, iteration, progress, tokens and cost, and
 /// the cursors the live stream continues from.
-#[server(prefix = "/api", endpoint = "projects")]
+#[server(prefix = "/api", endpoint = "projects", input = Json)]
 pub async fn list_projects() -> Result<ProjectList, ApiError> {
     let (summaries, list_cursor) = ssr::state()?.index.summaries_at();
     let mut cursors = std::collections::BTreeMap::new();
@@ -58,7 +61,7 @@ pub async fn list_projects() -> Result<ProjectList, ApiError> {
 }
 
 /// One project: plan, stats, config and notification history.
-#[server(prefix = "/api", endpoint = "project")]
+#[server(prefix = "/api", endpoint = "project", input = Json)]
 pub async fn load_project(project: String) -> Result<ProjectDetail, ApiError> {
     ssr::state()?
         .index
@@ -67,7 +70,7 @@ pub async fn load_project(project: String) -> Result<ProjectDetail, ApiError> {
 }
 
 /// A page of the iterations table.
-#[server(prefix = "/api", endpoint = "iterations")]
+#[server(prefix = "/api", endpoint = "iterations", input = Json)]
 pub async fn load_iterations(
     project: String,
     query: IterationQuery,
@@ -79,7 +82,7 @@ pub async fn load_iterations(
 }
 
 /// One iteration's slice of `ralph.log` and its test output.
-#[server(prefix = "/api", endpoint = "iteration_log")]
+#[server(prefix = "/api", endpoint = "iteration_log", input = Json)]
 pub async fn load_iteration_log(
     project: String,
     run: u32,
@@ -98,7 +101,7 @@ pub async fn load_iteration_log(
 
 /// The log as published so far (its last `max_bytes`, at most and by default 8 MiB), with the
 /// `log:ID` cursor it ends at.
-#[server(prefix = "/api", endpoint = "log")]
+#[server(prefix = "/api", endpoint = "log", input = Json)]
 pub async fn load_log(project: String, max_bytes: Option<u64>) -> Result<LogText, ApiError> {
     const MAX_LOG: u64 = 8 * 1024 * 1024;
     let max_bytes = max_bytes.unwrap_or(MAX_LOG).min(MAX_LOG);
@@ -119,7 +122,7 @@ pub async fn load_log(project: String, max_bytes: Option<u64>) -> Result<LogText
 }
 
 /// The newest iterations (newest first) that the overview's charts and activity feed show.
-#[server(prefix = "/api", endpoint = "recent")]
+#[server(prefix = "/api", endpoint = "recent", input = Json)]
 pub async fn load_recent(project: String) -> Result<Vec<IterationRow>, ApiError> {
     let query = IterationQuery {
         limit: RECENT_ITERATIONS,
@@ -136,7 +139,7 @@ pub async fn load_recent(project: String) -> Result<Vec<IterationRow>, ApiError>
 pub const RECENT_ITERATIONS: u32 = 60;
 
 /// The context files present: `AGENTS.md`, `PROMPT.md`, then `specs/*.md`.
-#[server(prefix = "/api", endpoint = "context_files")]
+#[server(prefix = "/api", endpoint = "context_files", input = Json)]
 pub async fn list_context_files(project: String) -> Result<Vec<String>, ApiError> {
     let dir = ssr::project_dir(&project)?;
     tokio::task::spawn_blocking(move || crate::server::context::list(&dir))
@@ -146,7 +149,7 @@ pub async fn list_context_files(project: String) -> Result<Vec<String>, ApiError
 
 /// The text of one context file. Any name other than `AGENTS.md`, `PROMPT.md` or
 /// `specs/NAME.md` is refused, so nothing else of the project (or outside it) can be read.
-#[server(prefix = "/api", endpoint = "context_file")]
+#[server(prefix = "/api", endpoint = "context_file", input = Json)]
 pub async fn load_context_file(project: String, name: String) -> Result<ContextFile, ApiError> {
     let dir = ssr::project_dir(&project)?;
     tokio::task::spawn_blocking(move || crate::server::context::read(&dir, &name))
@@ -179,7 +182,7 @@ mod ssr {
 
 /// Archives a project (hidden from dashboards by default, still watched) or brings it back.
 /// Every dashboard hears of it at once (`project_archived`). Returns the updated card.
-#[server(prefix = "/api", endpoint = "archive")]
+#[server(prefix = "/api", endpoint = "archive", input = Json)]
 pub async fn set_archived(project: String, archived: bool) -> Result<ProjectSummary, ApiError> {
     use crate::server::archive::ArchiveError;
     let state = ssr::state()?;

@@ -8,5 +8,6 @@ pub mod log;
 pub mod notification;
 pub mod pid;
 pub mod plan;
+pub mod request_path;
 pub mod stats;
 pub mod status;

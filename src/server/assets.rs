@@ -1,20 +1,15 @@
 //! The compiled site (wasm, js, css, public files), embedded in the release binary so that one
 //! file is the whole deployment. Debug builds read the same files from `target/site` on disk.
 //! Precompressed `.br`/`.gz` variants (from `cargo leptos build --release --precompress`) are
-//! served to clients that accept them.
+//! served to clients that accept them. Only exact names of embedded files are served; anything
+//! else gets a fixed "not found" page that never renders the app (and so never project data).
 
 use axum::{
     body::Body,
-    extract::State,
     http::{header, HeaderMap, HeaderValue, Request, StatusCode},
     response::{IntoResponse, Response},
 };
-use leptos::prelude::provide_context;
 use rust_embed::RustEmbed;
-use tower::ServiceExt;
-
-use super::AppState;
-use crate::app::shell;
 
 #[derive(RustEmbed)]
 #[folder = "target/site"]
@@ -24,29 +19,42 @@ use crate::app::shell;
 #[exclude = "*.d.ts.*"]
 struct Site;
 
-/// Serves an embedded file, or the Leptos "not found" page.
-pub async fn static_or_not_found(
-    State(state): State<AppState>,
-    request: Request<Body>,
-) -> Response {
-    let path = request.uri().path().trim_start_matches('/').to_owned();
-    if let Some(response) = embedded(&path, request.headers()) {
-        return response;
-    }
-    let options = state.leptos_options.clone();
-    let handler = leptos_axum::ErrorHandler::new_with_context(
-        move || provide_context(state.clone()),
-        shell,
-        options,
-    );
-    match handler.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
+/// Serves an embedded file, or the static "not found" page.
+pub async fn static_or_not_found(request: Request<Body>) -> Response {
+    let path = request.uri().path().trim_start_matches('/');
+    embedded(path, request.headers()).unwrap_or_else(not_found)
+}
+
+/// Whether `path` (without its leading `/`) is exactly the name of an embedded site file.
+pub fn is_site_file(path: &str) -> bool {
+    is_safe(path) && Site::iter().any(|name| name == path)
+}
+
+const NOT_FOUND_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n\
+<meta charset=\"utf-8\" />\n\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />\n\
+<meta name=\"color-scheme\" content=\"light dark\" />\n\
+<title>Not found \u{2013} loopwatch</title>\n\
+<link rel=\"stylesheet\" href=\"/pkg/loopwatch.css\" />\n\
+</head>\n<body>\n<main class=\"page not-found\">\n<h1>Not found</h1>\n\
+<p>No page lives at this address. <a href=\"/\">Back to the dashboard</a></p>\n\
+</main>\n</body>\n</html>\n";
+
+/// Fixed text: whatever the path and whoever asks, nothing of any project is in it.
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        NOT_FOUND_PAGE,
+    )
+        .into_response()
 }
 
 fn embedded(path: &str, headers: &HeaderMap) -> Option<Response> {
-    if !is_safe(path) {
+    if !is_site_file(path) {
         return None;
     }
     let original = Site::get(path)?;

@@ -82,6 +82,10 @@ struct CommonArgs {
     /// Serve without authentication. Anyone who can reach the address sees your projects.
     #[arg(long)]
     no_auth: bool,
+    /// Also answer requests whose Host is NAME (any port) or NAME:PORT, e.g. the name a reverse
+    /// proxy forwards; repeat for more. Other host names are refused (DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "NAME[:PORT]")]
+    allowed_hosts: Vec<super::gate::AllowedHost>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +223,7 @@ async fn start_server(
         keepalive: Default::default(),
         hub_capacity: super::hub::DEFAULT_CAPACITY,
         data_dir: Some(data_dir),
+        allowed_hosts: common.allowed_hosts.clone(),
     })
     .await?;
     // Scripts and tests read these lines to learn the port and the sign-in link.

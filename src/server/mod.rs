@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 pub mod demo;
 pub mod discovery;
+pub mod gate;
 pub mod hub;
 pub mod index;
 pub mod links;
@@ -50,6 +51,8 @@ pub struct AppState {
     /// `None` when the operator turned authentication off.
     pub auth: Option<Arc<auth::Auth>>,
     pub keepalive: Keepalive,
+    /// Host names accepted besides this server's own addresses (`--allowed-host`).
+    pub allowed_hosts: Arc<[gate::AllowedHost]>,
 }
 
 /// How often sockets are pinged, and how long a silent one is kept.
@@ -107,12 +110,14 @@ impl Shutdown {
     }
 }
 
-/// The HTTP app: pages, server functions, the WebSocket endpoint and the embedded site files.
+/// The HTTP app: pages, server functions, the WebSocket endpoint and the embedded site files,
+/// behind the gate (which wraps the whole router so that it runs before routing).
 pub fn app(state: AppState) -> Router {
+    use tower::Layer;
     let routes = generate_route_list(App);
     let context_state = state.clone();
     let shell_options = state.leptos_options.clone();
-    Router::new()
+    let routed = Router::new()
         .route("/api/ws", get(ws::upgrade))
         .route("/metrics", get(metrics::handler))
         .route("/api/events", get(sse::events))
@@ -128,7 +133,10 @@ pub fn app(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(context_state.clone()),
+            move || {
+                provide_context(context_state.clone());
+                gate::provide_page_policy(&context_state.leptos_options);
+            },
             move || shell(shell_options.clone()),
         )
         .fallback(assets::static_or_not_found)
@@ -136,7 +144,9 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             session::guard,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    let gated = axum::middleware::from_fn_with_state(state, gate::gate).layer(routed);
+    Router::new().fallback_service(gated)
 }
 
 /// What `serve` needs to run.
@@ -151,6 +161,8 @@ pub struct ServerConfig {
     pub hub_capacity: usize,
     /// The server's own files (the archive list); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Host names accepted besides the bound address, `localhost` and loopback addresses.
+    pub allowed_hosts: Vec<gate::AllowedHost>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +226,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         connections: Arc::default(),
         auth: config.auth.clone(),
         keepalive: config.keepalive,
+        allowed_hosts: config.allowed_hosts.into(),
     };
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let http = tokio::spawn({

@@ -17,12 +17,19 @@ use super::{
     AppState,
 };
 
-/// Paths anyone may load: the login page and its assets.
+/// Paths anyone may load: the login page and the site's own files. Decided on the path the gate
+/// normalized; under `/pkg/` only the exact names of embedded files are public.
 fn is_public(path: &str) -> bool {
+    is_public_with(path, super::assets::is_site_file)
+}
+
+fn is_public_with(path: &str, is_site_file: impl Fn(&str) -> bool) -> bool {
     matches!(
         path,
         "/login" | "/api/login" | "/api/logout" | "/favicon.svg"
-    ) || path.starts_with("/pkg/")
+    ) || path
+        .strip_prefix('/')
+        .is_some_and(|file| file.starts_with("pkg/") && is_site_file(file))
 }
 
 /// Endpoints answered with 401 (not a redirect to the login page) when unauthenticated.
@@ -72,17 +79,14 @@ pub async fn check() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// A browser sends `Origin` on WebSocket and cross-site requests; it must name this server.
+/// A browser sends `Origin` on WebSocket and cross-site requests; it must name this server (the
+/// gate's one implementation of the check). Without it and without `Sec-Fetch-Site`, this is
+/// not a browser (curl, websocat): nothing to check.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        // Not a browser (curl, websocat): nothing to check.
-        return true;
-    };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    matches!((origin_host, host), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+    !matches!(
+        super::gate::origin_proof(headers),
+        super::gate::Proof::CrossOrigin
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,12 +135,26 @@ pub async fn logout() -> Response {
 
 /// Only local paths: never an open redirect to another site.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
+    next.and_then(local_target)
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+/// `next` as a path of this server, or `None`. Browsers drop tabs and newlines from URLs and
+/// read `\` as `/`, so `/<TAB>/evil` becomes `//evil` (another host): only visible ASCII is
+/// accepted, and the path part must pass the same rule as request paths (no `//`, no dot
+/// segments, no encoded separators or controls).
+fn local_target(next: &str) -> Option<String> {
+    const MAX_NEXT_BYTES: usize = 2048;
+    if next.len() > MAX_NEXT_BYTES
+        || !next.bytes().all(|b| b.is_ascii_graphic())
+        || next.contains('\\')
+    {
+        return None;
     }
+    let split = next.find(['?', '#']).unwrap_or(next.len());
+    let (path, rest) = next.split_at(split);
+    let path = crate::contract::request_path::normalize(path).ok()?;
+    Some(format!("{path}{rest}"))
 }
 
 /// Percent-encodes a path for use inside a query parameter.
@@ -161,16 +179,28 @@ mod tests {
     #[test]
     fn next_is_always_a_local_path() {
         assert_eq!(safe_next(Some("/p/x?tab=log")), "/p/x?tab=log");
+        assert_eq!(safe_next(Some("/p/x?next=//a#b")), "/p/x?next=//a#b");
         for bad in [
             "https://evil.example",
             "//evil.example",
             "/\\evil",
+            "/\t/evil:1234/x",
+            "/\n/evil",
+            "/%09/evil:1234/x",
+            "/\r\nSet-Cookie: x=1",
+            "/%2F/evil",
+            "/%2f%2fevil",
+            "/x/../../evil",
+            " //evil",
+            "/ x",
+            "/caf\u{e9}",
             "evil",
             "",
         ] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(4096)))), "/");
         assert_eq!(encode("/p/a b?x=1&y"), "/p/a%20b%3Fx%3D1%26y");
     }
 
@@ -191,17 +221,22 @@ mod tests {
         assert!(!same_origin(&headers));
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&headers));
+        headers.remove(header::ORIGIN);
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!same_origin(&headers), "a browser that says cross-site");
     }
 
     #[test]
-    fn the_login_page_and_assets_are_public_and_nothing_else() {
+    fn the_login_page_and_exact_site_files_are_public_and_nothing_else() {
+        let site = |file: &str| matches!(file, "pkg/loopwatch.wasm" | "pkg/loopwatch.js");
         for path in [
             "/login",
             "/api/login",
             "/pkg/loopwatch.wasm",
+            "/pkg/loopwatch.js",
             "/favicon.svg",
         ] {
-            assert!(is_public(path), "{path}");
+            assert!(is_public_with(path, site), "{path}");
         }
         for path in [
             "/",
@@ -210,8 +245,13 @@ mod tests {
             "/metrics",
             "/p/x",
             "/loginx",
+            "/pkg/",
+            "/pkg/nope.js",
+            "/pkg/loopwatch.js/x",
+            "/pkg/../projects/x/log",
+            "/pkgx/loopwatch.js",
         ] {
-            assert!(!is_public(path), "{path}");
+            assert!(!is_public_with(path, site), "{path}");
         }
     }
 }

@@ -60,6 +60,7 @@ pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> Runni
         keepalive: Default::default(),
         hub_capacity: capacity,
         data_dir: Some(data_dir),
+        allowed_hosts: Vec::new(),
     })
     .await
     .expect("server starts")
@@ -97,18 +98,25 @@ pub async fn get_signed_in(addr: SocketAddr, path: &str, token: &str) -> Respons
     .await
 }
 
-/// A form-encoded POST with the session cookie, the way the browser calls a server function.
-pub async fn post_form(addr: SocketAddr, path: &str, form: &str, token: &str) -> Response {
+/// A JSON POST with the session cookie, the way the browser calls a server function from one
+/// of this server's pages (so with this server's `Origin`).
+pub async fn post_json(addr: SocketAddr, path: &str, json: &str, token: &str) -> Response {
     request(
         addr,
         &format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n\
-             Cookie: loopwatch_session={token}\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
+             Origin: http://{addr}\r\n\
+             Content-Type: application/json\r\nAccept: application/json\r\n\
+             Cookie: loopwatch_session={token}\r\nContent-Length: {}\r\n\r\n{json}",
+            json.len()
         ),
     )
     .await
+}
+
+/// Sends `raw` (a whole request, written as given: any path, any headers) and reads the answer.
+pub async fn raw_request(addr: SocketAddr, raw: &str) -> Response {
+    request(addr, raw).await
 }
 
 async fn request(addr: SocketAddr, raw: &str) -> Response {
