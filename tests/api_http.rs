@@ -84,7 +84,13 @@ async fn server_functions_return_the_project_data() {
     assert_eq!(card["plan"]["tasks_done"], 2);
     assert_eq!(card["plan"]["tasks_total"], 3);
 
-    let detail = post_json(addr, "/api/project", &format!(r#"{{"project":"{id}"}}"#), &session).await;
+    let detail = post_json(
+        addr,
+        "/api/project",
+        &format!(r#"{{"project":"{id}"}}"#),
+        &session,
+    )
+    .await;
     assert_eq!(detail.status, 200, "{}", detail.body);
     let detail = json(&detail);
     assert_eq!(detail["stats"]["iterations"], 2);
@@ -176,7 +182,11 @@ async fn server_functions_return_the_project_data() {
             format!(r#"{{"project":"{id}","name":".ralph/ralph.pid"}}"#),
             "FileNotAllowed",
         ),
-        ("/api/project", r#"{"project":"nope"}"#.to_owned(), "UnknownProject"),
+        (
+            "/api/project",
+            r#"{"project":"nope"}"#.to_owned(),
+            "UnknownProject",
+        ),
         (
             "/api/iteration_log",
             format!(r#"{{"project":"{id}","run":1,"iteration":99}}"#),

@@ -214,7 +214,13 @@ struct Reader {
 
 impl Reader {
     async fn reload(&mut self, addr: std::net::SocketAddr, id: &str, session: &str) {
-        let response = common::post_json(addr, "/api/log", &format!(r#"{{"project":"{id}"}}"#), session).await;
+        let response = common::post_json(
+            addr,
+            "/api/log",
+            &format!(r#"{{"project":"{id}"}}"#),
+            session,
+        )
+        .await;
         let log: Value = serde_json::from_str(&response.body).expect("log JSON");
         self.content = log["text"].as_str().unwrap_or_default().to_owned();
         let cursor = &log["cursor"];

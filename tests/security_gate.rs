@@ -42,7 +42,11 @@ fn project(root: &Path) -> String {
         format!("[09:00:00] === Iteration 1 (loop 1/10) ===\n[09:00:01] {LOG_SECRET}\n"),
     )
     .expect("log");
-    fs::write(dir.join("AGENTS.md"), format!("# Agents\n{AGENTS_SECRET}\n")).expect("agents");
+    fs::write(
+        dir.join("AGENTS.md"),
+        format!("# Agents\n{AGENTS_SECRET}\n"),
+    )
+    .expect("agents");
     project_id(&dir)
 }
 
@@ -148,7 +152,11 @@ async fn dot_segment_paths_never_reach_project_data() {
     // them if they reached it.
     let real = get_signed_in(addr, &format!("/projects/{id}/log"), &session).await;
     assert_eq!(real.status, 200);
-    assert!(secrets_in(&real.body).contains(&LOG_SECRET), "{}", real.body);
+    assert!(
+        secrets_in(&real.body).contains(&LOG_SECRET),
+        "{}",
+        real.body
+    );
 
     let probes = [
         format!("/pkg/../projects/{id}/log"),
@@ -193,9 +201,7 @@ async fn dot_segment_paths_never_reach_project_data() {
                 response.body
             );
             assert!(
-                response
-                    .body
-                    .contains("\"code\":400"),
+                response.body.contains("\"code\":400"),
                 "a JSON error: {}",
                 response.body
             );
@@ -336,9 +342,7 @@ async fn cross_origin_state_changes_are_refused() {
     let fetch_site = raw_post(
         addr,
         "/api/archive",
-        &format!(
-            "{host}{cookie}Sec-Fetch-Site: same-origin\r\nContent-Type: application/json\r\n"
-        ),
+        &format!("{host}{cookie}Sec-Fetch-Site: same-origin\r\nContent-Type: application/json\r\n"),
         &format!(r#"{{"project":"{id}","archived":false}}"#),
     )
     .await;
@@ -362,7 +366,9 @@ async fn cross_origin_state_changes_are_refused() {
     let sign_in = raw_post(
         addr,
         "/api/login",
-        &format!("{host}Origin: http://{addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n"),
+        &format!(
+            "{host}Origin: http://{addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        ),
         &form,
     )
     .await;
@@ -432,7 +438,8 @@ async fn cross_origin_state_changes_are_refused() {
         .unwrap_or_else(|| panic!("a nonce in the page CSP: {csp}"));
     assert!(nonce.len() >= 16, "{nonce}");
     assert!(
-        page.body.contains(&format!("<script type=\"module\" nonce=\"{nonce}\"")),
+        page.body
+            .contains(&format!("<script type=\"module\" nonce=\"{nonce}\"")),
         "hydration script with the nonce: {}",
         page.body
     );
@@ -472,11 +479,7 @@ async fn sign_in_next_never_leaves_the_server() {
         "evil",
     ] {
         for credential in [credential.as_str(), "wrong"] {
-            let response = get(
-                addr,
-                &format!("/api/login?token={credential}&next={next}"),
-            )
-            .await;
+            let response = get(addr, &format!("/api/login?token={credential}&next={next}")).await;
             assert_eq!(response.status, 303, "{next}: {}", response.headers);
             let location = header(&response, "location").unwrap_or_default();
             let expected = if credential == "wrong" {
@@ -508,8 +511,17 @@ async fn foreign_host_names_are_refused() {
     // With --no-auth, a rebound name would otherwise see everything.
     let open = server_with(&root, true, &[]).await;
     let addr = open.addr;
-    assert_eq!(get(addr, "/").await.status, 200, "no auth: open to its own name");
-    for path in ["/", &format!("/projects/{id}/log"), "/metrics", "/api/session"] {
+    assert_eq!(
+        get(addr, "/").await.status,
+        200,
+        "no auth: open to its own name"
+    );
+    for path in [
+        "/",
+        &format!("/projects/{id}/log"),
+        "/metrics",
+        "/api/session",
+    ] {
         let (status, head) = head_of(
             addr,
             &format!("GET {path} HTTP/1.1\r\n{rebound}Connection: close\r\n\r\n"),

@@ -132,9 +132,9 @@ fn normalize_segment(segment: &str) -> Result<String, PathError> {
     // `%25` followed by hex (in the result, so `%25%32%65` counts too) is an escape of an
     // escape: a layer that decodes twice would see something this rule never saw.
     let out_bytes = out.as_bytes();
-    let double = out_bytes.windows(5).any(|w| {
-        w.starts_with(b"%25") && hex_value(w[3]).is_some() && hex_value(w[4]).is_some()
-    });
+    let double = out_bytes
+        .windows(5)
+        .any(|w| w.starts_with(b"%25") && hex_value(w[3]).is_some() && hex_value(w[4]).is_some());
     if double {
         return Err(PathError::DoubleEncoding);
     }

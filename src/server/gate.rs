@@ -210,22 +210,33 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-fn refuse(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({"type": "error", "code": status.as_u16(), "message": message});
-    (status, Json(body)).into_response()
+/// Why the gate turned a request away: a status and a message for the client.
+struct Refusal(StatusCode, String);
+
+fn refuse(status: StatusCode, message: &str) -> Refusal {
+    Refusal(status, message.to_owned())
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let Refusal(status, message) = self;
+        let body =
+            serde_json::json!({"type": "error", "code": status.as_u16(), "message": message});
+        (status, Json(body)).into_response()
+    }
 }
 
 /// The gate itself: wraps the whole router (see `super::app`), so it runs before routing.
 pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = match check(&state, request) {
         Ok(request) => next.run(request).await,
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     };
     add_security_headers(response.headers_mut(), &state.leptos_options);
     response
 }
 
-fn check(state: &AppState, mut request: Request) -> Result<Request, Response> {
+fn check(state: &AppState, mut request: Request) -> Result<Request, Refusal> {
     // HTTP/2 carries the authority in the URI instead of `Host`; absolute-form HTTP/1.1 in both.
     let host = match request.headers().get(header::HOST) {
         Some(value) => value.to_str().ok().map(str::to_owned),
@@ -430,7 +441,10 @@ mod tests {
             );
         }
         assert_eq!(
-            origin_proof(&headers(&[("host", "dash.example"), ("origin", "https://dash.example")])),
+            origin_proof(&headers(&[
+                ("host", "dash.example"),
+                ("origin", "https://dash.example")
+            ])),
             Proof::SameOrigin
         );
         assert_eq!(
