@@ -93,9 +93,10 @@ pub async fn load_iteration_log(
         .with_project(&project, |state| state.iteration_location(run, iteration))
         .ok_or_else(|| ApiError::UnknownProject(project.clone()))?
         .ok_or(ApiError::UnknownIteration { run, iteration })?;
-    tokio::task::spawn_blocking(move || location.load(run, iteration))
+    // File reads run off the async threads, with a time limit.
+    crate::server::safe_open::off_thread(move || location.load(run, iteration))
         .await
-        .map_err(|_| ApiError::Io("ralph.log".into()))?
+        .and_then(|loaded| loaded)
         .map_err(|error| ApiError::Io(format!("ralph.log: {error}")))
 }
 
@@ -106,8 +107,8 @@ pub async fn load_log(project: String, max_bytes: Option<u64>) -> Result<LogText
     const MAX_LOG: u64 = 8 * 1024 * 1024;
     let max_bytes = max_bytes.unwrap_or(MAX_LOG).min(MAX_LOG);
     let state = ssr::state()?;
-    tokio::task::spawn_blocking(
-        move || match state.index.log_snapshot(&project, max_bytes) {
+    crate::server::safe_open::off_thread(move || {
+        match state.index.log_snapshot(&project, max_bytes) {
             None => Err(ApiError::UnknownProject(project)),
             Some(Err(error)) => Err(ApiError::Io(format!("ralph.log: {error}"))),
             Some(Ok((text, truncated, cursor))) => Ok(LogText {
@@ -115,10 +116,10 @@ pub async fn load_log(project: String, max_bytes: Option<u64>) -> Result<LogText
                 truncated,
                 cursor,
             }),
-        },
-    )
+        }
+    })
     .await
-    .map_err(|_| ApiError::Io("ralph.log".into()))?
+    .map_err(|error| ApiError::Io(format!("ralph.log: {error}")))?
 }
 
 /// The newest iterations (newest first) that the overview's charts and activity feed show.
@@ -142,9 +143,9 @@ pub const RECENT_ITERATIONS: u32 = 60;
 #[server(prefix = "/api", endpoint = "context_files", input = Json)]
 pub async fn list_context_files(project: String) -> Result<Vec<String>, ApiError> {
     let dir = ssr::project_dir(&project)?;
-    tokio::task::spawn_blocking(move || crate::server::context::list(&dir))
+    crate::server::safe_open::off_thread(move || crate::server::context::list(&dir))
         .await
-        .map_err(|_| ApiError::Io("specs".into()))
+        .map_err(|error| ApiError::Io(format!("specs: {error}")))
 }
 
 /// The text of one context file. Any name other than `AGENTS.md`, `PROMPT.md` or
@@ -152,9 +153,9 @@ pub async fn list_context_files(project: String) -> Result<Vec<String>, ApiError
 #[server(prefix = "/api", endpoint = "context_file", input = Json)]
 pub async fn load_context_file(project: String, name: String) -> Result<ContextFile, ApiError> {
     let dir = ssr::project_dir(&project)?;
-    tokio::task::spawn_blocking(move || crate::server::context::read(&dir, &name))
+    crate::server::safe_open::off_thread(move || crate::server::context::read(&dir, &name))
         .await
-        .map_err(|_| ApiError::Io("file".into()))?
+        .map_err(|error| ApiError::Io(format!("file: {error}")))?
 }
 
 #[cfg(feature = "ssr")]

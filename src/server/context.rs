@@ -1,12 +1,14 @@
 //! The context files of a project (`AGENTS.md`, `PROMPT.md`, `specs/*.md`): listing and reading,
-//! with every other path refused.
+//! with every other path refused. Both go through [`safe_open`]: a link, a special file or a
+//! hard link is neither listed nor read, and a `specs` link lists nothing.
 
-use std::{fs, io::Read, path::Path};
+use std::io::Read;
+use std::path::Path;
 
 use crate::app::api::ApiError;
 use crate::model::api::ContextFile;
 
-use super::project::is_spec_name;
+use super::{project::is_spec_name, safe_open};
 
 /// Largest context file shown.
 const MAX_CONTEXT_BYTES: u64 = 1024 * 1024;
@@ -14,44 +16,42 @@ const MAX_CONTEXT_BYTES: u64 = 1024 * 1024;
 pub fn list(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = ["AGENTS.md", "PROMPT.md"]
         .into_iter()
-        .filter(|name| dir.join(name).is_file())
+        .filter(|name| safe_open::open(dir, name).is_ok())
         .map(str::to_owned)
         .collect();
-    let mut specs: Vec<String> = fs::read_dir(dir.join("specs"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| is_spec_name(name))
-        .map(|name| format!("specs/{name}"))
-        .collect();
-    specs.sort();
-    names.extend(specs);
+    // A refused `specs` (a link, another file system) lists nothing; the project's card says why.
+    let specs = safe_open::list_files(dir, "specs").unwrap_or_default();
+    names.extend(
+        specs
+            .into_iter()
+            .filter(|name| is_spec_name(name))
+            .map(|name| format!("specs/{name}")),
+    );
     names
 }
 
-/// Reads an allowed context file. Symlinks are refused too: a link could point anywhere.
+/// Reads an allowed context file. Links, special files and hard links are refused too: they
+/// could lead anywhere.
 pub fn read(dir: &Path, name: &str) -> Result<ContextFile, ApiError> {
     let allowed = matches!(name, "AGENTS.md" | "PROMPT.md")
         || name.strip_prefix("specs/").is_some_and(is_spec_name);
     if !allowed {
         return Err(ApiError::FileNotAllowed(name.chars().take(200).collect()));
     }
-    let path = dir.join(name);
-    let metadata = match fs::symlink_metadata(&path) {
-        Ok(metadata) => metadata,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+    let file = match safe_open::open(dir, name) {
+        Ok(file) => file,
+        Err(safe_open::OpenError::Missing(_)) => {
             return Err(ApiError::FileMissing(name.to_owned()))
         }
-        Err(error) => return Err(ApiError::Io(format!("{name}: {error}"))),
+        Err(safe_open::OpenError::Refused(refused)) => {
+            tracing::debug!(%refused, "context file refused");
+            return Err(ApiError::FileNotAllowed(name.to_owned()));
+        }
+        Err(error) => return Err(ApiError::Io(error.to_string())),
     };
-    if !metadata.is_file() {
-        return Err(ApiError::FileNotAllowed(name.to_owned()));
-    }
     let mut bytes = Vec::new();
-    fs::File::open(&path)
-        .and_then(|file| file.take(MAX_CONTEXT_BYTES + 1).read_to_end(&mut bytes))
+    file.take(MAX_CONTEXT_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|error| ApiError::Io(format!("{name}: {error}")))?;
     let truncated = bytes.len() as u64 > MAX_CONTEXT_BYTES;
     bytes.truncate(MAX_CONTEXT_BYTES as usize);
@@ -65,6 +65,7 @@ pub fn read(dir: &Path, name: &str) -> Result<ContextFile, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn lists_and_reads_only_context_files() {
@@ -109,6 +110,23 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), dir.path().join("AGENTS.md")).expect("link");
         assert!(matches!(
             read(dir.path(), "AGENTS.md"),
+            Err(ApiError::FileNotAllowed(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_specs_directory_lists_and_serves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let project = dir.path().join("p");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&project).expect("mkdir");
+        fs::create_dir_all(&outside).expect("mkdir");
+        fs::write(outside.join("secret.md"), "secret").expect("write");
+        std::os::unix::fs::symlink(&outside, project.join("specs")).expect("link");
+        assert!(list(&project).is_empty());
+        assert!(matches!(
+            read(&project, "specs/secret.md"),
             Err(ApiError::FileNotAllowed(_))
         ));
     }

@@ -33,8 +33,12 @@ pub fn validate_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, (PathBuf, Strin
         .collect()
 }
 
+/// A directory with a real `.ralph/` directory. A `.ralph` that is a symbolic link does not make
+/// a project: its files would live wherever the link points, outside the directory shown.
 pub fn is_project(dir: &Path) -> bool {
-    dir.join(".ralph").is_dir()
+    dir.join(".ralph")
+        .symlink_metadata()
+        .is_ok_and(|metadata| metadata.is_dir())
 }
 
 /// Every project under the roots (a root may itself be one), sorted and without duplicates.
@@ -192,5 +196,19 @@ mod tests {
         let file = tempfile::NamedTempFile::new().expect("temp file");
         let err = validate_roots(&[file.path().to_path_buf()]).expect_err("file root");
         assert_eq!(err.1, "is not a directory");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_ralph_directory_is_not_a_project() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let elsewhere = root.path().join("elsewhere/.ralph");
+        std::fs::create_dir_all(&elsewhere).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("linked")).expect("mkdir");
+        std::os::unix::fs::symlink(&elsewhere, root.path().join("linked/.ralph")).expect("link");
+        let roots = validate_roots(&[root.path().to_path_buf()]).expect("root ok");
+        assert!(!is_project(&roots[0].join("linked")));
+        let found = discover(&roots);
+        assert_eq!(found, [roots[0].join("elsewhere")], "only the real one");
     }
 }

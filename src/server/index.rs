@@ -189,30 +189,34 @@ impl Index {
         })
     }
 
-    /// The last lines of a project's log and the `log:ID` cursor they end at.
+    /// The last lines of a project's log and the `log:ID` cursor they end at. The file is read
+    /// after the project's lock is released (the text ends where the cursor does either way).
     pub fn log_backlog(&self, id: &str, lines: u32) -> Option<(String, Cursor)> {
-        self.get(id).map(|project| {
-            let state = lock(&project);
-            let cursor = self.hub.cursor(&Topic::Log(id.to_owned()));
-            let text = state.log_backlog(lines).unwrap_or_else(|error| {
-                tracing::warn!(project = id, %error, "cannot read the log backlog");
-                String::new()
-            });
-            (text, cursor)
-        })
+        let (view, cursor) = self.log_view(id)?;
+        let text = view.backlog(lines).unwrap_or_else(|error| {
+            tracing::warn!(project = id, %error, "cannot read the log backlog");
+            String::new()
+        });
+        Some((text, cursor))
     }
 
     /// A project's whole published log (the last `max` bytes of it) and the `log:ID` cursor it
-    /// ends at: what a client loads after `log_rotated` or `resync`.
+    /// ends at: what a client loads after `log_rotated` or `resync`. Read without the lock.
     pub fn log_snapshot(
         &self,
         id: &str,
         max: u64,
     ) -> Option<std::io::Result<(String, bool, Cursor)>> {
+        let (view, cursor) = self.log_view(id)?;
+        Some(view.text(max).map(|(text, cut)| (text, cut, cursor)))
+    }
+
+    /// Where the published log ends, with its cursor: taken together under the project's lock.
+    fn log_view(&self, id: &str) -> Option<(super::project::LogView, Cursor)> {
         self.get(id).map(|project| {
             let state = lock(&project);
             let cursor = self.hub.cursor(&Topic::Log(id.to_owned()));
-            state.log_text(max).map(|(text, cut)| (text, cut, cursor))
+            (state.log_view(), cursor)
         })
     }
 

@@ -16,6 +16,7 @@ pub mod links;
 pub mod metrics;
 pub mod process;
 pub mod project;
+pub mod safe_open;
 pub mod session;
 pub mod socket;
 pub mod sse;

@@ -7,7 +7,6 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    fs,
     io::{self, Read},
     path::{Path, PathBuf},
     time::SystemTime,
@@ -36,7 +35,8 @@ use super::{
     index::now,
     links::Links,
     process::{loop_liveness, Liveness},
-    tail::{read_range, Tail},
+    safe_open,
+    tail::{read_lines, read_range, Tail, MAX_LINE_BYTES},
 };
 
 pub const PLAN_FILE: &str = "IMPLEMENTATION_PLAN.md";
@@ -54,6 +54,13 @@ pub const MAX_ITERATION_LOG: u64 = 8 * 1024 * 1024;
 const NOTIFICATION_HISTORY: usize = 200;
 /// Iterations shown in a card's health strip.
 const HEALTH_STRIP: usize = 20;
+/// A log bigger than this is indexed from its last this-many bytes when the project is opened, so
+/// one huge (or sparse) file cannot hold up start-up; older iterations are then not listed.
+const LOG_START_WINDOW: u64 = 64 * 1024 * 1024;
+/// The same for `iterations.jsonl` (rows are the history: more of it is worth reading).
+const JSONL_START_WINDOW: u64 = 256 * 1024 * 1024;
+/// Passes that reading a start window may take (each at most `tail::PASS_BYTES`).
+const START_PASSES: usize = 64;
 
 /// Which of a project's files changed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,9 +140,9 @@ struct LogTracker {
 }
 
 impl LogTracker {
-    fn new(path: PathBuf) -> Self {
+    fn new(tail: Tail) -> Self {
         Self {
-            tail: Tail::new(path),
+            tail,
             scanner: LogScanner::default(),
             runs: RunTracker::default(),
             iterations: Vec::new(),
@@ -159,9 +166,9 @@ struct JsonlTracker {
 }
 
 impl JsonlTracker {
-    fn new(path: PathBuf) -> Self {
+    fn new(tail: Tail) -> Self {
         Self {
-            tail: Tail::new(path),
+            tail,
             runs: RunTracker::default(),
             rows: Vec::new(),
             offsets: Vec::new(),
@@ -195,12 +202,11 @@ pub struct ProjectState {
 impl ProjectState {
     /// Indexes every file of the project (streaming: a huge log is read once, not kept).
     pub fn open(id: &str, dir: &Path) -> Self {
-        let ralph = dir.join(".ralph");
         let mut state = Self {
             id: id.to_owned(),
             dir: dir.to_path_buf(),
-            log: LogTracker::new(ralph.join(LOG_FILE)),
-            jsonl: JsonlTracker::new(ralph.join(JSONL_FILE)),
+            log: LogTracker::new(Tail::beneath(dir, ralph_path(LOG_FILE), MAX_LINE_BYTES)),
+            jsonl: JsonlTracker::new(Tail::beneath(dir, ralph_path(JSONL_FILE), MAX_LINE_BYTES)),
             plan: None,
             config: LoopConfig::default(),
             notifications: Vec::new(),
@@ -213,9 +219,45 @@ impl ProjectState {
             last_activity: None,
             archived_at: None,
         };
+        // A huge file is indexed from near its end only (a bounded read whatever its size).
+        let skipped = [
+            (
+                "log_start",
+                LOG_FILE,
+                state.log.tail.start_near_end(LOG_START_WINDOW),
+            ),
+            (
+                "jsonl_start",
+                JSONL_FILE,
+                state.jsonl.tail.start_near_end(JSONL_START_WINDOW),
+            ),
+        ];
+        for (key, name, skipped) in skipped {
+            if let Ok(skipped @ 1..) = skipped {
+                state.warnings.insert(
+                    key,
+                    format!(
+                        "{name} is too big to index whole: its first {} were skipped \
+                         (older iterations are not listed)",
+                        human_bytes(skipped)
+                    ),
+                );
+            }
+        }
         for kind in FileKind::all() {
             // The initial read reports nothing: there is no one to tell yet.
             let _ = state.read(&kind, false);
+        }
+        // The start windows are bounded: read them whole now (the rest of a file that keeps
+        // growing is caught up by later passes).
+        for _ in 0..START_PASSES {
+            let kinds = state.unfinished();
+            if kinds.is_empty() {
+                break;
+            }
+            for kind in kinds {
+                let _ = state.read(&kind, false);
+            }
         }
         state.relink();
         state.summary = state.build_summary();
@@ -238,63 +280,36 @@ impl ProjectState {
 
     /// The last `lines` lines of `ralph.log` that have been published (at most 1 MiB of them).
     pub fn log_backlog(&self, lines: u32) -> io::Result<String> {
-        const MAX_BACKLOG_BYTES: u64 = 1024 * 1024;
-        let end = self.log.tail.offset();
-        if lines == 0 || end == 0 {
-            return Ok(String::new());
-        }
-        let start = end.saturating_sub(MAX_BACKLOG_BYTES);
-        let bytes = match read_range(self.log.tail.path(), start, Some(end), MAX_BACKLOG_BYTES) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
-            Err(error) => return Err(error),
-        };
-        // `end` is a line boundary; count newlines back from it.
-        let mut cut = 0;
-        let mut seen = 0;
-        for (index, byte) in bytes.iter().enumerate().rev().skip(1) {
-            if *byte == b'\n' {
-                seen += 1;
-                if seen == lines {
-                    cut = index + 1;
-                    break;
-                }
-            }
-        }
-        if seen < lines && start > 0 {
-            // The window began mid-line: drop the partial first line.
-            cut = bytes
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(bytes.len(), |i| i + 1);
-        }
-        Ok(String::from_utf8_lossy(&bytes[cut..]).into_owned())
+        self.log_view().backlog(lines)
     }
 
     /// The published part of `ralph.log` (up to `tail.offset()`), at most `max` bytes: the last
     /// ones, starting at a line boundary. Returns the text and whether it was cut.
     pub fn log_text(&self, max: u64) -> io::Result<(String, bool)> {
+        self.log_view().text(max)
+    }
+
+    /// What serving the published log needs: taken under the project's lock, read after it.
+    pub fn log_view(&self) -> LogView {
         let end = self.log.tail.offset();
-        let start = end.saturating_sub(max);
-        let bytes = match read_range(self.log.tail.path(), start, Some(end), max) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Ok((String::new(), false))
-            }
-            Err(error) => return Err(error),
-        };
-        let cut = if start > 0 {
-            bytes
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(bytes.len(), |i| i + 1)
-        } else {
-            0
-        };
-        Ok((
-            String::from_utf8_lossy(&bytes[cut..]).into_owned(),
-            start > 0,
-        ))
+        LogView {
+            dir: self.log.tail.dir().to_path_buf(),
+            rel: self.log.tail.rel().to_owned(),
+            end,
+            long_lines: self.log.tail.long_lines(0, end),
+        }
+    }
+
+    /// The files whose last pass stopped at its byte budget: they want another pass soon.
+    pub fn unfinished(&self) -> Vec<FileKind> {
+        let mut kinds = Vec::new();
+        if self.log.tail.behind() {
+            kinds.push(FileKind::Log);
+        }
+        if self.jsonl.tail.behind() {
+            kinds.push(FileKind::Jsonl);
+        }
+        kinds
     }
 
     /// Notifications seen since the server started, oldest first.
@@ -357,7 +372,7 @@ impl ProjectState {
             FileKind::Log => self.read_log(report),
             FileKind::Jsonl => self.read_jsonl(report),
             FileKind::Plan => {
-                self.plan = match read_small(&self.dir.join(PLAN_FILE)) {
+                self.plan = match read_small(&self.dir, PLAN_FILE) {
                     Ok(None) => None,
                     Ok(Some(bytes)) => Some(parse_plan(&String::from_utf8_lossy(&bytes))),
                     Err(error) => {
@@ -369,7 +384,7 @@ impl ProjectState {
                 Vec::new()
             }
             FileKind::Config => {
-                match read_small(&ralph.join(CONFIG_FILE)) {
+                match read_small(&self.dir, &ralph_path(CONFIG_FILE)) {
                     Ok(None) => {
                         self.config = LoopConfig::default();
                         self.warnings.remove("config");
@@ -389,6 +404,9 @@ impl ProjectState {
             }
             FileKind::Pid => {
                 self.loop_alive = self.check_pid();
+                // The periodic liveness pass re-checks `specs/` too: no file event announces a
+                // directory swapped for a link.
+                self.check_specs();
                 Vec::new()
             }
             FileKind::Pause => {
@@ -414,9 +432,22 @@ impl ProjectState {
         self.warnings.insert(key, message);
     }
 
+    /// Warns when `specs/` exists but is refused (a link, another file system).
+    fn check_specs(&mut self) {
+        match safe_open::dir_ok(&self.dir, "specs") {
+            Ok(_) => {
+                self.warnings.remove("specs");
+            }
+            Err(safe_open::OpenError::Refused(refused)) => {
+                self.warn("specs", format!("specs/ is not listed: {refused}"))
+            }
+            Err(error) => self.warn("specs", format!("cannot read specs/: {error}")),
+        }
+    }
+
     fn check_pid(&mut self) -> bool {
-        let path = self.dir.join(".ralph/ralph.pid");
-        let bytes = match read_small(&path) {
+        let path = ralph_path("ralph.pid");
+        let bytes = match read_small(&self.dir, &path) {
             Ok(None) => {
                 self.warnings.remove("pid");
                 return false;
@@ -434,7 +465,7 @@ impl ProjectState {
                 return false;
             }
         };
-        let written = fs::metadata(&path).and_then(|m| m.modified());
+        let written = modified(&self.dir, &path);
         match written.map(|written| loop_liveness(pid, written)) {
             Ok(Liveness::Alive) => {
                 self.warnings.remove("pid");
@@ -504,7 +535,8 @@ impl ProjectState {
                 if outcome.restarted.is_some() {
                     // Restarted from byte 0: the old iteration ranges mean nothing now. The lines
                     // just read were scanned into the old state, so rebuild from scratch.
-                    self.log = LogTracker::new(self.log.tail.path().to_path_buf());
+                    self.log = LogTracker::new(self.log.tail.fresh());
+                    self.warnings.remove("log_start");
                     // The headers are new: pair every row again.
                     self.links.reset();
                     let _ = self.read_log(false);
@@ -564,8 +596,8 @@ impl ProjectState {
             Ok(outcome) => {
                 self.warnings.remove("jsonl");
                 if outcome.restarted.is_some() {
-                    let path = self.jsonl.tail.path().to_path_buf();
-                    self.jsonl = JsonlTracker::new(path);
+                    self.jsonl = JsonlTracker::new(self.jsonl.tail.fresh());
+                    self.warnings.remove("jsonl_start");
                     // The rows are new: pair them all again.
                     self.links.reset();
                     // Re-read from scratch; clients get the new rows as a whole-card update.
@@ -608,7 +640,7 @@ impl ProjectState {
     }
 
     fn read_notification(&mut self, report: bool) -> Vec<ServerMessage> {
-        let bytes = match read_small(&self.dir.join(".ralph").join(NOTIFICATION_FILE)) {
+        let bytes = match read_small(&self.dir, &ralph_path(NOTIFICATION_FILE)) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Vec::new(),
             Err(error) => {
@@ -754,12 +786,7 @@ impl ProjectState {
         ) {
             return false;
         }
-        let ralph = self.dir.join(".ralph");
-        let modified = |name: &str| {
-            fs::metadata(ralph.join(name))
-                .and_then(|m| m.modified())
-                .ok()
-        };
+        let modified = |name: &str| modified(&self.dir, &ralph_path(name)).ok();
         match (modified(NOTIFICATION_FILE), modified(JSONL_FILE)) {
             (Some(note), Some(rows)) => note > rows,
             (Some(_), None) => true,
@@ -877,10 +904,16 @@ impl ProjectState {
             .and_then(|i| self.log.iterations.get(i))
             .map(|it| (it.start, it.end));
         let row = row_index.and_then(|i| self.jsonl.offsets.get(i).copied());
+        let long_lines = match log {
+            Some((start, end)) => self.log.tail.long_lines(start, end.unwrap_or(u64::MAX)),
+            None => Vec::new(),
+        };
         (log.is_some() || row.is_some()).then(|| IterationLocation {
-            log_path: self.log.tail.path().to_path_buf(),
+            dir: self.dir.clone(),
+            log_rel: self.log.tail.rel().to_owned(),
             log,
-            jsonl_path: self.jsonl.tail.path().to_path_buf(),
+            long_lines,
+            jsonl_rel: self.jsonl.tail.rel().to_owned(),
             row,
         })
     }
@@ -889,9 +922,12 @@ impl ProjectState {
 /// What is needed to serve one iteration's details without holding the project's lock.
 #[derive(Clone, Debug)]
 pub struct IterationLocation {
-    log_path: PathBuf,
+    dir: PathBuf,
+    log_rel: String,
     log: Option<(u64, Option<u64>)>,
-    jsonl_path: PathBuf,
+    /// The over-long lines of the slice: read only as far as their cut.
+    long_lines: Vec<(u64, u64)>,
+    jsonl_rel: String,
     row: Option<u64>,
 }
 
@@ -900,19 +936,21 @@ impl IterationLocation {
     pub fn load(&self, run: u32, iteration: u32) -> io::Result<IterationLog> {
         let (text, truncated) = match self.log {
             Some((start, end)) => {
-                let bytes = read_range(&self.log_path, start, end, MAX_ITERATION_LOG + 1)?;
-                let truncated = bytes.len() as u64 > MAX_ITERATION_LOG;
-                let keep = bytes.len().min(MAX_ITERATION_LOG as usize);
-                (
-                    String::from_utf8_lossy(&bytes[..keep]).into_owned(),
-                    truncated,
-                )
+                // The current iteration runs to the end of the file (its unfinished line too).
+                let end = match end {
+                    Some(end) => end,
+                    None => safe_open::open(&self.dir, &self.log_rel)?.metadata()?.len(),
+                };
+                let truncated = end.saturating_sub(start) > MAX_ITERATION_LOG;
+                let stop = end.min(start.saturating_add(MAX_ITERATION_LOG));
+                let text = read_lines(&self.dir, &self.log_rel, start, stop, &self.long_lines)?;
+                (text, truncated)
             }
             None => (String::new(), false),
         };
         let test_output = match self.row {
             Some(offset) => {
-                let bytes = read_range(&self.jsonl_path, offset, None, MAX_SMALL_FILE)?;
+                let bytes = read_range(&self.dir, &self.jsonl_rel, offset, None, MAX_SMALL_FILE)?;
                 let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
                 match parse_line(line) {
                     LineOutcome::Record(record) => record.test_output,
@@ -972,22 +1010,94 @@ fn placeholder_summary(id: &str, dir: &Path) -> ProjectSummary {
     }
 }
 
-/// Reads a small file whole (at most [`MAX_SMALL_FILE`]). `Ok(None)` when it does not exist.
-pub fn read_small(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let file = match fs::File::open(path) {
+/// Reads a small project file (`rel` inside `dir`) whole, at most [`MAX_SMALL_FILE`] of it.
+/// `Ok(None)` when it does not exist; a refused file (link, FIFO, ...) is an error.
+pub fn read_small(dir: &Path, rel: &str) -> io::Result<Option<Vec<u8>>> {
+    let file = match safe_open::open(dir, rel) {
         Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
+        Err(safe_open::OpenError::Missing(_)) => return Ok(None),
+        Err(error) => return Err(error.into()),
     };
     let mut bytes = Vec::new();
     file.take(MAX_SMALL_FILE).read_to_end(&mut bytes)?;
     Ok(Some(bytes))
 }
 
+/// When a project file was last written (read from its handle, under the same rules).
+fn modified(dir: &Path, rel: &str) -> io::Result<SystemTime> {
+    safe_open::open(dir, rel)
+        .map_err(io::Error::from)?
+        .metadata()?
+        .modified()
+}
+
+/// `.ralph/NAME`, the path of a loop file inside the project.
+fn ralph_path(name: &str) -> String {
+    format!(".ralph/{name}")
+}
+
+/// A byte count for a warning: `20.0 GiB`, `512.0 MiB`, `900 bytes`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    UNITS.iter().find(|(_, size)| bytes >= *size).map_or_else(
+        || format!("{bytes} bytes"),
+        |(unit, size)| format!("{:.1} {unit}", bytes as f64 / *size as f64),
+    )
+}
+
+/// What serving the published log needs, copied out of the project's state so the file is read
+/// without holding the project's lock.
+#[derive(Clone, Debug)]
+pub struct LogView {
+    dir: PathBuf,
+    rel: String,
+    /// The published offset: every byte before it was delivered as whole lines.
+    end: u64,
+    long_lines: Vec<(u64, u64)>,
+}
+
+impl LogView {
+    /// The last `max` published bytes as whole lines (each cut at the line limit like the live
+    /// stream), and whether earlier text was left out.
+    pub fn text(&self, max: u64) -> io::Result<(String, bool)> {
+        if self.end == 0 {
+            // Nothing published (perhaps because the file is refused): nothing to open.
+            return Ok((String::new(), false));
+        }
+        let start = self.end.saturating_sub(max);
+        match read_lines(&self.dir, &self.rel, start, self.end, &self.long_lines) {
+            Ok(text) => Ok((text, start > 0)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok((String::new(), false)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The last `lines` published lines (from at most the last 1 MiB).
+    pub fn backlog(&self, lines: u32) -> io::Result<String> {
+        const MAX_BACKLOG_BYTES: u64 = 1024 * 1024;
+        if lines == 0 || self.end == 0 {
+            return Ok(String::new());
+        }
+        let (text, _) = self.text(MAX_BACKLOG_BYTES)?;
+        // The text ends at a line boundary; count newlines back from it.
+        let bytes = text.as_bytes();
+        let mut seen = 0;
+        for (index, byte) in bytes.iter().enumerate().rev().skip(1) {
+            if *byte == b'\n' {
+                seen += 1;
+                if seen == lines {
+                    return Ok(text[index + 1..].to_owned());
+                }
+            }
+        }
+        Ok(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::{fs, io::Write};
 
     fn project() -> (tempfile::TempDir, PathBuf) {
         let temp = tempfile::tempdir().expect("tempdir");

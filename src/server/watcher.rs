@@ -9,6 +9,12 @@
 //! config files get a trailing-edge debounce so the last write always wins. A lost-events
 //! notice (`Rescan`) or a watch error re-reads everything. A periodic pass catches what no file
 //! event announces: a loop process that died without removing its pid file.
+//!
+//! File reads never run on the async threads: each project's update runs on the blocking pool,
+//! one at a time per project (changes that arrive meanwhile wait for it), so a slow project
+//! holds up neither requests nor other projects. A file read in bounded passes that has more
+//! waiting gets another pass at once, the project's lock released in between. A directory that
+//! cannot be watched is logged once per change of its state, not on every retry.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -27,7 +33,13 @@ use tokio::{
     time::{interval, sleep_until, Instant, MissedTickBehavior},
 };
 
-use super::{discovery, index::Index, metrics, project::FileKind, Shutdown};
+use super::{
+    discovery,
+    index::Index,
+    metrics,
+    project::{FileKind, ProjectState},
+    Shutdown,
+};
 use crate::model::protocol::ServerMessage;
 
 /// Log and JSONL appends, pid and pause changes: forwarded almost at once, batching only what
@@ -69,6 +81,7 @@ pub fn spawn(
         watcher.watch(root, RecursiveMode::NonRecursive)?;
         watched.insert(root.clone());
     }
+    let (done, updates) = mpsc::unbounded_channel();
     let mut state = WatchState {
         watcher,
         watched,
@@ -76,14 +89,23 @@ pub fn spawn(
         dirs: HashMap::new(),
         index,
         roots,
+        busy: HashSet::new(),
+        deferred: HashMap::new(),
+        done,
+        watch_failures: WarnOnce::default(),
     };
     for (id, dir) in state.index.dirs() {
         state.track(id, dir);
     }
     // Watches the directories below the roots, and finds what appeared since the server's own
-    // discovery walk.
-    state.rescan();
-    let task = tokio::spawn(state.run(events, shutdown));
+    // discovery walk (start-up: before the server listens, so blocking here is fine).
+    for _ in 0..MAX_RESCAN_PASSES {
+        let walk = walk(&state.roots, &state.index);
+        if !state.apply_walk(walk) {
+            break;
+        }
+    }
+    let task = tokio::spawn(state.run(events, updates, shutdown));
     Ok(ProjectWatcher { task })
 }
 
@@ -96,6 +118,75 @@ struct WatchState {
     dirs: HashMap<PathBuf, String>,
     index: Arc<Index>,
     roots: Vec<PathBuf>,
+    /// Projects whose update is running on the blocking pool.
+    busy: HashSet<String>,
+    /// Changes to busy projects, read once their running update is done.
+    deferred: HashMap<String, BTreeSet<FileKind>>,
+    /// Where finished updates report.
+    done: mpsc::UnboundedSender<Updated>,
+    watch_failures: WarnOnce,
+}
+
+/// One project's finished update.
+struct Updated {
+    id: String,
+    events: Vec<ServerMessage>,
+    /// Files that have more to read than one pass takes.
+    unfinished: Vec<FileKind>,
+}
+
+/// What a walk of the roots found (see [`walk`]).
+struct Walk {
+    dirs: Vec<PathBuf>,
+    /// Projects that were added to the index: (id, directory).
+    added: Vec<(String, PathBuf)>,
+}
+
+/// Walks the roots and adds the projects found to the index (blocking: file reads).
+fn walk(roots: &[PathBuf], index: &Index) -> Walk {
+    let scan = discovery::scan(roots);
+    let added = scan
+        .projects
+        .into_iter()
+        .filter_map(|dir| {
+            let event = index.add(dir.clone())?;
+            let id = event.project()?.to_owned();
+            Some((id, dir))
+        })
+        .collect();
+    Walk {
+        dirs: scan.dirs,
+        added,
+    }
+}
+
+/// Failing paths and why, so a failure is logged when it starts or changes and a recovery once,
+/// instead of on every retry.
+#[derive(Debug, Default)]
+struct WarnOnce {
+    failing: HashMap<PathBuf, String>,
+}
+
+impl WarnOnce {
+    /// Records a failure; true when it is news (the path was fine, or failed differently).
+    fn failed(&mut self, path: &Path, why: &str) -> bool {
+        if self.failing.get(path).is_some_and(|known| known == why) {
+            return false;
+        }
+        self.failing.insert(path.to_path_buf(), why.to_owned());
+        true
+    }
+
+    /// Records a success (or that the path is gone); true when the path was failing.
+    fn recovered(&mut self, path: &Path) -> bool {
+        self.failing.remove(path).is_some()
+    }
+}
+
+/// A directory itself, not a link to one: links are never followed into.
+fn is_real_dir(path: &Path) -> bool {
+    path.symlink_metadata()
+        .is_ok_and(|metadata| metadata.is_dir())
 }
 
 /// Changes waiting to be read, in one batch per speed class.
@@ -163,6 +254,7 @@ impl WatchState {
     async fn run(
         mut self,
         mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+        mut updates: mpsc::UnboundedReceiver<Updated>,
         shutdown: Shutdown,
     ) {
         let stop = shutdown.wait();
@@ -178,9 +270,10 @@ impl WatchState {
                     Some(event) => self.note(event, &mut pending),
                     None => return,
                 },
+                Some(updated) = updates.recv() => self.finished(updated, &mut pending).await,
                 _ = async { sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
                     for batch in pending.take_due() {
-                        self.flush(batch);
+                        self.flush(batch).await;
                     }
                 }
                 _ = liveness.tick() => {
@@ -188,7 +281,7 @@ impl WatchState {
                     for id in self.dirs.values() {
                         batch.changes.insert(id.clone(), BTreeSet::from([FileKind::Pid]));
                     }
-                    self.flush(batch);
+                    self.flush(batch).await;
                 }
             }
         }
@@ -243,7 +336,9 @@ impl WatchState {
             EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
             // Editors save by renaming a file over another; a directory renamed away is gone by
             // now, but it was a watched one.
-            EventKind::Modify(ModifyKind::Name(_)) => path.is_dir() || self.scanned.contains(path),
+            EventKind::Modify(ModifyKind::Name(_)) => {
+                is_real_dir(path) || self.scanned.contains(path)
+            }
             _ => false,
         }
     }
@@ -268,74 +363,132 @@ impl WatchState {
         })
     }
 
-    fn flush(&mut self, batch: Batch) {
-        let mut rescan = batch.rescan_roots;
+    /// Starts an update of each changed project on the blocking pool (a busy project's changes
+    /// wait for its running update); its result comes back through [`WatchState::finished`].
+    async fn flush(&mut self, batch: Batch) {
         for (id, kinds) in batch.changes {
-            let kinds: Vec<FileKind> = kinds.into_iter().collect();
-            // The index publishes the events; the watcher only follows projects leaving.
-            for event in self.index.update(&id, &kinds) {
-                if matches!(event, ServerMessage::ProjectRemoved { .. }) {
-                    tracing::info!(project = %id, "project left");
-                    self.untrack(&id);
-                    // Its directory may still be there, and may become a project again: it
-                    // needs a discovery watch now.
-                    rescan = true;
-                }
+            if self.busy.contains(&id) {
+                self.deferred.entry(id).or_default().extend(kinds);
+                continue;
             }
-            if let Some(dir) = self.dir_of(&id) {
-                // `.ralph/` and `specs/` may have been deleted or (re-)created since the last look.
-                for sub in [".ralph", "specs"] {
-                    let path = dir.join(sub);
-                    if path.is_dir() {
-                        self.watch(&path);
-                    } else {
-                        self.watched.remove(&path);
-                    }
-                }
-            }
+            self.busy.insert(id.clone());
+            let index = self.index.clone();
+            let done = self.done.clone();
+            tokio::task::spawn_blocking(move || {
+                let kinds: Vec<FileKind> = kinds.into_iter().collect();
+                // A panic must not leave the project marked busy for ever.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let events = index.update(&id, &kinds);
+                    let unfinished = index
+                        .with_project(&id, ProjectState::unfinished)
+                        .unwrap_or_default();
+                    (events, unfinished)
+                }));
+                let (events, unfinished) = result.unwrap_or_else(|_| {
+                    tracing::error!(project = %id, "updating the project panicked");
+                    (Vec::new(), Vec::new())
+                });
+                // The receiver is gone only while shutting down.
+                let _ = done.send(Updated {
+                    id,
+                    events,
+                    unfinished,
+                });
+            });
         }
-        if rescan {
-            self.rescan();
+        if batch.rescan_roots {
+            self.rescan().await;
         }
     }
 
-    /// Walks the roots: adds the projects that appeared, watches every directory a project could
-    /// appear in, and drops the watches of directories that are gone or no longer candidates.
-    /// A walk that added watches is followed by another: whatever was created in a directory
-    /// before its watch existed is found then, and once a walk adds no watch, every later change
-    /// is seen by one.
-    fn rescan(&mut self) {
+    /// Takes in a finished update: follows a project leaving, queues another pass for files
+    /// with more to read and the changes that waited, and watches `.ralph/` and `specs/`.
+    async fn finished(&mut self, updated: Updated, pending: &mut Pending) {
+        let Updated {
+            id,
+            events,
+            unfinished,
+        } = updated;
+        self.busy.remove(&id);
+        let waited = self.deferred.remove(&id).unwrap_or_default();
+        // The index publishes the events; the watcher only follows projects leaving.
+        if events
+            .iter()
+            .any(|event| matches!(event, ServerMessage::ProjectRemoved { .. }))
+        {
+            tracing::info!(project = %id, "project left");
+            self.untrack(&id);
+            // Its directory may still be there, and may become a project again: it needs a
+            // discovery watch now.
+            self.rescan().await;
+            return;
+        }
+        for kind in unfinished.into_iter().chain(waited) {
+            pending.add(id.clone(), kind);
+        }
+        if let Some(dir) = self.dir_of(&id) {
+            // `.ralph/` and `specs/` may have been deleted or (re-)created since the last look.
+            for sub in [".ralph", "specs"] {
+                let path = dir.join(sub);
+                if is_real_dir(&path) {
+                    self.watch(&path);
+                } else {
+                    self.watched.remove(&path);
+                    self.watch_failures.recovered(&path);
+                }
+            }
+        }
+    }
+
+    /// Walks the roots (on the blocking pool): adds the projects that appeared, watches every
+    /// directory a project could appear in, and drops the watches of directories that are gone
+    /// or no longer candidates. A walk that added watches is followed by another: whatever was
+    /// created in a directory before its watch existed is found then, and once a walk adds no
+    /// watch, every later change is seen by one.
+    async fn rescan(&mut self) {
         for _ in 0..MAX_RESCAN_PASSES {
-            let scan = discovery::scan(&self.roots);
-            for dir in scan.projects {
-                if let Some(event) = self.index.add(dir.clone()) {
-                    if let Some(id) = event.project().map(str::to_owned) {
-                        tracing::info!(project = %id, "project appeared");
-                        self.track(id, dir);
-                    }
+            let roots = self.roots.clone();
+            let index = self.index.clone();
+            let walked = match tokio::task::spawn_blocking(move || walk(&roots, &index)).await {
+                Ok(walked) => walked,
+                Err(error) => {
+                    tracing::error!(%error, "walking the roots failed");
+                    return;
                 }
-            }
-            let current: HashSet<PathBuf> = scan.dirs.into_iter().collect();
-            let stale: Vec<PathBuf> = self.scanned.difference(&current).cloned().collect();
-            for dir in stale {
-                self.scanned.remove(&dir);
-                // A directory that became a project keeps its watch: it is the project's now.
-                // The kernel drops the watches of deleted directories by itself.
-                if !self.dirs.contains_key(&dir) && self.watched.remove(&dir) {
-                    let _ = self.watcher.unwatch(&dir);
-                }
-            }
-            let mut added = false;
-            for dir in current {
-                if self.scanned.insert(dir.clone()) {
-                    self.watch(&dir);
-                    added = true;
-                }
-            }
-            if !added {
+            };
+            if !self.apply_walk(walked) {
                 return;
             }
         }
+    }
+
+    /// Follows what a walk found; true when it added watches (another walk is due).
+    fn apply_walk(&mut self, walked: Walk) -> bool {
+        for (id, dir) in walked.added {
+            tracing::info!(project = %id, "project appeared");
+            self.track(id, dir);
+        }
+        let current: HashSet<PathBuf> = walked.dirs.into_iter().collect();
+        let stale: Vec<PathBuf> = self.scanned.difference(&current).cloned().collect();
+        for dir in stale {
+            self.scanned.remove(&dir);
+            // A directory that became a project keeps its watch: it is the project's now.
+            // The kernel drops the watches of deleted directories by itself.
+            if !self.dirs.contains_key(&dir) {
+                self.watch_failures.recovered(&dir);
+                if self.watched.remove(&dir) {
+                    let _ = self.watcher.unwatch(&dir);
+                }
+            }
+        }
+        let mut added = false;
+        for dir in current {
+            if self.scanned.insert(dir.clone()) {
+                self.watch(&dir);
+                added = true;
+            }
+        }
+        added
     }
 
     fn dir_of(&self, id: &str) -> Option<PathBuf> {
@@ -355,6 +508,7 @@ impl WatchState {
     fn untrack(&mut self, id: &str) {
         if let Some(dir) = self.dir_of(id) {
             for path in [dir.join(".ralph"), dir.join("specs"), dir.clone()] {
+                self.watch_failures.recovered(&path);
                 if self.watched.remove(&path) {
                     // The kernel drops watches of deleted directories by itself.
                     let _ = self.watcher.unwatch(&path);
@@ -364,20 +518,33 @@ impl WatchState {
         }
     }
 
+    /// Watches a directory (non-recursively). A failure is logged when it starts or changes, not
+    /// on every retry (the liveness pass retries a project's `.ralph/` and `specs/` every 2 s).
     fn watch(&mut self, path: &Path) {
-        if self.watched.contains(path) || !path.is_dir() {
+        if self.watched.contains(path) || !is_real_dir(path) {
             return;
         }
         match self.watcher.watch(path, RecursiveMode::NonRecursive) {
             Ok(()) => {
                 self.watched.insert(path.to_path_buf());
+                if self.watch_failures.recovered(path) {
+                    tracing::info!(path = %path.display(), "watching again");
+                }
             }
-            Err(error) if matches!(error.kind, notify::ErrorKind::MaxFilesWatch) => tracing::warn!(
-                path = %path.display(),
-                "cannot watch: the system's limit of watches is reached \
-                 (raise fs.inotify.max_user_watches); changes there are seen on the next rescan"
-            ),
-            Err(error) => tracing::warn!(path = %path.display(), %error, "cannot watch"),
+            Err(error) if matches!(error.kind, notify::ErrorKind::MaxFilesWatch) => {
+                if self.watch_failures.failed(path, "limit") {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "cannot watch: the system's limit of watches is reached \
+                         (raise fs.inotify.max_user_watches); changes there are seen on the next rescan"
+                    );
+                }
+            }
+            Err(error) => {
+                if self.watch_failures.failed(path, &error.to_string()) {
+                    tracing::warn!(path = %path.display(), %error, "cannot watch");
+                }
+            }
         }
     }
 }
@@ -412,5 +579,27 @@ mod tests {
             notify::event::RenameMode::To
         ))));
         assert!(is_change(&EventKind::Any));
+    }
+
+    #[test]
+    fn a_failure_is_news_once_until_it_changes_or_recovers() {
+        let mut warnings = WarnOnce::default();
+        let dir = Path::new("/root/unreadable");
+        assert!(warnings.failed(dir, "Permission denied"), "first failure");
+        for _ in 0..100 {
+            // The liveness pass retries every 2 s: the same failure is not news.
+            assert!(!warnings.failed(dir, "Permission denied"));
+        }
+        assert!(warnings.failed(dir, "limit"), "a different failure is");
+        assert!(
+            warnings.failed(Path::new("/other"), "limit"),
+            "paths are separate"
+        );
+        assert!(warnings.recovered(dir), "recovery is news once");
+        assert!(!warnings.recovered(dir));
+        assert!(
+            warnings.failed(dir, "Permission denied"),
+            "failing again is news"
+        );
     }
 }
