@@ -409,6 +409,7 @@ async fn a_missing_projects_directory_is_a_clear_start_error() {
         keepalive: Default::default(),
         hub_capacity: 1024,
         data_dir: None,
+        listen: Default::default(),
     })
     .await;
     match result {

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod hub;
 pub mod index;
 pub mod links;
+pub mod listen;
 pub mod metrics;
 pub mod process;
 pub mod project;
@@ -28,7 +29,6 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use axum::{
     extract::FromRef,
     routing::{get, post},
-    serve::ListenerExt,
     Router,
 };
 use leptos::prelude::*;
@@ -50,6 +50,8 @@ pub struct AppState {
     /// `None` when the operator turned authentication off.
     pub auth: Option<Arc<auth::Auth>>,
     pub keepalive: Keepalive,
+    /// Whether the server is reached over TLS (cookies can then be `Secure`).
+    pub tls: bool,
 }
 
 /// How often sockets are pinged, and how long a silent one is kept.
@@ -151,6 +153,8 @@ pub struct ServerConfig {
     pub hub_capacity: usize,
     /// The server's own files (the archive list); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Timeouts, the connection cap and TLS.
+    pub listen: listen::ListenConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +167,10 @@ pub enum StartError {
     Watch(#[from] notify::Error),
     #[error(transparent)]
     Archive(#[from] archive::ArchiveError),
+    #[error("TLS: {0}")]
+    Tls(#[from] listen::TlsError),
+    #[error("cannot watch for SIGHUP: {0}")]
+    Signal(std::io::Error),
 }
 
 /// A started server. Dropping it does not stop it: call [`RunningServer::stop`].
@@ -170,6 +178,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
     pub auth: Option<Arc<auth::Auth>>,
+    /// The certificate served when TLS is on ([`listen::TlsCert::reload`] swaps it).
+    pub tls: Option<Arc<listen::TlsCert>>,
     http: JoinHandle<std::io::Result<()>>,
     watcher: watcher::ProjectWatcher,
 }
@@ -189,6 +199,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
     tracing::info!(projects = index.len(), "discovered projects");
 
+    // Read before anything else is started: a bad certificate stops the start at once.
+    let tls_cert = match &config.listen.tls {
+        Some(files) => Some(listen::TlsCert::load(files.clone())?),
+        None => None,
+    };
+    let tls = tls_cert.as_ref().map(listen::tls_acceptor).transpose()?;
+    let max_connections = listen::connection_cap(
+        config.listen.max_connections,
+        listen::raise_open_file_limit(),
+    );
+
     let shutdown = Shutdown::default();
     let watcher = watcher::spawn(index.clone(), roots, shutdown.clone())?;
 
@@ -198,12 +219,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(config.addr, e))?;
-    // Small event frames must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
+    if let Some(cert) = &tls_cert {
+        listen::reload_on_sighup(cert.clone(), shutdown.clone()).map_err(StartError::Signal)?;
+    }
     let mut leptos_options = config.leptos_options;
     leptos_options.site_addr = addr;
     let state = AppState {
@@ -214,34 +232,49 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         connections: Arc::default(),
         auth: config.auth.clone(),
         keepalive: config.keepalive,
+        tls: tls.is_some(),
     };
-    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let http = tokio::spawn({
-        let stop = shutdown.wait();
-        async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
-                .await
-        }
-    });
+    tracing::debug!(max_connections, "listening");
+    let http = listen::spawn(
+        listener,
+        listen::Serve {
+            router: app(state),
+            header_read_timeout: config.listen.header_read_timeout,
+            max_connections,
+            tls,
+            shutdown: shutdown.clone(),
+        },
+    );
     Ok(RunningServer {
         addr,
         shutdown,
         auth: config.auth,
+        tls: tls_cert,
         http,
         watcher,
     })
 }
 
 impl RunningServer {
-    /// Runs until the process is asked to stop (SIGINT/SIGTERM), then stops.
-    pub async fn run_until_signal(self) {
-        let shutdown = self.shutdown.clone();
-        tokio::select! {
-            _ = signal() => tracing::info!("stop requested"),
-            _ = shutdown.wait() => {}
+    /// Whether the server speaks HTTPS/WSS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Runs until the process is asked to stop (SIGINT/SIGTERM), then stops. From the moment
+    /// this is called, the process ends at most [`listen::FORCED_EXIT_AFTER`] after the signal
+    /// whatever is stuck (see [`listen::arm_forced_exit`]).
+    pub fn run_until_signal(self) -> impl std::future::Future<Output = ()> + Send {
+        listen::arm_forced_exit();
+        listen::stop_on_signal(self.shutdown.clone());
+        async move {
+            let shutdown = self.shutdown.clone();
+            tokio::select! {
+                _ = signal() => tracing::info!("stop requested"),
+                _ = shutdown.wait() => {}
+            }
+            self.stop().await;
         }
-        self.stop().await;
     }
 
     /// Closes every socket with 1001, stops the watcher and waits (at most 5 s) for the rest.

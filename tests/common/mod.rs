@@ -60,6 +60,7 @@ pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> Runni
         keepalive: Default::default(),
         hub_capacity: capacity,
         data_dir: Some(data_dir),
+        listen: Default::default(),
     })
     .await
     .expect("server starts")
