@@ -63,7 +63,7 @@ fn temp_root() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// Raises this process's open-file soft limit to at least `wanted` (the hard limit allowing).
-fn raise_own_file_limit(wanted: u64) {
+fn raise_own_file_limit(wanted: libc::rlim_t) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -71,13 +71,13 @@ fn raise_own_file_limit(wanted: u64) {
     // SAFETY: getrlimit/setrlimit read or write only the struct passed.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        if (limit.rlim_cur as u64) < wanted {
+        if limit.rlim_cur < wanted {
             assert!(
-                limit.rlim_max as u64 >= wanted,
+                limit.rlim_max >= wanted,
                 "the hard open-file limit ({}) is below {wanted}",
                 limit.rlim_max
             );
-            limit.rlim_cur = wanted as libc::rlim_t;
+            limit.rlim_cur = wanted;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
         }
     }
@@ -137,7 +137,7 @@ impl Drop for Binary {
 
 /// Starts `loopwatch serve` over `root` and waits for the line that names its address.
 /// `file_limit` sets the child's open-file soft limit (the hard one is left as it is).
-fn spawn_binary(root: &Path, file_limit: Option<u64>) -> Binary {
+fn spawn_binary(root: &Path, file_limit: Option<libc::rlim_t>) -> Binary {
     let mut command = Command::new(env!("CARGO_BIN_EXE_loopwatch"));
     command
         .arg("serve")
@@ -163,7 +163,7 @@ fn spawn_binary(root: &Path, file_limit: Option<u64>) -> Binary {
                 if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                limit.rlim_cur = soft as libc::rlim_t;
+                limit.rlim_cur = soft;
                 if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
