@@ -81,7 +81,10 @@ async fn accept_loop(listener: TcpListener, serve: Serve) -> std::io::Result<()>
         tls,
         shutdown,
     } = serve;
+    let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max_connections));
+    // Logged when the cap is reached and when it is left, not for every refusal.
+    let mut at_cap = false;
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
@@ -102,9 +105,20 @@ async fn accept_loop(listener: TcpListener, serve: Serve) -> std::io::Result<()>
             },
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            if !at_cap {
+                at_cap = true;
+                tracing::warn!(
+                    max_connections,
+                    "connection cap reached; refusing new connections"
+                );
+            }
             refuse(stream, tls.as_ref());
             continue;
         };
+        if at_cap {
+            at_cap = false;
+            tracing::info!(max_connections, "below the connection cap again");
+        }
         // Small event frames must not wait for Nagle's algorithm.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
