@@ -542,6 +542,35 @@ async fn sighup_reloads_the_certificate_and_a_bad_pair_keeps_the_old_one() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_bad_certificate_pair_stops_the_start_with_a_clear_error() {
+    let (_temp, root) = temp_root();
+    let files = copy_pair(&root, "a");
+    std::fs::copy(Path::new(TLS_FIXTURES).join("b.key"), &files.key).expect("copy key");
+    let result = start(ServerConfig {
+        roots: vec![root.clone()],
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        leptos_options: config::leptos_options(None).expect("options"),
+        auth: None,
+        keepalive: Default::default(),
+        hub_capacity: 1024,
+        data_dir: None,
+        listen: ListenConfig {
+            tls: Some(files),
+            ..Default::default()
+        },
+    })
+    .await;
+    let Err(error) = result else {
+        panic!("a key that does not belong to the certificate is refused");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("server.crt") && message.contains("server.key"),
+        "{message}"
+    );
+}
+
 // ------------------------------------------------------------------------------- SIGTERM
 
 const STUCK_CHILD_ENV: &str = "LOOPWATCH_TEST_STUCK_CHILD";
@@ -666,5 +695,33 @@ fn sigterm_ends_the_binary_with_a_fifo_in_a_project() {
         matches!(status.code(), Some(0) | Some(FORCED_EXIT_CODE)),
         "ended by itself: {status:?}"
     );
+    drop(sockets);
+}
+
+/// Idle sockets and a request head half sent do not turn SIGTERM into the forced exit: the
+/// clean stop stops waiting for them in time.
+#[test]
+fn sigterm_with_idle_and_half_sent_requests_is_a_clean_stop() {
+    use std::io::Write;
+    let (_temp, root) = temp_root();
+    write_project(&root.join("p"), "- [ ] one\n");
+    let mut binary = spawn_binary(&root, None);
+    let mut sockets: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(binary.addr).expect("connect"))
+        .collect();
+    sockets[0]
+        .write_all(b"GET /login HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a request");
+    // The server is up and serving while the half request waits.
+    let page = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(try_get(binary.addr, "/login"));
+    assert!(page.is_some_and(|page| page.starts_with("HTTP/1.1 200")));
+    sigterm(&binary.child);
+    let status = wait_for_exit(&mut binary.child, Duration::from_secs(30))
+        .expect("loopwatch ends after SIGTERM");
+    assert_eq!(status.code(), Some(0), "a clean stop: {status:?}");
     drop(sockets);
 }

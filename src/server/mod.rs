@@ -173,6 +173,11 @@ pub enum StartError {
     Signal(std::io::Error),
 }
 
+/// How long a stop waits for HTTP connections to finish (a request under way, a client still
+/// sending its request's head). Well under [`listen::FORCED_EXIT_AFTER`], so that a clean stop
+/// ends the process first.
+pub const HTTP_DRAIN: Duration = Duration::from_secs(3);
+
 /// A started server. Dropping it does not stop it: call [`RunningServer::stop`].
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -186,6 +191,17 @@ pub struct RunningServer {
 
 /// Discovers projects, starts the watcher and binds the listener.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    // First: a bad certificate stops the start before any project is read.
+    let tls_cert = match &config.listen.tls {
+        Some(files) => Some(listen::TlsCert::load(files.clone())?),
+        None => None,
+    };
+    let tls = tls_cert.as_ref().map(listen::tls_acceptor).transpose()?;
+    let max_connections = listen::connection_cap(
+        config.listen.max_connections,
+        listen::raise_open_file_limit(),
+    );
+
     let roots = discovery::validate_roots(&config.roots)
         .map_err(|(root, why)| StartError::BadRoot(root, why))?;
     let archive = match &config.data_dir {
@@ -198,17 +214,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         index.add(dir);
     }
     tracing::info!(projects = index.len(), "discovered projects");
-
-    // Read before anything else is started: a bad certificate stops the start at once.
-    let tls_cert = match &config.listen.tls {
-        Some(files) => Some(listen::TlsCert::load(files.clone())?),
-        None => None,
-    };
-    let tls = tls_cert.as_ref().map(listen::tls_acceptor).transpose()?;
-    let max_connections = listen::connection_cap(
-        config.listen.max_connections,
-        listen::raise_open_file_limit(),
-    );
 
     let shutdown = Shutdown::default();
     let watcher = watcher::spawn(index.clone(), roots, shutdown.clone())?;
@@ -277,15 +282,19 @@ impl RunningServer {
         }
     }
 
-    /// Closes every socket with 1001, stops the watcher and waits (at most 5 s) for the rest.
+    /// Closes every socket with 1001, stops the watcher and waits (at most [`HTTP_DRAIN`]) for
+    /// in-flight HTTP requests.
     pub async fn stop(self) {
         self.shutdown.trigger();
         let RunningServer { http, watcher, .. } = self;
-        match tokio::time::timeout(Duration::from_secs(5), http).await {
+        match tokio::time::timeout(HTTP_DRAIN, http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(error))) => tracing::warn!(%error, "http server ended with an error"),
             Ok(Err(error)) => tracing::warn!(%error, "http server task failed"),
-            Err(_) => tracing::warn!("connections still open after 5 s; exiting anyway"),
+            Err(_) => tracing::warn!(
+                "connections still open after {} s; stopping anyway",
+                HTTP_DRAIN.as_secs()
+            ),
         }
         watcher.stop().await;
     }
