@@ -191,6 +191,7 @@ async fn the_server_pings_and_closes_silent_sockets_with_1001() {
         hub_capacity: 1024,
         data_dir: None,
         allowed_hosts: Vec::new(),
+        listen: Default::default(),
     })
     .await
     .expect("server starts");

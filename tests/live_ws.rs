@@ -411,6 +411,7 @@ async fn a_missing_projects_directory_is_a_clear_start_error() {
         hub_capacity: 1024,
         data_dir: None,
         allowed_hosts: Vec::new(),
+        listen: Default::default(),
     })
     .await;
     match result {

@@ -72,6 +72,7 @@ async fn server_with(root: &Path, no_auth: bool, allowed: &[&str]) -> RunningSer
             .iter()
             .map(|name| name.parse::<AllowedHost>().expect("allowed host"))
             .collect(),
+        listen: Default::default(),
     })
     .await
     .expect("server starts")

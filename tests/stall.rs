@@ -41,6 +41,7 @@ async fn a_client_that_stops_reading_is_dropped_after_the_write_stall_limit() {
         hub_capacity: 1 << 16,
         data_dir: Some(data_dir),
         allowed_hosts: Vec::new(),
+        listen: Default::default(),
     })
     .await
     .expect("server starts");

@@ -5,7 +5,7 @@ use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Du
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use super::{auth, config, demo, start, RunningServer, ServerConfig};
+use super::{auth, config, demo, listen, start, RunningServer, ServerConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -86,6 +86,13 @@ struct CommonArgs {
     /// proxy forwards; repeat for more. Other host names are refused (DNS rebinding).
     #[arg(long = "allowed-host", value_name = "NAME[:PORT]")]
     allowed_hosts: Vec<super::gate::AllowedHost>,
+    /// Serve HTTPS (and WSS) with this PEM certificate chain (needs --tls-key); SIGHUP
+    /// re-reads both files.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +125,13 @@ pub fn run() -> ExitCode {
         .enable_all()
         .build()
         .map_err(CliError::Runtime)
-        .and_then(|runtime| runtime.block_on(run_command(cli.command)));
+        .and_then(|runtime| {
+            let result = runtime.block_on(run_command(cli.command));
+            // Dropping the runtime would wait for every blocking task, a stuck file read
+            // included: give them a moment, then leave them behind.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            result
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -134,10 +147,16 @@ async fn run_command(command: Command) -> Result<(), CliError> {
         Command::LoginLink(args) => {
             let dir = args.data_dir.unwrap_or_else(auth::default_data_dir);
             let loaded = auth::Auth::load_or_create(&dir).map_err(|e| CliError::DataDir(dir, e))?;
-            println!("{}", login_link(args.addr, loaded.auth.credential()));
+            println!(
+                "{}",
+                login_link("http", args.addr, loaded.auth.credential())
+            );
             Ok(())
         }
         Command::Serve(args) => {
+            // Before start-up, which reads every project's files: a stuck read must not make
+            // SIGTERM wait for ever.
+            listen::arm_forced_exit();
             let server = start_server(args.projects, &args.common, false).await?;
             server.run_until_signal().await;
             Ok(())
@@ -146,6 +165,7 @@ async fn run_command(command: Command) -> Result<(), CliError> {
             if !(0.2..=3600.0).contains(&args.iteration_seconds) {
                 return Err(CliError::IterationSeconds);
             }
+            listen::arm_forced_exit();
             let tree = demo::DemoTree::create(args.dir).map_err(CliError::Demo)?;
             println!("demo projects in {}", tree.root().display());
             let mut common = args.common;
@@ -191,8 +211,8 @@ fn inspect(dir: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn login_link(addr: SocketAddr, credential: &str) -> String {
-    format!("http://{addr}/api/login?token={credential}")
+fn login_link(scheme: &str, addr: SocketAddr, credential: &str) -> String {
+    format!("{scheme}://{addr}/api/login?token={credential}")
 }
 
 async fn start_server(
@@ -224,16 +244,32 @@ async fn start_server(
         hub_capacity: super::hub::DEFAULT_CAPACITY,
         data_dir: Some(data_dir),
         allowed_hosts: common.allowed_hosts.clone(),
+        listen: listen::ListenConfig {
+            tls: tls_files(common),
+            ..Default::default()
+        },
     })
     .await?;
+    let scheme = if server.is_tls() { "https" } else { "http" };
     // Scripts and tests read these lines to learn the port and the sign-in link.
-    println!("loopwatch listening on http://{}", server.addr);
+    println!("loopwatch listening on {scheme}://{}", server.addr);
     if let Some(auth) = auth.filter(|_| first_run || always_show_link) {
         println!(
             "sign in (once per browser; keep this link private): {}",
-            login_link(server.addr, auth.credential())
+            login_link(scheme, server.addr, auth.credential())
         );
     }
     let _ = std::io::stdout().flush();
     Ok(server)
+}
+
+/// Both TLS flags or neither (clap enforces the pair).
+fn tls_files(common: &CommonArgs) -> Option<listen::TlsFiles> {
+    match (&common.tls_cert, &common.tls_key) {
+        (Some(cert), Some(key)) => Some(listen::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    }
 }

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub resyncs: AtomicU64,
     pub watcher_errors: AtomicU64,
     pub internal_errors: AtomicU64,
+    pub http_connections_open: AtomicI64,
+    pub http_connections_refused: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -33,6 +35,8 @@ pub static METRICS: Metrics = Metrics {
     resyncs: AtomicU64::new(0),
     watcher_errors: AtomicU64::new(0),
     internal_errors: AtomicU64::new(0),
+    http_connections_open: AtomicI64::new(0),
+    http_connections_refused: AtomicU64::new(0),
 };
 
 pub fn count(counter: &AtomicU64) {
@@ -45,7 +49,7 @@ pub fn adjust(gauge: &AtomicI64, by: i64) {
 
 pub fn render() -> String {
     let m = &METRICS;
-    let rows: [(&str, &str, &str, i128); 11] = [
+    let rows: [(&str, &str, &str, i128); 13] = [
         (
             "loopwatch_connections_open",
             "gauge",
@@ -112,6 +116,18 @@ pub fn render() -> String {
             "Sockets closed with 4500 after a failure inside the server",
             m.internal_errors.load(Ordering::Relaxed).into(),
         ),
+        (
+            "loopwatch_http_connections_open",
+            "gauge",
+            "TCP connections being served now (upgraded sockets excluded)",
+            m.http_connections_open.load(Ordering::Relaxed).into(),
+        ),
+        (
+            "loopwatch_http_connections_refused_total",
+            "counter",
+            "TCP connections closed at once because the connection cap was reached",
+            m.http_connections_refused.load(Ordering::Relaxed).into(),
+        ),
     ];
     let mut out = String::new();
     for (name, kind, help, value) in rows {
@@ -143,7 +159,7 @@ mod tests {
         let text = render();
         assert_eq!(
             text.lines().filter(|l| l.starts_with("# TYPE ")).count(),
-            11
+            13
         );
         assert!(
             text.contains("# TYPE loopwatch_stalled_clients_total counter"),

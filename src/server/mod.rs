@@ -13,6 +13,7 @@ pub mod gate;
 pub mod hub;
 pub mod index;
 pub mod links;
+pub mod listen;
 pub mod metrics;
 pub mod process;
 pub mod project;
@@ -30,7 +31,6 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use axum::{
     extract::FromRef,
     routing::{get, post},
-    serve::ListenerExt,
     Router,
 };
 use leptos::prelude::*;
@@ -54,6 +54,8 @@ pub struct AppState {
     pub keepalive: Keepalive,
     /// Host names accepted besides this server's own addresses (`--allowed-host`).
     pub allowed_hosts: Arc<[gate::AllowedHost]>,
+    /// Whether the server is reached over TLS (cookies can then be `Secure`).
+    pub tls: bool,
 }
 
 /// How often sockets are pinged, and how long a silent one is kept.
@@ -164,6 +166,8 @@ pub struct ServerConfig {
     pub data_dir: Option<PathBuf>,
     /// Host names accepted besides the bound address, `localhost` and loopback addresses.
     pub allowed_hosts: Vec<gate::AllowedHost>,
+    /// Timeouts, the connection cap and TLS.
+    pub listen: listen::ListenConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,19 +180,41 @@ pub enum StartError {
     Watch(#[from] notify::Error),
     #[error(transparent)]
     Archive(#[from] archive::ArchiveError),
+    #[error("TLS: {0}")]
+    Tls(#[from] listen::TlsError),
+    #[error("cannot watch for SIGHUP: {0}")]
+    Signal(std::io::Error),
 }
+
+/// How long a stop waits for HTTP connections to finish (a request under way, a client still
+/// sending its request's head). Well under [`listen::FORCED_EXIT_AFTER`], so that a clean stop
+/// ends the process first.
+pub const HTTP_DRAIN: Duration = Duration::from_secs(3);
 
 /// A started server. Dropping it does not stop it: call [`RunningServer::stop`].
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
     pub auth: Option<Arc<auth::Auth>>,
+    /// The certificate served when TLS is on ([`listen::TlsCert::reload`] swaps it).
+    pub tls: Option<Arc<listen::TlsCert>>,
     http: JoinHandle<std::io::Result<()>>,
     watcher: watcher::ProjectWatcher,
 }
 
 /// Discovers projects, starts the watcher and binds the listener.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    // First: a bad certificate stops the start before any project is read.
+    let tls_cert = match &config.listen.tls {
+        Some(files) => Some(listen::TlsCert::load(files.clone())?),
+        None => None,
+    };
+    let tls = tls_cert.as_ref().map(listen::tls_acceptor).transpose()?;
+    let max_connections = listen::connection_cap(
+        config.listen.max_connections,
+        listen::raise_open_file_limit(),
+    );
+
     let roots = discovery::validate_roots(&config.roots)
         .map_err(|(root, why)| StartError::BadRoot(root, why))?;
     let archive = match &config.data_dir {
@@ -211,12 +237,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(config.addr, e))?;
-    // Small event frames must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
+    if let Some(cert) = &tls_cert {
+        listen::reload_on_sighup(cert.clone(), shutdown.clone()).map_err(StartError::Signal)?;
+    }
     let mut leptos_options = config.leptos_options;
     leptos_options.site_addr = addr;
     let state = AppState {
@@ -228,45 +251,64 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         auth: config.auth.clone(),
         keepalive: config.keepalive,
         allowed_hosts: config.allowed_hosts.into(),
+        tls: tls.is_some(),
     };
-    let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let http = tokio::spawn({
-        let stop = shutdown.wait();
-        async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
-                .await
-        }
-    });
+    tracing::debug!(max_connections, "listening");
+    let http = listen::spawn(
+        listener,
+        listen::Serve {
+            router: app(state),
+            header_read_timeout: config.listen.header_read_timeout,
+            max_connections,
+            tls,
+            shutdown: shutdown.clone(),
+        },
+    );
     Ok(RunningServer {
         addr,
         shutdown,
         auth: config.auth,
+        tls: tls_cert,
         http,
         watcher,
     })
 }
 
 impl RunningServer {
-    /// Runs until the process is asked to stop (SIGINT/SIGTERM), then stops.
-    pub async fn run_until_signal(self) {
-        let shutdown = self.shutdown.clone();
-        tokio::select! {
-            _ = signal() => tracing::info!("stop requested"),
-            _ = shutdown.wait() => {}
-        }
-        self.stop().await;
+    /// Whether the server speaks HTTPS/WSS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
-    /// Closes every socket with 1001, stops the watcher and waits (at most 5 s) for the rest.
+    /// Runs until the process is asked to stop (SIGINT/SIGTERM), then stops. From the moment
+    /// this is called, the process ends at most [`listen::FORCED_EXIT_AFTER`] after the signal
+    /// whatever is stuck (see [`listen::arm_forced_exit`]).
+    pub fn run_until_signal(self) -> impl std::future::Future<Output = ()> + Send {
+        listen::arm_forced_exit();
+        listen::stop_on_signal(self.shutdown.clone());
+        async move {
+            let shutdown = self.shutdown.clone();
+            tokio::select! {
+                _ = signal() => tracing::info!("stop requested"),
+                _ = shutdown.wait() => {}
+            }
+            self.stop().await;
+        }
+    }
+
+    /// Closes every socket with 1001, stops the watcher and waits (at most [`HTTP_DRAIN`]) for
+    /// in-flight HTTP requests.
     pub async fn stop(self) {
         self.shutdown.trigger();
         let RunningServer { http, watcher, .. } = self;
-        match tokio::time::timeout(Duration::from_secs(5), http).await {
+        match tokio::time::timeout(HTTP_DRAIN, http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(error))) => tracing::warn!(%error, "http server ended with an error"),
             Ok(Err(error)) => tracing::warn!(%error, "http server task failed"),
-            Err(_) => tracing::warn!("connections still open after 5 s; exiting anyway"),
+            Err(_) => tracing::warn!(
+                "connections still open after {} s; stopping anyway",
+                HTTP_DRAIN.as_secs()
+            ),
         }
         watcher.stop().await;
     }

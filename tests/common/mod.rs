@@ -61,6 +61,7 @@ pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> Runni
         hub_capacity: capacity,
         data_dir: Some(data_dir),
         allowed_hosts: Vec::new(),
+        listen: Default::default(),
     })
     .await
     .expect("server starts")
