@@ -62,7 +62,38 @@ pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> Runni
         data_dir: Some(data_dir),
     })
     .await
+    .map(|server| {
+        let name = server.auth.as_ref().map(|auth| auth.cookie_name());
+        if let Some(name) = name {
+            cookie_names().insert(server.addr, name);
+        }
+        server
+    })
     .expect("server starts")
+}
+
+/// Each server's session cookie name (it is per instance), by address.
+fn cookie_names() -> std::sync::MutexGuard<'static, std::collections::HashMap<SocketAddr, String>> {
+    static NAMES: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<SocketAddr, String>>,
+    > = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Remembers the cookie name of a server started some other way (a child process).
+pub fn set_cookie_name(addr: SocketAddr, name: &str) {
+    cookie_names().insert(addr, name.to_owned());
+}
+
+/// The session cookie's name on the server at `addr` (started by [`start_server`]).
+pub fn cookie_name(addr: SocketAddr) -> String {
+    cookie_names()
+        .get(&addr)
+        .cloned()
+        .unwrap_or_else(|| "loopwatch_session".into())
 }
 
 /// A valid session token for `server`.
@@ -91,7 +122,8 @@ pub async fn get_signed_in(addr: SocketAddr, path: &str, token: &str) -> Respons
         addr,
         &format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Cookie: loopwatch_session={token}\r\n\r\n"
+             Cookie: {}={token}\r\n\r\n",
+            cookie_name(addr)
         ),
     )
     .await
@@ -104,7 +136,8 @@ pub async fn post_form(addr: SocketAddr, path: &str, form: &str, token: &str) ->
         &format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
              Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n\
-             Cookie: loopwatch_session={token}\r\nContent-Length: {}\r\n\r\n{form}",
+             Cookie: {}={token}\r\nContent-Length: {}\r\n\r\n{form}",
+            cookie_name(addr),
             form.len()
         ),
     )
