@@ -62,12 +62,10 @@ pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> Runni
         data_dir: Some(data_dir),
     })
     .await
-    .map(|server| {
-        let name = server.auth.as_ref().map(|auth| auth.cookie_name());
-        if let Some(name) = name {
-            cookie_names().insert(server.addr, name);
+    .inspect(|server| {
+        if let Some(auth) = &server.auth {
+            cookie_names().insert(server.addr, auth.cookie_name());
         }
-        server
     })
     .expect("server starts")
 }
