@@ -201,6 +201,13 @@ impl Auth {
         Ok(claims)
     }
 
+    /// Whether the session behind already verified `claims` is still live (not ended by a
+    /// logout since): long-lived streams ask this now and then.
+    pub fn is_live(&self, claims: &Claims) -> bool {
+        let now = unix_now();
+        claims.exp > now && self.sessions.is_live(&claims.sid, now)
+    }
+
     /// Ends the session of `token` (signed by this server; expired or not). Returns whether a
     /// live session was ended.
     pub fn revoke(&self, token: &str) -> bool {
@@ -801,8 +808,13 @@ mod tests {
         let auth = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
         let token = auth.issue(SESSION);
         let kept = auth.issue(SESSION);
-        assert!(auth.verify(&token).is_ok());
+        let claims = auth.verify(&token).expect("valid");
+        assert!(auth.is_live(&claims));
         assert!(auth.revoke(&token));
+        assert!(
+            !auth.is_live(&claims),
+            "a stream holding these claims learns of the logout"
+        );
         assert_eq!(auth.verify(&token), Err(AuthError::Revoked));
         assert!(!auth.revoke(&token), "already ended");
         assert!(auth.verify(&kept).is_ok(), "other sessions live on");
