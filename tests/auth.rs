@@ -132,7 +132,7 @@ async fn the_login_link_and_form_start_a_session() {
     let session = cookie
         .split(';')
         .next()
-        .and_then(|pair| pair.strip_prefix("loopwatch_session="))
+        .and_then(|pair| pair.strip_prefix(&format!("{}=", common::cookie_name(addr))))
         .expect("cookie value");
     assert_eq!(get_signed_in(addr, "/", session).await.status, 200);
     server.stop().await;

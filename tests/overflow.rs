@@ -64,13 +64,15 @@ async fn an_event_queue_overflow_ends_in_a_full_rescan() {
     }
     let (addr, link) = (addr.expect("address"), link.expect("sign-in link"));
     let signed_in = get(addr, &link).await;
-    let cookie = signed_in
+    let (name, cookie) = signed_in
         .headers
         .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: loopwatch_session="))
+        .find_map(|l| l.strip_prefix("set-cookie: "))
         .and_then(|v| v.split(';').next())
-        .expect("session cookie")
-        .to_owned();
+        .and_then(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .expect("session cookie");
+    common::set_cookie_name(addr, &name);
 
     // Frozen: the kernel queues events for it until the queue overflows.
     signal(pid, "STOP");

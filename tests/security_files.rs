@@ -24,7 +24,7 @@ use tokio::{sync::oneshot, time::timeout};
 use loopwatch::server::discovery::project_id;
 
 mod common;
-use common::{append, get, get_signed_in, post_form, start_server, token, write_project, WAIT};
+use common::{append, get, get_signed_in, post_json, start_server, token, write_project, WAIT};
 
 const PLAN: &str = "## Phase 1\n- [ ] 1.1: first\n";
 const SECRET: &str = "TOP-SECRET-7f3a9c";
@@ -97,13 +97,13 @@ async fn answers(server: &Isolated) {
     assert_eq!(login.status, 200, "/login");
     let page = get_signed_in(server.addr, "/", &server.token).await;
     assert_eq!(page.status, 200, "the dashboard");
-    let list = post_form(server.addr, "/api/projects", "", &server.token).await;
+    let list = post_json(server.addr, "/api/projects", "{}", &server.token).await;
     assert_eq!(list.status, 200, "{}", list.body);
 }
 
 /// The card of project `id`, if listed.
 async fn card(server: &Isolated, id: &str) -> Option<serde_json::Value> {
-    let list = post_form(server.addr, "/api/projects", "", &server.token).await;
+    let list = post_json(server.addr, "/api/projects", "{}", &server.token).await;
     assert_eq!(list.status, 200, "{}", list.body);
     json(&list.body)["projects"]
         .as_array()
@@ -141,10 +141,10 @@ async fn wait_for_warning(server: &Isolated, id: &str, needles: &[&str]) -> Stri
 }
 
 async fn log_text(server: &Isolated, id: &str) -> serde_json::Value {
-    let log = post_form(
+    let log = post_json(
         server.addr,
         "/api/log",
-        &format!("project={id}"),
+        &format!(r#"{{"project":"{id}"}}"#),
         &server.token,
     )
     .await;
@@ -293,19 +293,19 @@ async fn a_specs_link_to_outside_lists_and_serves_nothing() {
     let id = project_id(&dir);
     let server = start_isolated(root).await;
 
-    let files = post_form(
+    let files = post_json(
         server.addr,
         "/api/context_files",
-        &format!("project={id}"),
+        &format!(r#"{{"project":"{id}"}}"#),
         &server.token,
     )
     .await;
     assert_eq!(files.status, 200, "{}", files.body);
     assert_eq!(json(&files.body), serde_json::json!([]), "nothing listed");
-    let secret = post_form(
+    let secret = post_json(
         server.addr,
         "/api/context_file",
-        &format!("project={id}&name=specs/secret.md"),
+        &format!(r#"{{"project":"{id}","name":"specs/secret.md"}}"#),
         &server.token,
     )
     .await;
@@ -332,10 +332,10 @@ async fn a_log_and_a_notification_linked_to_outside_files_are_refused() {
 
     let log = log_text(&server, &id).await;
     assert_eq!(log["text"], "");
-    let detail = post_form(
+    let detail = post_json(
         server.addr,
         "/api/project",
-        &format!("project={id}"),
+        &format!(r#"{{"project":"{id}"}}"#),
         &server.token,
     )
     .await;
@@ -378,10 +378,10 @@ async fn a_ralph_directory_that_is_a_link_is_not_a_project() {
         card(&server, &project_id(&dir)).await.is_none(),
         "a linked .ralph makes no project"
     );
-    let log = post_form(
+    let log = post_json(
         server.addr,
         "/api/log",
-        &format!("project={}", project_id(&dir)),
+        &format!(r#"{{"project":"{}"}}"#, project_id(&dir)),
         &server.token,
     )
     .await;
@@ -407,19 +407,19 @@ async fn hard_links_to_outside_files_are_refused() {
     let server = start_isolated(root).await;
 
     assert_eq!(log_text(&server, &id).await["text"], "");
-    let agents = post_form(
+    let agents = post_json(
         server.addr,
         "/api/context_file",
-        &format!("project={id}&name=AGENTS.md"),
+        &format!(r#"{{"project":"{id}","name":"AGENTS.md"}}"#),
         &server.token,
     )
     .await;
     assert!(!agents.body.contains(SECRET), "{}", agents.body);
     assert_ne!(agents.status, 200);
-    let files = post_form(
+    let files = post_json(
         server.addr,
         "/api/context_files",
-        &format!("project={id}"),
+        &format!(r#"{{"project":"{id}"}}"#),
         &server.token,
     )
     .await;
@@ -460,14 +460,14 @@ async fn a_racing_symlink_swap_never_serves_the_outside_file() {
         })
     };
 
-    let form = format!("project={id}&name=AGENTS.md");
+    let form = format!(r#"{{"project":"{id}","name":"AGENTS.md"}}"#);
     let clients: Vec<_> = (0..4)
         .map(|_| {
             let (addr, token, form) = (server.addr, server.token.clone(), form.clone());
             tokio::spawn(async move {
                 let mut served = 0;
                 for _ in 0..500 {
-                    let response = post_form(addr, "/api/context_file", &form, &token).await;
+                    let response = post_json(addr, "/api/context_file", &form, &token).await;
                     assert!(
                         !response.body.contains(SECRET),
                         "the outside file was served: {}",
@@ -516,10 +516,10 @@ async fn a_last_line_over_8_mib_is_served_cut_not_empty() {
         text.len()
     );
 
-    let iteration = post_form(
+    let iteration = post_json(
         server.addr,
         "/api/iteration_log",
-        &format!("project={id}&run=1&iteration=1"),
+        &format!(r#"{{"project":"{id}","run":1,"iteration":1}}"#),
         &server.token,
     )
     .await;

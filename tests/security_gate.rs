@@ -60,7 +60,7 @@ async fn server_with(root: &Path, no_auth: bool, allowed: &[&str]) -> RunningSer
             Auth::load_or_create(&data_dir).expect("auth secrets").auth,
         ))
     };
-    start(ServerConfig {
+    let server = start(ServerConfig {
         roots: vec![root.to_path_buf()],
         addr: "127.0.0.1:0".parse().expect("addr"),
         leptos_options: config::leptos_options(None).expect("options"),
@@ -75,7 +75,11 @@ async fn server_with(root: &Path, no_auth: bool, allowed: &[&str]) -> RunningSer
         listen: Default::default(),
     })
     .await
-    .expect("server starts")
+    .expect("server starts");
+    if let Some(auth) = &server.auth {
+        common::set_cookie_name(server.addr, &auth.cookie_name());
+    }
+    server
 }
 
 /// A GET written exactly as given (the path is not normalized), with extra header lines.
@@ -136,8 +140,8 @@ fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
     })
 }
 
-fn cookie_line(session: &str) -> String {
-    format!("Cookie: loopwatch_session={session}\r\n")
+fn cookie_line(addr: SocketAddr, session: &str) -> String {
+    format!("Cookie: {}={session}\r\n", common::cookie_name(addr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +185,7 @@ async fn dot_segment_paths_never_reach_project_data() {
     for probe in &probes {
         for signed_in in [false, true] {
             let extra = if signed_in {
-                cookie_line(&session)
+                cookie_line(addr, &session)
             } else {
                 String::new()
             };
@@ -242,7 +246,7 @@ async fn cross_origin_state_changes_are_refused() {
     let addr = server.addr;
     let session = token(&server);
     let host = format!("Host: {addr}\r\n");
-    let cookie = cookie_line(&session);
+    let cookie = cookie_line(addr, &session);
     let archive_json = format!(r#"{{"project":"{id}","archived":true}}"#);
     let archive_form = format!("project={id}&archived=true");
     // Another server on the same host (another port): same site, other origin.
@@ -566,7 +570,7 @@ async fn foreign_host_names_are_refused() {
     let server = server_with(&root, false, &["dash.example"]).await;
     let addr = server.addr;
     let session = token(&server);
-    let cookie = cookie_line(&session);
+    let cookie = cookie_line(addr, &session);
     let (status, _) = head_of(
         addr,
         &format!("GET / HTTP/1.1\r\n{rebound}{cookie}Connection: close\r\n\r\n"),

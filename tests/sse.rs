@@ -32,7 +32,8 @@ async fn read_events(
         .unwrap_or_default();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
-             Cookie: loopwatch_session={session}\r\n{extra}\r\n"
+             Cookie: {}={session}\r\n{extra}\r\n",
+        common::cookie_name(addr)
     );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut text = String::new();

@@ -73,8 +73,10 @@ impl<'a> Request<'a> {
         self
     }
 
+    /// Signed in as a script is: the cookie's name is per server instance, a bearer header
+    /// is not.
     pub fn session(self, jwt: &str) -> Self {
-        self.header("Cookie", format!("loopwatch_session={jwt}"))
+        self.header("Authorization", format!("Bearer {jwt}"))
     }
 
     /// The token as a script sends it: no Origin needed for state-changing calls.

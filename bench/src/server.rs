@@ -224,15 +224,16 @@ impl Drop for Server {
 }
 
 /// Signs in through the link the server prints (`GET /api/login?token=...`) and returns the
-/// session token from the `loopwatch_session` cookie.
+/// session token from the `loopwatch_session_...` cookie (its suffix is per instance).
 async fn sign_in(addr: SocketAddr, credential: &str) -> Result<String, Error> {
     let path = format!("/api/login?token={credential}");
     let response = http::send(addr, Request::get(&path), HTTP_TIMEOUT).await?;
     let token = response
         .headers_named("set-cookie")
         .find_map(|cookie| {
-            let value = cookie.strip_prefix("loopwatch_session=")?;
-            let token = value.split(';').next()?.trim();
+            let (name, value) = cookie.split(';').next()?.split_once('=')?;
+            name.starts_with("loopwatch_session").then_some(())?;
+            let token = value.trim();
             (!token.is_empty()).then(|| token.to_owned())
         })
         .ok_or_else(|| {

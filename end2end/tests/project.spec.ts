@@ -300,10 +300,10 @@ test('a session that is no longer valid goes to the login page and back to where
   const href = await openProject(page, '/plan');
   await server.stop();
   // The session cookie is replaced by one the server cannot verify (as after an expiry).
-  const url = new URL(server.url);
-  await context.addCookies([
-    { name: 'loopwatch_session', value: 'expired.token.value', domain: url.hostname, path: '/' },
-  ]);
+  // The cookie's name is per server instance: replace whichever one the sign-in set.
+  const session = (await context.cookies(server.url)).find((c) => c.name.includes('loopwatch_session'));
+  expect(session).toBeTruthy();
+  await context.addCookies([{ ...session!, value: 'expired.token.value' }]);
   await server.launch();
   await expect(page).toHaveURL(/\/login\?next=/, { timeout: 40_000 });
   await screenshot(page, 'login-after-expiry');

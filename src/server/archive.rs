@@ -7,19 +7,22 @@
 
 use std::{
     collections::BTreeMap,
-    fs,
-    io::{self, Write},
+    fs, io,
     path::{Path, PathBuf},
     sync::{Mutex, PoisonError},
 };
 
 /// The file's name inside the data directory.
 pub const FILE: &str = "archived.json";
+/// How the temporary files of a save start (a crash can leave one behind).
+const TEMP_PREFIX: &str = ".archived.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error("no project with id {0:?}")]
     UnknownProject(String),
+    #[error("{0}")]
+    DataDir(io::Error),
     #[error("cannot read {0}: {1}")]
     Read(PathBuf, io::Error),
     #[error("{0} is not a valid archive list ({1}); fix or delete it")]
@@ -49,8 +52,12 @@ impl ArchiveStore {
     }
 
     /// Reads `archived.json` from `data_dir` (a missing file or directory is an empty set; the
-    /// directory is created only when something is first archived).
+    /// directory is created only when something is first archived). A data directory other
+    /// users can write to is refused; temporary files an interrupted save left are removed.
     pub fn load(data_dir: &Path) -> Result<Self, ArchiveError> {
+        if super::auth::check_private_dir(data_dir).map_err(ArchiveError::DataDir)? {
+            super::auth::remove_temp_files(data_dir, TEMP_PREFIX);
+        }
         let file = data_dir.join(FILE);
         let entries = match fs::read(&file) {
             Ok(bytes) => serde_json::from_slice::<BTreeMap<String, String>>(&bytes)
@@ -108,25 +115,8 @@ impl ArchiveStore {
 /// Writes the set next to `file` and renames it into place, so a crash leaves either the old
 /// file or the new one, never half of one.
 fn save(file: &Path, entries: &BTreeMap<String, String>) -> io::Result<()> {
-    let dir = file
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no data directory"))?;
-    super::auth::create_private_dir(dir)?;
     let json = serde_json::to_vec_pretty(entries).map_err(io::Error::other)?;
-    // `tempfile` creates the file with mode 0600 and a random name in the same directory (the
-    // rename must not cross file systems).
-    let mut temp = tempfile::Builder::new()
-        .prefix(".archived.")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    temp.write_all(&json)?;
-    temp.write_all(b"\n")?;
-    temp.as_file().sync_all()?;
-    temp.persist(file).map_err(|error| error.error)?;
-    // The rename itself is durable once the directory is synced.
-    #[cfg(unix)]
-    fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    super::auth::write_atomically(file, TEMP_PREFIX, &json)
 }
 
 #[cfg(test)]

@@ -1,28 +1,61 @@
 //! Authentication: a login credential and a signing secret, created on first run in the data
-//! directory; sessions are HS256 JWTs (`sub`, `iat`, `exp`) carried in an HttpOnly SameSite
-//! cookie, or as `?token=` / `Authorization: Bearer` for scripts. Neither secret is ever logged.
+//! directory, and the server-side sessions behind every token. A token is an HS256 JWT (`sub`,
+//! `sid`, `iat`, `exp`) carried in an HttpOnly SameSite cookie named per instance, or as
+//! `?token=` / `Authorization: Bearer` for scripts; it is only valid while its session id is
+//! in the session list (`sessions.json`, saved atomically), so logout revokes it for good.
+//! Also here: the data directory's permission rules and the per-address limit on sign-in tries.
+//! Neither secret nor any token is ever logged.
 
 use std::{
+    collections::{BTreeMap, HashMap},
     fs,
     io::{self, Write},
+    net::IpAddr,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::http::{header, HeaderMap};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-/// The session cookie's name.
+/// The start of the session cookie's name; each instance adds its own suffix so two servers on
+/// one host (cookies ignore the port) never overwrite each other's session.
 pub const COOKIE: &str = "loopwatch_session";
-/// How long a session lasts.
+/// How long a session lasts, and the longest life a token may claim.
 pub const SESSION: Duration = Duration::from_secs(12 * 60 * 60);
+/// How far ahead of this server's clock a token's `iat` or `nbf` may be (clock skew).
+pub const CLOCK_LEEWAY: u64 = 60;
+/// The session list's file inside the data directory.
+pub const SESSIONS_FILE: &str = "sessions.json";
+/// Live sessions kept at most; the one closest to its end goes first when a new one needs room.
+const MAX_SESSIONS: usize = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     pub sub: String,
+    /// The server-side session this token belongs to.
+    pub sid: String,
     pub iat: u64,
     pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+}
+
+impl Claims {
+    /// Time left until `exp` (zero once past), never more than a session can last, so adding
+    /// it to an `Instant` cannot overflow.
+    pub fn remaining(&self) -> Duration {
+        remaining_until(self.exp)
+    }
+}
+
+/// Time left until the Unix time `exp` (zero once past), capped at one session plus the clock
+/// leeway: safe to add to an `Instant` whatever `exp` says.
+pub fn remaining_until(exp: u64) -> Duration {
+    let cap = SESSION.as_secs().saturating_add(CLOCK_LEEWAY);
+    Duration::from_secs(exp.saturating_sub(unix_now()).min(cap))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -33,17 +66,23 @@ pub enum AuthError {
     Expired,
     #[error("the session token is not valid")]
     Invalid,
+    #[error("the session has ended")]
+    Revoked,
 }
 
 pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     credential: String,
+    sessions: Sessions,
+    limiter: LoginLimiter,
+    /// Cookies get `Secure` and the `__Host-` prefix (the server speaks HTTPS).
+    secure: bool,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the keys or the credential.
+        // Never print the keys, the credential or the session ids.
         f.write_str("Auth { .. }")
     }
 }
@@ -56,23 +95,50 @@ pub struct Loaded {
 }
 
 impl Auth {
-    /// Reads the secret and the credential from `data_dir`, creating them (mode 0600) if absent.
+    /// Reads the secret, the credential and the sessions from `data_dir`, creating them (mode
+    /// 0600) if absent. Expired sessions and leftover temporary files are removed.
     pub fn load_or_create(data_dir: &Path) -> io::Result<Loaded> {
         create_private_dir(data_dir)?;
         let (secret, _) = read_or_create(&data_dir.join("secret.key"))?;
         let (credential, first_run) = read_or_create(&data_dir.join("login.token"))?;
+        let sessions = Sessions::load(data_dir)?;
         Ok(Loaded {
-            auth: Auth::from_secrets(&secret, credential),
+            auth: Auth::with_sessions(&secret, credential, sessions),
             first_run,
         })
     }
 
+    #[cfg(test)]
     fn from_secrets(secret: &str, credential: String) -> Self {
+        Self::with_sessions(secret, credential, Sessions::in_memory())
+    }
+
+    fn with_sessions(secret: &str, credential: String, sessions: Sessions) -> Self {
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             credential,
+            sessions,
+            limiter: LoginLimiter::default(),
+            secure: false,
         }
+    }
+
+    /// Cookies for a server reached over HTTPS: `Secure` and named `__Host-...`.
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Replaces the sign-in limits (the default is [`LoginLimiter::default`]).
+    pub fn with_login_limiter(mut self, limiter: LoginLimiter) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// The per-address limit on failed sign-ins.
+    pub fn login_limiter(&self) -> &LoginLimiter {
+        &self.limiter
     }
 
     /// The login credential, for the one-time link.
@@ -85,12 +151,17 @@ impl Auth {
         constant_time_eq(given.as_bytes(), self.credential.as_bytes())
     }
 
+    /// Starts a session lasting `lifetime` (at most [`SESSION`]) and returns its token.
     pub fn issue(&self, lifetime: Duration) -> String {
         let now = unix_now();
+        let exp = now.saturating_add(lifetime.min(SESSION).as_secs());
+        let sid = self.sessions.start(now, exp);
         self.sign(&Claims {
             sub: "admin".into(),
+            sid,
             iat: now,
-            exp: now + lifetime.as_secs(),
+            exp,
+            nbf: None,
         })
     }
 
@@ -99,20 +170,83 @@ impl Auth {
         encode(&Header::new(Algorithm::HS256), claims, &self.encoding).unwrap_or_default()
     }
 
+    /// The claims of a token signed by this server whose session is still live, with sane
+    /// times: not issued (or valid from) in the future, not expired, no longer than a session.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
-        decode::<Claims>(token, &self.decoding, &validation)
+        let claims = decode::<Claims>(token, &self.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|error| match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid,
-            })
+            })?;
+        let now = unix_now();
+        let latest_start = now.saturating_add(CLOCK_LEEWAY);
+        if claims.iat > latest_start || claims.nbf.is_some_and(|nbf| nbf > latest_start) {
+            return Err(AuthError::Invalid);
+        }
+        match claims.exp.checked_sub(claims.iat) {
+            Some(life) if life <= SESSION.as_secs() => {}
+            _ => return Err(AuthError::Invalid),
+        }
+        if claims.exp <= now {
+            return Err(AuthError::Expired);
+        }
+        if !self.sessions.is_live(&claims.sid, now) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(claims)
     }
 
-    /// The session token of a request: the cookie, a bearer header, or `?token=`.
-    pub fn token_of(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    /// Whether the session behind already verified `claims` is still live (not ended by a
+    /// logout since): long-lived streams ask this now and then.
+    pub fn is_live(&self, claims: &Claims) -> bool {
+        let now = unix_now();
+        claims.exp > now && self.sessions.is_live(&claims.sid, now)
+    }
+
+    /// Ends the session of `token` (signed by this server; expired or not). Returns whether a
+    /// live session was ended.
+    pub fn revoke(&self, token: &str) -> bool {
+        #[derive(Deserialize)]
+        struct SessionOnly {
+            sid: String,
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        match decode::<SessionOnly>(token, &self.decoding, &validation) {
+            Ok(data) => self.sessions.end(&data.claims.sid),
+            Err(_) => false,
+        }
+    }
+
+    /// The session cookie's name on this instance.
+    pub fn cookie_name(&self) -> String {
+        let prefix = if self.secure { "__Host-" } else { "" };
+        format!("{prefix}{COOKIE}_{}", self.sessions.instance)
+    }
+
+    /// The `Set-Cookie` value for a new session (or, with `None`, one that ends it).
+    pub fn cookie(&self, token: Option<&str>) -> String {
+        let name = self.cookie_name();
+        // `__Host-` requires `Secure` and `Path=/` and forbids `Domain`.
+        let secure = if self.secure { "; Secure" } else { "" };
+        match token {
+            Some(token) => format!(
+                "{name}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                SESSION.as_secs()
+            ),
+            None => format!("{name}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"),
+        }
+    }
+
+    /// The session token of a request: this instance's cookie, a bearer header, or `?token=`.
+    pub fn token_of(&self, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+        let wanted = self.cookie_name();
         let from_cookie = headers
             .get_all(header::COOKIE)
             .iter()
@@ -120,7 +254,7 @@ impl Auth {
             .flat_map(|v| v.split(';'))
             .find_map(|pair| {
                 let (name, value) = pair.trim().split_once('=')?;
-                (name == COOKIE).then(|| value.to_owned())
+                (name == wanted).then(|| value.to_owned())
             });
         let from_bearer = || {
             headers
@@ -139,19 +273,302 @@ impl Auth {
     }
 
     pub fn check(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Claims, AuthError> {
-        let token = Self::token_of(headers, query).ok_or(AuthError::Missing)?;
+        let token = self.token_of(headers, query).ok_or(AuthError::Missing)?;
         self.verify(&token)
     }
 }
 
-/// The `Set-Cookie` value for a new session (or, with `None`, one that ends it).
-pub fn session_cookie(token: Option<&str>) -> String {
-    match token {
-        Some(token) => format!(
-            "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-            SESSION.as_secs()
-        ),
-        None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+/// What `sessions.json` holds: this instance's id (the cookie name's suffix) and the live
+/// session ids with their end (Unix seconds).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SessionList {
+    instance: String,
+    sessions: BTreeMap<String, u64>,
+}
+
+/// The server-side sessions. A revoked session is removed: an unknown id is never valid.
+struct Sessions {
+    /// Where the list is saved; `None` keeps it in memory only (unit tests).
+    file: Option<PathBuf>,
+    instance: String,
+    /// Session id -> end (Unix seconds). Locked across a save so saves happen in order.
+    live: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Sessions {
+    #[cfg(test)]
+    fn in_memory() -> Self {
+        Self {
+            file: None,
+            instance: random_hex(4).unwrap_or_else(|_| "00000000".into()),
+            live: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn load(data_dir: &Path) -> io::Result<Self> {
+        remove_temp_files(data_dir, ".sessions.");
+        let file = data_dir.join(SESSIONS_FILE);
+        let (list, fresh) = match fs::read(&file) {
+            Ok(bytes) => {
+                let list: SessionList = serde_json::from_slice(&bytes).map_err(|error| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} is not a valid session list ({error}); delete it (everyone \
+                             signs in again)",
+                            file.display()
+                        ),
+                    )
+                })?;
+                (list, false)
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => (SessionList::default(), true),
+            Err(error) => return Err(error),
+        };
+        let valid_instance =
+            list.instance.len() == 8 && list.instance.bytes().all(|b| b.is_ascii_hexdigit());
+        let instance = if valid_instance {
+            list.instance
+        } else {
+            random_hex(4)?
+        };
+        let now = unix_now();
+        let mut live = list.sessions;
+        let before = live.len();
+        live.retain(|_, end| *end > now);
+        let sessions = Self {
+            file: Some(file),
+            instance,
+            live: Mutex::new(live),
+        };
+        if fresh || !valid_instance || sessions.lock().len() != before {
+            // Saved now so the cookie name stays the same across restarts.
+            let live = sessions.lock();
+            if let Err(error) = sessions.save(&live) {
+                // A read-only data directory still serves; the name may change on restart.
+                tracing::warn!(%error, "cannot save the session list");
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// Records a new session ending at `end` and returns its id.
+    fn start(&self, now: u64, end: u64) -> String {
+        // Without randomness no session can be made safe; an empty id is never accepted.
+        let Ok(sid) = random_hex(16) else {
+            tracing::error!("no randomness for a session id: sign-in refused");
+            return String::new();
+        };
+        let mut live = self.lock();
+        live.retain(|_, until| *until > now);
+        while live.len() >= MAX_SESSIONS {
+            let Some(oldest) = live
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(id, _)| id.clone())
+            else {
+                break;
+            };
+            live.remove(&oldest);
+        }
+        live.insert(sid.clone(), end);
+        if let Err(error) = self.save(&live) {
+            // The session still works until the server restarts.
+            tracing::warn!(%error, "cannot save the session list");
+        }
+        sid
+    }
+
+    fn is_live(&self, sid: &str, now: u64) -> bool {
+        !sid.is_empty() && self.lock().get(sid).is_some_and(|end| *end > now)
+    }
+
+    fn end(&self, sid: &str) -> bool {
+        let mut live = self.lock();
+        let ended = live.remove(sid).is_some();
+        if ended {
+            if let Err(error) = self.save(&live) {
+                tracing::warn!(%error, "cannot save the session list: the ended session stays ended until a restart");
+            }
+        }
+        ended
+    }
+
+    fn save(&self, live: &BTreeMap<String, u64>) -> io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let list = SessionList {
+            instance: self.instance.clone(),
+            sessions: live.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&list).map_err(io::Error::other)?;
+        write_atomically(file, ".sessions.", &json)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Writes `bytes` next to `file` (mode 0600, fsynced) and renames it into place, so a crash
+/// leaves either the old file or the new one, never half of one.
+pub(crate) fn write_atomically(file: &Path, temp_prefix: &str, bytes: &[u8]) -> io::Result<()> {
+    let dir = file
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no data directory"))?;
+    create_private_dir(dir)?;
+    // `tempfile` creates the file with mode 0600 and a random name in the same directory (the
+    // rename must not cross file systems).
+    let mut temp = tempfile::Builder::new()
+        .prefix(temp_prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.write_all(b"\n")?;
+    temp.as_file().sync_all()?;
+    temp.persist(file).map_err(|error| error.error)?;
+    // The rename itself is durable once the directory is synced.
+    #[cfg(unix)]
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Removes `{prefix}*.tmp` files a crash left behind in `dir` (a save in progress is never
+/// running at start-up). Failures are only logged: they cost disk space, not correctness.
+pub(crate) fn remove_temp_files(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_temp = name.starts_with(prefix) && name.ends_with(".tmp");
+        if !is_temp || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => {
+                tracing::info!(file = %entry.path().display(), "removed a temporary file left by an interrupted save")
+            }
+            Err(error) => {
+                tracing::warn!(file = %entry.path().display(), %error, "cannot remove a leftover temporary file")
+            }
+        }
+    }
+}
+
+/// Failed sign-ins allowed per address in one window, by default.
+pub const LOGIN_FAILURES: u32 = 5;
+/// The window failed sign-ins are counted in, by default.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses tracked at most: a flood of addresses cannot grow memory without limit.
+const LOGIN_ADDRESSES: usize = 4096;
+
+/// Counts failed sign-ins per client address: after `max_failures` in one window, that address
+/// is refused (even with the right credential) until the window ends.
+pub struct LoginLimiter {
+    max_failures: u32,
+    window: Duration,
+    capacity: usize,
+    tries: Mutex<HashMap<IpAddr, Tries>>,
+}
+
+#[derive(Clone, Copy)]
+struct Tries {
+    failures: u32,
+    since: Instant,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        Self::new(LOGIN_FAILURES, LOGIN_WINDOW, LOGIN_ADDRESSES)
+    }
+}
+
+impl LoginLimiter {
+    pub fn new(max_failures: u32, window: Duration, capacity: usize) -> Self {
+        Self {
+            max_failures: max_failures.max(1),
+            window,
+            capacity: capacity.max(1),
+            tries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(retry_after)` when `address` has used up its tries for now.
+    pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
+        let key = client_key(address);
+        let now = Instant::now();
+        let mut tries = self.lock();
+        match tries.get(&key).copied() {
+            Some(entry) if now.duration_since(entry.since) >= self.window => {
+                tries.remove(&key);
+                Ok(())
+            }
+            Some(entry) if entry.failures >= self.max_failures => {
+                let left = self.window.saturating_sub(now.duration_since(entry.since));
+                Err(left.max(Duration::from_secs(1)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one failed sign-in from `address`.
+    pub fn failed(&self, address: IpAddr) {
+        let key = client_key(address);
+        let now = Instant::now();
+        let mut tries = self.lock();
+        if !tries.contains_key(&key) && tries.len() >= self.capacity {
+            let window = self.window;
+            tries.retain(|_, entry| now.duration_since(entry.since) < window);
+            if tries.len() >= self.capacity {
+                // Still full: forget the address whose window started first.
+                if let Some(oldest) = tries.iter().min_by_key(|(_, e)| e.since).map(|(a, _)| *a) {
+                    tries.remove(&oldest);
+                }
+            }
+        }
+        let entry = tries.entry(key).or_insert(Tries {
+            failures: 0,
+            since: now,
+        });
+        if now.duration_since(entry.since) >= self.window {
+            *entry = Tries {
+                failures: 0,
+                since: now,
+            };
+        }
+        entry.failures = entry.failures.saturating_add(1);
+    }
+
+    /// A successful sign-in clears the address's count.
+    pub fn succeeded(&self, address: IpAddr) {
+        self.lock().remove(&client_key(address));
+    }
+
+    /// Addresses currently tracked.
+    pub fn tracked(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, Tries>> {
+        self.tries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The unit one client is counted as: its IPv4 address, or its IPv6 /64 (one host usually
+/// owns a whole /64, so counting single IPv6 addresses would let it try for ever).
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(bits.into())
+            }
+        },
     }
 }
 
@@ -184,14 +601,73 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn random_hex(bytes: usize) -> io::Result<String> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Creates the data directory (mode 0700) when it is absent. An existing directory is never
+/// chmodded (it may be shared, like `/tmp`); see [`check_private_dir`] for what is refused.
 pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
+    if check_private_dir(dir)? {
+        return Ok(());
+    }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
     }
-    Ok(())
+    #[cfg(not(unix))]
+    {
+        fs::create_dir_all(dir)
+    }
+}
+
+/// Whether the data directory exists (`Ok(false)`: not yet). One that other users could write
+/// to, or that belongs to someone else, is an error: they could replace the secrets in it.
+pub(crate) fn check_private_dir(dir: &Path) -> io::Result<bool> {
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode() & 0o7777;
+        let refuse = |why: String| {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "data directory {} {why} (mode {mode:o}); use a directory only you can                      write to (a new one is created with mode 700), or run `chmod go-w {}` if                      it is yours alone",
+                    dir.display(),
+                    dir.display()
+                ),
+            ))
+        };
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return refuse(format!(
+                "belongs to another user (uid {}, not {me})",
+                meta.uid()
+            ));
+        }
+        if mode & 0o022 != 0 {
+            return refuse("is writable by other users".into());
+        }
+    }
+    Ok(true)
 }
 
 /// Reads a secret file, or creates it with 32 random bytes (hex). Returns (value, created).
@@ -210,9 +686,7 @@ fn read_or_create(path: &Path) -> io::Result<(String, bool)> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
-    let value: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let value = random_hex(32)?;
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -236,21 +710,26 @@ mod tests {
         let data = dir.path().join("data");
         let first = Auth::load_or_create(&data).expect("create");
         assert!(first.first_run);
+        // A token issued before the restart is still valid after it (same secret, same list).
+        let token = first.auth.issue(SESSION);
         let again = Auth::load_or_create(&data).expect("load");
         assert!(!again.first_run);
         assert_eq!(first.auth.credential(), again.auth.credential());
         assert_eq!(first.auth.credential().len(), 64);
+        assert_eq!(first.auth.cookie_name(), again.auth.cookie_name());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(data.join("secret.key"))
-                .expect("meta")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o077, 0, "secret readable by others: {mode:o}");
+            for file in ["secret.key", SESSIONS_FILE] {
+                let mode = fs::metadata(data.join(file))
+                    .expect("meta")
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o077, 0, "{file} readable by others: {mode:o}");
+            }
+            let mode = fs::metadata(&data).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "data directory mode {mode:o}");
         }
-        // A token from one run verifies in the next (same secret).
-        let token = first.auth.issue(SESSION);
         assert_eq!(
             again.auth.verify(&token).map(|c| c.sub),
             Ok("admin".to_owned())
@@ -268,10 +747,13 @@ mod tests {
         let auth = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
         let other = Auth::from_secrets(&"x".repeat(64), "c".repeat(64));
         let now = unix_now();
+        let sid = auth.sessions.start(now, now + 100);
         let expired = auth.sign(&Claims {
             sub: "admin".into(),
+            sid,
             iat: now - 100,
             exp: now - 50,
+            nbf: None,
         });
         assert_eq!(auth.verify(&expired), Err(AuthError::Expired));
         assert_eq!(auth.verify(&other.issue(SESSION)), Err(AuthError::Invalid));
@@ -280,23 +762,195 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_found_in_cookie_bearer_and_query() {
+    fn times_in_the_future_and_overlong_lives_are_refused_without_overflow() {
+        let auth = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
+        let now = unix_now();
+        let sid = auth.sessions.start(now, u64::MAX);
+        let claims = |iat: u64, exp: u64, nbf: Option<u64>| Claims {
+            sub: "admin".into(),
+            sid: sid.clone(),
+            iat,
+            exp,
+            nbf,
+        };
+        let hour = 3600;
+        assert!(auth
+            .verify(&auth.sign(&claims(now, now + hour, None)))
+            .is_ok());
+        assert!(auth
+            .verify(&auth.sign(&claims(now, now + hour, Some(now))))
+            .is_ok());
+        for (what, bad) in [
+            ("100 years", claims(now, now + 100 * 365 * 24 * hour, None)),
+            ("u64::MAX", claims(now, u64::MAX, None)),
+            ("iat u64::MAX", claims(u64::MAX, u64::MAX, None)),
+            ("future iat", claims(now + hour, now + 2 * hour, None)),
+            ("future nbf", claims(now, now + hour, Some(now + 600))),
+            ("exp before iat", claims(now + 10, now + 5, None)),
+            ("13 hours", claims(now, now + 13 * hour, None)),
+        ] {
+            assert_eq!(
+                auth.verify(&auth.sign(&bad)),
+                Err(AuthError::Invalid),
+                "{what}"
+            );
+        }
+        assert_eq!(
+            claims(now, u64::MAX, None).remaining(),
+            remaining_until(u64::MAX)
+        );
+        assert!(remaining_until(u64::MAX) <= SESSION + Duration::from_secs(CLOCK_LEEWAY));
+        assert_eq!(remaining_until(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_revoked_session_stays_revoked_and_unknown_sessions_are_refused() {
+        let auth = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
+        let token = auth.issue(SESSION);
+        let kept = auth.issue(SESSION);
+        let claims = auth.verify(&token).expect("valid");
+        assert!(auth.is_live(&claims));
+        assert!(auth.revoke(&token));
+        assert!(
+            !auth.is_live(&claims),
+            "a stream holding these claims learns of the logout"
+        );
+        assert_eq!(auth.verify(&token), Err(AuthError::Revoked));
+        assert!(!auth.revoke(&token), "already ended");
+        assert!(auth.verify(&kept).is_ok(), "other sessions live on");
+        // A validly signed token whose session this server never started.
+        let now = unix_now();
+        let unknown = auth.sign(&Claims {
+            sub: "admin".into(),
+            sid: "0".repeat(32),
+            iat: now,
+            exp: now + 60,
+            nbf: None,
+        });
+        assert_eq!(auth.verify(&unknown), Err(AuthError::Revoked));
+        // Not signed by this server: nothing is revoked.
+        let other = Auth::from_secrets(&"x".repeat(64), "c".repeat(64));
+        assert!(!auth.revoke(&other.issue(SESSION)));
+    }
+
+    #[test]
+    fn the_session_list_is_bounded() {
+        let auth = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
+        let first = auth.issue(Duration::from_secs(60));
+        for _ in 0..MAX_SESSIONS {
+            auth.issue(SESSION);
+        }
+        assert_eq!(auth.sessions.lock().len(), MAX_SESSIONS);
+        assert_eq!(
+            auth.verify(&first),
+            Err(AuthError::Revoked),
+            "the session closest to its end made room"
+        );
+    }
+
+    #[test]
+    fn tokens_are_found_in_the_instance_cookie_bearer_and_query() {
+        let auth = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
+        let name = auth.cookie_name();
+        assert!(name.starts_with("loopwatch_session_") && name.len() == COOKIE.len() + 9);
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=b; loopwatch_session=T1; c=d"),
+            HeaderValue::from_str(&format!("a=b; loopwatch_session=T0; {name}=T1; c=d"))
+                .expect("header"),
         );
-        assert_eq!(
-            Auth::token_of(&headers, Some("token=T3")),
-            Some("T1".into())
+        assert_eq!(auth.token_of(&headers, Some("token=T3")), Some("T1".into()));
+        let mut other_instance = HeaderMap::new();
+        other_instance.insert(
+            header::COOKIE,
+            HeaderValue::from_static("loopwatch_session=T0; loopwatch_session_00000000=T9"),
         );
+        assert_eq!(auth.token_of(&other_instance, None), None);
         let mut bearer = HeaderMap::new();
         bearer.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer T2"));
-        assert_eq!(Auth::token_of(&bearer, None), Some("T2".into()));
+        assert_eq!(auth.token_of(&bearer, None), Some("T2".into()));
         assert_eq!(
-            Auth::token_of(&HeaderMap::new(), Some("x=1&token=T3")),
+            auth.token_of(&HeaderMap::new(), Some("x=1&token=T3")),
             Some("T3".into())
         );
-        assert_eq!(Auth::token_of(&HeaderMap::new(), Some("x=1")), None);
+        assert_eq!(auth.token_of(&HeaderMap::new(), Some("x=1")), None);
+    }
+
+    #[test]
+    fn cookies_over_https_are_secure_and_host_prefixed() {
+        let plain = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
+        let cookie = plain.cookie(Some("T"));
+        assert!(cookie.starts_with(&format!("{}=T;", plain.cookie_name())));
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(!cookie.contains("Secure"));
+        let secure = plain.with_secure_cookies(true);
+        let cookie = secure.cookie(Some("T"));
+        assert!(cookie.starts_with("__Host-loopwatch_session_"), "{cookie}");
+        assert!(cookie.contains("; Secure") && cookie.contains("Path=/"));
+        assert!(!cookie.contains("Domain"));
+        assert!(secure.cookie(None).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn failed_sign_ins_are_limited_per_address_in_bounded_memory() {
+        let limiter = LoginLimiter::new(3, Duration::from_secs(60), 100);
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "192.0.2.2".parse().expect("ip");
+        for _ in 0..3 {
+            assert!(limiter.check(a).is_ok());
+            limiter.failed(a);
+        }
+        let retry = limiter.check(a).expect_err("limited");
+        assert!(retry >= Duration::from_secs(1) && retry <= Duration::from_secs(60));
+        assert!(limiter.check(b).is_ok(), "another address is not limited");
+        // One host's IPv6 /64 counts as one client.
+        for last in 1..=3u16 {
+            limiter.failed(IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001, 0xdb8, 0, 0, 0, 0, 0, last,
+            )));
+        }
+        let neighbour = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 9, 9, 9, 9));
+        assert!(limiter.check(neighbour).is_err());
+        // A flood of addresses never tracks more than the capacity.
+        for n in 0..10_000u32 {
+            limiter.failed(IpAddr::V4(n.into()));
+        }
+        assert!(limiter.tracked() <= 100, "{}", limiter.tracked());
+        // A success clears the count.
+        let fresh = LoginLimiter::new(2, Duration::from_secs(60), 10);
+        fresh.failed(b);
+        fresh.succeeded(b);
+        fresh.failed(b);
+        assert!(fresh.check(b).is_ok());
+        // The window passes.
+        let short = LoginLimiter::new(1, Duration::ZERO, 10);
+        short.failed(a);
+        assert!(short.check(a).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_shared_data_directory_is_refused_and_left_as_it_was() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).expect("mkdir");
+        for mode in [0o1777, 0o777, 0o770, 0o720] {
+            fs::set_permissions(&shared, fs::Permissions::from_mode(mode)).expect("chmod");
+            let Err(error) = Auth::load_or_create(&shared) else {
+                panic!("shared directory {mode:o} accepted");
+            };
+            let text = error.to_string();
+            assert!(text.contains(&shared.display().to_string()), "{text}");
+            assert!(text.contains("writable by other users"), "{text}");
+            let now = fs::metadata(&shared).expect("meta").permissions().mode() & 0o7777;
+            assert_eq!(now, mode, "mode changed");
+            assert!(!shared.join("secret.key").exists());
+        }
+        // An existing private directory keeps its mode (750 stays 750).
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o750)).expect("chmod");
+        Auth::load_or_create(&shared).expect("private enough");
+        let now = fs::metadata(&shared).expect("meta").permissions().mode() & 0o7777;
+        assert_eq!(now, 0o750);
     }
 }

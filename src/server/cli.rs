@@ -3,7 +3,7 @@
 use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
 use super::{auth, config, demo, listen, start, RunningServer, ServerConfig};
 
@@ -115,11 +115,26 @@ enum CliError {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // The WebSocket library prints whole frames (session tokens in `auth` frames included) at
+    // debug and trace: whatever RUST_LOG asks for, it logs at most at info.
+    let no_frame_payloads = tracing_subscriber::filter::filter_fn(|meta| {
+        let target = meta.target();
+        let prints_frames = ["tungstenite", "tokio_tungstenite"]
+            .iter()
+            .any(|crate_name| {
+                target
+                    .strip_prefix(crate_name)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            });
+        !prints_frames || *meta.level() <= tracing::Level::INFO
+    });
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .finish()
+        .with(no_frame_payloads)
         .init();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,10 +1,10 @@
 //! The HTTP side of authentication: the guard in front of every route, the login and logout
 //! endpoints, and the Origin check for the streaming endpoints.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
-    extract::{Query, Request, State},
+    extract::{ConnectInfo, Query, Request, State},
     http::{header, HeaderMap, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
@@ -13,7 +13,7 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    auth::{session_cookie, Auth, AuthError, SESSION},
+    auth::{Auth, AuthError, SESSION},
     AppState,
 };
 
@@ -89,45 +89,103 @@ fn same_origin(headers: &HeaderMap) -> bool {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct LoginForm {
     #[serde(alias = "token")]
     credential: String,
     next: Option<String>,
 }
 
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The credential is a password: never printed.
+        f.debug_struct("LoginForm")
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `GET /api/login?token=...` (the link printed on first start) and `POST /api/login` (the form).
-pub async fn login_link(State(state): State<AppState>, Query(form): Query<LoginForm>) -> Response {
-    login(state, form)
+pub async fn login_link(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(form): Query<LoginForm>,
+) -> Response {
+    login(state, peer, form)
 }
 
-pub async fn login_form(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    login(state, form)
+pub async fn login_form(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    login(state, peer, form)
 }
 
-fn login(state: AppState, form: LoginForm) -> Response {
+/// Checks the credential, within the per-address limit on failed tries; every failure is
+/// logged with the address (never with what was tried).
+fn login(state: AppState, peer: SocketAddr, form: LoginForm) -> Response {
     let next = safe_next(form.next.as_deref());
     let Some(auth) = state.auth else {
         return Redirect::to(&next).into_response();
     };
+    let address = peer.ip();
+    if let Err(retry_after) = auth.login_limiter().check(address) {
+        tracing::warn!(%address, "sign-in refused: too many failed tries from this address");
+        let seconds = retry_after.as_secs().max(1);
+        let body = serde_json::json!({
+            "type": "error",
+            "code": 429,
+            "message": format!("too many failed sign-ins; try again in {seconds} s"),
+        });
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            Json(body),
+        )
+            .into_response();
+    }
     if !auth.check_credential(form.credential.trim()) {
+        auth.login_limiter().failed(address);
+        tracing::warn!(%address, "sign-in failed: wrong credential");
         return Redirect::to(&format!("/login?error=1&next={}", encode(&next))).into_response();
     }
+    auth.login_limiter().succeeded(address);
+    tracing::info!(%address, "signed in");
     signed_in(&auth, &next)
 }
 
 fn signed_in(auth: &Arc<Auth>, next: &str) -> Response {
     let token = auth.issue(SESSION);
     (
-        [(header::SET_COOKIE, session_cookie(Some(&token)))],
+        [(header::SET_COOKIE, auth.cookie(Some(&token)))],
         Redirect::to(next),
     )
         .into_response()
 }
 
-pub async fn logout() -> Response {
+/// `POST /api/logout`: ends the session of the cookie and of a bearer token (both, when a
+/// script sends both), so the token is refused from now on, then clears the cookie.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(auth) = state.auth else {
+        return Redirect::to("/login").into_response();
+    };
+    let mut ended = false;
+    if let Some(token) = auth.token_of(&headers, None) {
+        ended |= auth.revoke(&token);
+    }
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        ended |= auth.revoke(bearer);
+    }
+    if ended {
+        tracing::info!("signed out: session ended");
+    }
     (
-        [(header::SET_COOKIE, session_cookie(None))],
+        [(header::SET_COOKIE, auth.cookie(None))],
         Redirect::to("/login"),
     )
         .into_response()

@@ -482,11 +482,8 @@ async fn close<Tx: Sink<Message> + Unpin>(sink: &mut Tx, code: u16, reason: &'st
 
 /// The moment a unix time (seconds) is reached, on the runtime's clock.
 fn instant_at(unix_seconds: u64) -> Instant {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Instant::now() + Duration::from_secs(unix_seconds.saturating_sub(now))
+    // Capped, so a far-future time cannot overflow the addition.
+    Instant::now() + super::auth::remaining_until(unix_seconds)
 }
 
 /// A token bucket: `RATE_BURST` messages at once, then `RATE_PER_SECOND`.

@@ -64,7 +64,36 @@ pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> Runni
         listen: Default::default(),
     })
     .await
+    .inspect(|server| {
+        if let Some(auth) = &server.auth {
+            cookie_names().insert(server.addr, auth.cookie_name());
+        }
+    })
     .expect("server starts")
+}
+
+/// Each server's session cookie name (it is per instance), by address.
+fn cookie_names() -> std::sync::MutexGuard<'static, std::collections::HashMap<SocketAddr, String>> {
+    static NAMES: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<SocketAddr, String>>,
+    > = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Remembers the cookie name of a server started some other way (a child process).
+pub fn set_cookie_name(addr: SocketAddr, name: &str) {
+    cookie_names().insert(addr, name.to_owned());
+}
+
+/// The session cookie's name on the server at `addr` (started by [`start_server`]).
+pub fn cookie_name(addr: SocketAddr) -> String {
+    cookie_names()
+        .get(&addr)
+        .cloned()
+        .unwrap_or_else(|| "loopwatch_session".into())
 }
 
 /// A valid session token for `server`.
@@ -93,7 +122,8 @@ pub async fn get_signed_in(addr: SocketAddr, path: &str, token: &str) -> Respons
         addr,
         &format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Cookie: loopwatch_session={token}\r\n\r\n"
+             Cookie: {}={token}\r\n\r\n",
+            cookie_name(addr)
         ),
     )
     .await
@@ -108,7 +138,8 @@ pub async fn post_json(addr: SocketAddr, path: &str, json: &str, token: &str) ->
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
              Origin: http://{addr}\r\n\
              Content-Type: application/json\r\nAccept: application/json\r\n\
-             Cookie: loopwatch_session={token}\r\nContent-Length: {}\r\n\r\n{json}",
+             Cookie: {}={token}\r\nContent-Length: {}\r\n\r\n{json}",
+            cookie_name(addr),
             json.len()
         ),
     )
