@@ -172,6 +172,8 @@ pub struct RunningServer {
     pub auth: Option<Arc<auth::Auth>>,
     http: JoinHandle<std::io::Result<()>>,
     watcher: watcher::ProjectWatcher,
+    /// The open sockets and event streams, so `stop` can wait for their close handshakes.
+    connections: Arc<socket::ConnectionLimits>,
 }
 
 /// Discovers projects, starts the watcher and binds the listener.
@@ -206,12 +208,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     let mut leptos_options = config.leptos_options;
     leptos_options.site_addr = addr;
+    let connections: Arc<socket::ConnectionLimits> = Arc::default();
     let state = AppState {
         leptos_options,
         index,
         hub,
         shutdown: shutdown.clone(),
-        connections: Arc::default(),
+        connections: connections.clone(),
         auth: config.auth.clone(),
         keepalive: config.keepalive,
     };
@@ -230,6 +233,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         auth: config.auth,
         http,
         watcher,
+        connections,
     })
 }
 
@@ -244,15 +248,32 @@ impl RunningServer {
         self.stop().await;
     }
 
-    /// Closes every socket with 1001, stops the watcher and waits (at most 5 s) for the rest.
+    /// Closes every socket with 1001, stops the watcher and waits (at most 5 s) for the rest,
+    /// the sockets' close handshakes included.
     pub async fn stop(self) {
         self.shutdown.trigger();
-        let RunningServer { http, watcher, .. } = self;
-        match tokio::time::timeout(Duration::from_secs(5), http).await {
+        let RunningServer {
+            http,
+            watcher,
+            connections,
+            ..
+        } = self;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        match tokio::time::timeout_at(deadline, http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(error))) => tracing::warn!(%error, "http server ended with an error"),
             Ok(Err(error)) => tracing::warn!(%error, "http server task failed"),
             Err(_) => tracing::warn!("connections still open after 5 s; exiting anyway"),
+        }
+        // Upgraded sockets are no longer the HTTP server's: wait for them separately.
+        if tokio::time::timeout_at(deadline, connections.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = connections.open(),
+                "sockets still closing after 5 s; exiting anyway"
+            );
         }
         watcher.stop().await;
     }
