@@ -13,6 +13,10 @@ use std::{
     fs,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -365,7 +369,7 @@ async fn an_event_stream_ends_when_its_session_expires() {
 }
 
 #[test]
-fn shutdown_sends_1001_to_200_sockets_before_the_process_ends() {
+fn shutdown_finishes_the_close_handshake_of_200_sockets_before_it_returns() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -375,23 +379,29 @@ fn shutdown_sends_1001_to_200_sockets_before_the_process_ends() {
         let _serial = SERIAL.lock().await;
         let (_temp, root) = temp_root();
         project(&root, "alpha");
+        let closed = Arc::new(AtomicUsize::new(0));
         // The server gets its own runtime, dropped as soon as `stop` returns: what a process
         // exit does to socket tasks that have not finished.
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server_thread = std::thread::spawn(move || {
-            let server_runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("server runtime");
-            server_runtime.block_on(async move {
-                let server = start_server(root).await;
-                let _ = ready_tx.send((server.addr, token(&server)));
-                let _ = stop_rx.await;
-                server.stop().await;
-            });
-            drop(server_runtime);
+        let server_thread = std::thread::spawn({
+            let closed = closed.clone();
+            move || {
+                let server_runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("server runtime");
+                let when_stopped = server_runtime.block_on(async move {
+                    let server = start_server(root).await;
+                    let _ = ready_tx.send((server.addr, token(&server)));
+                    let _ = stop_rx.await;
+                    server.stop().await;
+                    closed.load(Ordering::SeqCst)
+                });
+                drop(server_runtime);
+                when_stopped
+            }
         });
         let (addr, session) = ready_rx.await.expect("server started");
 
@@ -399,22 +409,23 @@ fn shutdown_sends_1001_to_200_sockets_before_the_process_ends() {
         let mut readers = Vec::new();
         for n in 0..200u8 {
             let local = IpAddr::from([127, 0, 0, 2 + n % 4]);
-            let path = if n % 2 == 0 {
-                "/api/ws"
-            } else {
-                "/ws/instances"
-            };
+            let path = if n % 2 == 0 { "/api/ws" } else { "/ws/instances" };
             let mut socket = open_from(local, addr, path, &session).await;
             // The first frame (hello or snapshot) proves the socket is served.
             let first = timeout(WAIT, socket.next()).await.expect("first frame");
             assert!(matches!(first, Some(Ok(Message::Text(_)))), "{first:?}");
+            let closed = closed.clone();
             readers.push(tokio::spawn(async move {
                 loop {
                     match socket.next().await {
                         Some(Ok(Message::Close(frame))) => {
+                            let code = frame.map(|f| u16::from(f.code));
+                            if code == Some(1001) {
+                                closed.fetch_add(1, Ordering::SeqCst);
+                            }
                             // Reading on sends the close reply (the handshake's second half).
                             let _ = timeout(WAIT, socket.next()).await;
-                            return frame.map(|f| u16::from(f.code));
+                            return code;
                         }
                         Some(Ok(_)) => continue,
                         _ => return None,
@@ -423,7 +434,9 @@ fn shutdown_sends_1001_to_200_sockets_before_the_process_ends() {
             }));
         }
         stop_tx.send(()).expect("stop");
-        tokio::task::spawn_blocking(move || server_thread.join())
+        // A socket's handshake ends with the client's reply, sent after it counted the 1001:
+        // when `stop` returns, every client has counted it.
+        let when_stopped = tokio::task::spawn_blocking(move || server_thread.join())
             .await
             .expect("join")
             .expect("the server thread did not panic");
@@ -437,6 +450,10 @@ fn shutdown_sends_1001_to_200_sockets_before_the_process_ends() {
         }
         let missing = codes.iter().filter(|code| **code != Some(1001)).count();
         assert_eq!(missing, 0, "sockets without a 1001 close frame: {codes:?}");
+        assert_eq!(
+            when_stopped, 200,
+            "close handshakes finished when the server's stop returned"
+        );
     });
 }
 
