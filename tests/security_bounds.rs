@@ -409,7 +409,11 @@ fn shutdown_finishes_the_close_handshake_of_200_sockets_before_it_returns() {
         let mut readers = Vec::new();
         for n in 0..200u8 {
             let local = IpAddr::from([127, 0, 0, 2 + n % 4]);
-            let path = if n % 2 == 0 { "/api/ws" } else { "/ws/instances" };
+            let path = if n % 2 == 0 {
+                "/api/ws"
+            } else {
+                "/ws/instances"
+            };
             let mut socket = open_from(local, addr, path, &session).await;
             // The first frame (hello or snapshot) proves the socket is served.
             let first = timeout(WAIT, socket.next()).await.expect("first frame");

@@ -1147,6 +1147,37 @@ mod tests {
     }
 
     #[test]
+    fn rows_past_the_memory_bound_forget_the_oldest_and_count_them() {
+        let (_temp, dir) = project();
+        let path = dir.join(".ralph/iterations.jsonl");
+        let per_row = row_bytes(
+            &crate::contract::iterations::parse_all(b"{\"iteration\":1}\n")
+                .0
+                .remove(0),
+        );
+        let written = MAX_ROW_BYTES / per_row + 1000;
+        let text: String = (1..=written)
+            .map(|n| format!("{{\"iteration\":{n}}}\n"))
+            .collect();
+        append(&path, &text);
+        let mut state = ProjectState::open("p", &dir);
+        let page = state.iterations(&IterationQuery::default(), Cursor::default());
+        assert!(page.forgotten > 0, "the oldest rows are forgotten");
+        assert_eq!(page.forgotten + u64::from(page.total), written as u64);
+        assert!(state.jsonl.bytes <= MAX_ROW_BYTES);
+        assert_eq!(
+            page.rows[0].record.iteration as usize, written,
+            "the newest is kept"
+        );
+
+        append(&path, &format!("{{\"iteration\":{}}}\n", written + 1));
+        state.update(&[FileKind::Jsonl]);
+        let page = state.iterations(&IterationQuery::default(), Cursor::default());
+        assert_eq!(page.rows[0].record.iteration as usize, written + 1);
+        assert_eq!(page.forgotten + u64::from(page.total), written as u64 + 1);
+    }
+
+    #[test]
     fn replaced_jsonl_is_reread_and_rows_keep_no_test_output_in_memory() {
         let (_temp, dir) = project();
         let rows = dir.join(".ralph/iterations.jsonl");

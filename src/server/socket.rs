@@ -702,4 +702,48 @@ mod tests {
         drop(slots);
         assert!(limits.acquire(address).is_some(), "closing frees the place");
     }
+
+    #[tokio::test]
+    async fn drained_waits_for_the_last_slot() {
+        let limits = Arc::new(ConnectionLimits::default());
+        limits.drained().await;
+        let first = limits.acquire("192.0.2.1".parse().expect("ip"));
+        let second = limits.acquire("192.0.2.2".parse().expect("ip"));
+        assert_eq!(limits.open(), 2);
+        let waiting = tokio::spawn({
+            let limits = limits.clone();
+            async move { limits.drained().await }
+        });
+        drop(first);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "one socket is still open");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("drained once the last one ends")
+            .expect("no panic");
+    }
+
+    #[test]
+    fn a_far_expiry_is_never_rather_than_a_panic() {
+        assert!(deadline_at(u64::MAX).is_none());
+        assert!(deadline_at(0).is_some_and(|at| at <= Instant::now()));
+    }
+
+    #[test]
+    fn tail_within_keeps_the_newest_whole_lines_that_fit() {
+        let text = "one\ntwo\nthree\n";
+        assert_eq!(tail_within(text, 100, 0), text);
+        // "three\n" encodes to 7 bytes, "two\n" to 5.
+        assert_eq!(tail_within(text, 12, 0), "two\nthree\n");
+        assert_eq!(tail_within(text, 11, 0), "three\n");
+        assert_eq!(
+            tail_within(text, 9, 3),
+            "",
+            "a line and its overhead must fit"
+        );
+        // Escapes count: an ESC is six bytes in JSON.
+        assert_eq!(tail_within("a\n\u{1b}[0m\n", 11, 0), "\u{1b}[0m\n");
+        assert_eq!(tail_within("a\n\u{1b}[0m\n", 10, 0), "");
+    }
 }

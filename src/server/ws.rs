@@ -419,6 +419,71 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_long_subscribed_list_is_split_into_bounded_frames() {
+        let topics: Vec<Topic> = (0..5000)
+            .map(|n| Topic::Log(format!("{n:0>150}")))
+            .collect();
+        let cursors: BTreeMap<Topic, Cursor> = topics
+            .iter()
+            .map(|t| (t.clone(), Cursor { epoch: 1, seq: 2 }))
+            .collect();
+        let frames = subscribed_frames(topics, cursors);
+        assert!(frames.len() > 1);
+        let mut seen = 0;
+        for frame in frames {
+            let Out::Message(message) = frame else {
+                panic!("a subscribed message");
+            };
+            let text = serde_json::to_string(&message).expect("encode");
+            assert!(
+                text.len() <= socket::MAX_REPLY_FRAME_BYTES,
+                "{}",
+                text.len()
+            );
+            let ServerMessage::Subscribed { topics, cursors } = *message else {
+                panic!("subscribed");
+            };
+            assert_eq!(topics.len(), cursors.len(), "each topic has its cursor");
+            seen += topics.len();
+        }
+        assert_eq!(seen, 5000);
+        assert_eq!(subscribed_frames(Vec::new(), BTreeMap::new()).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_topic_named_many_times_is_served_once_and_a_close_is_echoed() {
+        let hub = Hub::new(8);
+        let (id, mut tx, mut rx, task, root) = connect(&hub, &Shutdown::default());
+        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        let topics: Vec<String> = (0..50).map(|_| format!("log:{id}")).collect();
+        say(
+            &mut tx,
+            &serde_json::json!({"action": "subscribe", "topics": topics, "backlog": 10})
+                .to_string(),
+        )
+        .await;
+        let ack = next_json(&mut rx).await;
+        assert_eq!(ack["type"], "subscribed");
+        assert_eq!(ack["topics"].as_array().map(Vec::len), Some(1));
+        say(&mut tx, r#"{"action":"ping"}"#).await;
+        // One backlog (of the empty log), not fifty.
+        assert_eq!(next_json(&mut rx).await["type"], "log_backlog");
+        assert_eq!(next_json(&mut rx).await["type"], "pong");
+        tx.send(Ok(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: 4000,
+            reason: "bye".into(),
+        }))))
+        .await
+        .expect("send");
+        assert_eq!(next_close(&mut rx).await, 4000, "the code is echoed");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("task ends")
+            .expect("task did not panic");
+        drop(root);
+    }
+
     #[tokio::test]
     async fn bad_frames_get_errors_and_the_socket_stays_open() {
         let hub = Hub::new(8);
