@@ -1,9 +1,20 @@
 //! `IMPLEMENTATION_PLAN.md`: `## ` phases, `- [ ]` / `- [x]` tasks (nested by indent), task ids
 //! such as `1.2` followed by `:`, `-`, en dash or em dash, and `STATUS:` lines (the last wins).
+//!
+//! A plan keeps at most [`MAX_PLAN_TASKS`] tasks in [`MAX_PLAN_PHASES`] phases, with texts cut to
+//! [`MAX_TASK_TEXT_CHARS`]: the rest is counted, not kept, so a huge plan costs bounded memory
+//! and a bounded page, and progress still counts every task.
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{PhaseProgress, PhaseStatus, PlanProgress};
+
+/// Tasks a plan keeps (the ones after them are only counted).
+pub const MAX_PLAN_TASKS: usize = 2000;
+/// Phases a plan keeps, the unnamed one before the first heading included.
+pub const MAX_PLAN_PHASES: usize = 200;
+/// Characters kept of a task's text or a phase's name (longer ones end in `…`).
+pub const MAX_TASK_TEXT_CHARS: usize = 500;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -11,12 +22,37 @@ pub struct Plan {
     pub phases: Vec<Phase>,
     /// The last `STATUS:` line written.
     pub status: Option<PlanStatus>,
+    /// Tasks of phases past [`MAX_PLAN_PHASES`], counted but not kept.
+    #[serde(default)]
+    pub omitted: TaskCount,
+    /// Phases past [`MAX_PLAN_PHASES`], not kept.
+    #[serde(default)]
+    pub omitted_phases: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phase {
     pub name: String,
     pub tasks: Vec<Task>,
+    /// Tasks of this phase past [`MAX_PLAN_TASKS`], counted but not kept.
+    #[serde(default)]
+    pub omitted: TaskCount,
+}
+
+/// How many tasks, and how many of them done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCount {
+    pub total: u32,
+    pub done: u32,
+}
+
+impl TaskCount {
+    fn add(&mut self, done: bool) {
+        self.total = self.total.saturating_add(1);
+        if done {
+            self.done = self.done.saturating_add(1);
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,14 +100,37 @@ impl Plan {
         self.status == Some(PlanStatus::Complete)
     }
 
+    /// Tasks kept (shown).
+    pub fn kept_tasks(&self) -> usize {
+        self.phases.iter().map(|phase| phase.tasks.len()).sum()
+    }
+
+    /// Every task of the plan, the ones not kept included.
+    pub fn total_tasks(&self) -> u64 {
+        let omitted: u64 = self
+            .phases
+            .iter()
+            .map(|phase| u64::from(phase.omitted.total))
+            .sum();
+        self.kept_tasks() as u64 + omitted + u64::from(self.omitted.total)
+    }
+
+    /// Whether tasks or phases were left out (see [`MAX_PLAN_TASKS`]).
+    pub fn is_cut(&self) -> bool {
+        self.omitted_phases > 0 || self.total_tasks() > self.kept_tasks() as u64
+    }
+
     pub fn progress(&self) -> PlanProgress {
         let phases: Vec<PhaseProgress> = self
             .phases
             .iter()
-            .filter(|phase| !phase.name.is_empty() || !phase.tasks.is_empty())
+            .filter(|phase| {
+                !phase.name.is_empty() || !phase.tasks.is_empty() || phase.omitted.total > 0
+            })
             .map(|phase| {
-                let total = phase.tasks.len() as u32;
-                let done = phase.tasks.iter().filter(|task| task.done).count() as u32;
+                let total = (phase.tasks.len() as u32).saturating_add(phase.omitted.total);
+                let done = (phase.tasks.iter().filter(|task| task.done).count() as u32)
+                    .saturating_add(phase.omitted.done);
                 let status = if total > 0 && done == total {
                     PhaseStatus::Complete
                 } else if done > 0 {
@@ -88,8 +147,12 @@ impl Plan {
             })
             .collect();
         PlanProgress {
-            tasks_done: phases.iter().map(|p| p.done).sum(),
-            tasks_total: phases.iter().map(|p| p.total).sum(),
+            tasks_done: phases
+                .iter()
+                .fold(self.omitted.done, |sum, p| sum.saturating_add(p.done)),
+            tasks_total: phases
+                .iter()
+                .fold(self.omitted.total, |sum, p| sum.saturating_add(p.total)),
             phases,
             plan_status: self.status.as_ref().map(|s| s.as_str().to_owned()),
         }
@@ -99,8 +162,11 @@ impl Plan {
 pub fn parse_plan(text: &str) -> Plan {
     let mut plan = Plan {
         phases: vec![Phase::default()],
-        status: None,
+        ..Plan::default()
     };
+    let mut kept = 0usize;
+    // Past the phase cap, tasks count toward the plan's omitted ones.
+    let mut phases_full = false;
     // Indents of the open task levels, to turn indentation into depth.
     let mut indents: Vec<usize> = Vec::new();
     let mut in_fence = false;
@@ -120,11 +186,16 @@ pub fn parse_plan(text: &str) -> Plan {
             continue;
         }
         if let Some(name) = line.strip_prefix("## ") {
-            plan.phases.push(Phase {
-                name: name.trim().trim_end_matches('#').trim().to_owned(),
-                tasks: Vec::new(),
-            });
             indents.clear();
+            if phases_full || plan.phases.len() >= MAX_PLAN_PHASES {
+                phases_full = true;
+                plan.omitted_phases = plan.omitted_phases.saturating_add(1);
+                continue;
+            }
+            plan.phases.push(Phase {
+                name: cut_text(name.trim().trim_end_matches('#').trim()),
+                ..Phase::default()
+            });
             continue;
         }
         if let Some((done, rest)) = checkbox(trimmed) {
@@ -134,18 +205,36 @@ pub fn parse_plan(text: &str) -> Plan {
             }
             let depth = indents.len() as u32;
             indents.push(indent);
-            let (id, text) = split_task_id(rest);
-            if let Some(phase) = plan.phases.last_mut() {
-                phase.tasks.push(Task {
-                    id,
-                    text,
-                    done,
-                    depth,
-                });
+            if phases_full {
+                plan.omitted.add(done);
+                continue;
             }
+            let Some(phase) = plan.phases.last_mut() else {
+                continue;
+            };
+            if kept >= MAX_PLAN_TASKS {
+                phase.omitted.add(done);
+                continue;
+            }
+            kept += 1;
+            let (id, text) = split_task_id(rest);
+            phase.tasks.push(Task {
+                id: id.map(|id| cut_text(&id)),
+                text: cut_text(&text),
+                done,
+                depth,
+            });
         }
     }
     plan
+}
+
+/// `text` with at most [`MAX_TASK_TEXT_CHARS`] characters (an ellipsis marks a cut).
+fn cut_text(text: &str) -> String {
+    match text.char_indices().nth(MAX_TASK_TEXT_CHARS) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}\u{2026}", &text[..end]),
+    }
 }
 
 fn indent_width(line: &str) -> usize {
@@ -231,6 +320,58 @@ pub fn normalize_task_id(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_plan_keeps_a_bounded_part_and_counts_the_rest() {
+        let mut text = String::from("- [x] 0: before\n## One\n");
+        for n in 0..(MAX_PLAN_TASKS + 10) {
+            let done = if n % 2 == 0 { 'x' } else { ' ' };
+            text.push_str(&format!("- [{done}] {n}: task\n"));
+        }
+        for n in 0..(MAX_PLAN_PHASES + 5) {
+            text.push_str(&format!("## P{n}\n- [x] a\n- [ ] b\n"));
+        }
+        text.push_str(&format!("- [ ] {}\n", "y".repeat(MAX_TASK_TEXT_CHARS * 3)));
+        let plan = parse_plan(&text);
+        assert_eq!(plan.kept_tasks(), MAX_PLAN_TASKS);
+        assert_eq!(plan.phases.len(), MAX_PLAN_PHASES);
+        // Two phases are taken by the unnamed one and "One"; the rest of the headings are cut.
+        assert_eq!(
+            plan.omitted_phases,
+            (MAX_PLAN_PHASES + 5 - (MAX_PLAN_PHASES - 2)) as u32
+        );
+        let all = 1 + MAX_PLAN_TASKS + 10 + 2 * (MAX_PLAN_PHASES + 5) + 1;
+        assert_eq!(plan.total_tasks(), all as u64);
+        assert!(plan.is_cut());
+        let progress = plan.progress();
+        assert_eq!(
+            u64::from(progress.tasks_total),
+            all as u64,
+            "progress counts every task"
+        );
+        let done = 1 + (MAX_PLAN_TASKS + 10).div_ceil(2) + (MAX_PLAN_PHASES + 5);
+        assert_eq!(progress.tasks_done as usize, done);
+        assert!(plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.tasks)
+            .all(|t| t.text.chars().count() <= MAX_TASK_TEXT_CHARS + 1));
+
+        let small = parse_plan(PLAN);
+        assert!(!small.is_cut());
+        assert_eq!(small.total_tasks(), small.kept_tasks() as u64);
+    }
+
+    #[test]
+    fn long_texts_are_cut_with_an_ellipsis() {
+        let plan = parse_plan(&format!(
+            "- [ ] 1: {}\n",
+            "\u{e9}".repeat(MAX_TASK_TEXT_CHARS + 1)
+        ));
+        let text = &plan.phases[0].tasks[0].text;
+        assert_eq!(text.chars().count(), MAX_TASK_TEXT_CHARS + 1);
+        assert!(text.ends_with('\u{2026}'));
+    }
 
     const PLAN: &str = r"# Plan
 - [x] 0.1: loose task before any phase

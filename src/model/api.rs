@@ -85,6 +85,10 @@ pub struct IterationPage {
     pub total: u32,
     /// The `project:ID` cursor this page reflects.
     pub cursor: Cursor,
+    /// The oldest rows of the file the server no longer keeps in memory (its bound on rows is
+    /// reached); they are in none of the pages.
+    #[serde(default)]
+    pub forgotten: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -248,7 +248,9 @@ async fn start_server(
     } else {
         let loaded = auth::Auth::load_or_create(&data_dir)
             .map_err(|e| CliError::DataDir(data_dir.clone(), e))?;
-        (Some(std::sync::Arc::new(loaded.auth)), loaded.first_run)
+        // Over TLS the cookie is `Secure` and `__Host-` prefixed.
+        let auth = loaded.auth.with_secure_cookies(tls_files(common).is_some());
+        (Some(std::sync::Arc::new(auth)), loaded.first_run)
     };
     let server = start(ServerConfig {
         roots,

@@ -200,6 +200,8 @@ pub struct RunningServer {
     pub tls: Option<Arc<listen::TlsCert>>,
     http: JoinHandle<std::io::Result<()>>,
     watcher: watcher::ProjectWatcher,
+    /// The open sockets and event streams, so `stop` can wait for their close handshakes.
+    connections: Arc<socket::ConnectionLimits>,
 }
 
 /// Discovers projects, starts the watcher and binds the listener.
@@ -242,12 +244,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
     let mut leptos_options = config.leptos_options;
     leptos_options.site_addr = addr;
+    let connections: Arc<socket::ConnectionLimits> = Arc::default();
     let state = AppState {
         leptos_options,
         index,
         hub,
         shutdown: shutdown.clone(),
-        connections: Arc::default(),
+        connections: connections.clone(),
         auth: config.auth.clone(),
         keepalive: config.keepalive,
         allowed_hosts: config.allowed_hosts.into(),
@@ -271,6 +274,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tls: tls_cert,
         http,
         watcher,
+        connections,
     })
 }
 
@@ -297,11 +301,17 @@ impl RunningServer {
     }
 
     /// Closes every socket with 1001, stops the watcher and waits (at most [`HTTP_DRAIN`]) for
-    /// in-flight HTTP requests.
+    /// in-flight HTTP requests and the sockets' close handshakes.
     pub async fn stop(self) {
         self.shutdown.trigger();
-        let RunningServer { http, watcher, .. } = self;
-        match tokio::time::timeout(HTTP_DRAIN, http).await {
+        let RunningServer {
+            http,
+            watcher,
+            connections,
+            ..
+        } = self;
+        let deadline = tokio::time::Instant::now() + HTTP_DRAIN;
+        match tokio::time::timeout_at(deadline, http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(error))) => tracing::warn!(%error, "http server ended with an error"),
             Ok(Err(error)) => tracing::warn!(%error, "http server task failed"),
@@ -309,6 +319,17 @@ impl RunningServer {
                 "connections still open after {} s; stopping anyway",
                 HTTP_DRAIN.as_secs()
             ),
+        }
+        // Upgraded sockets are no longer the HTTP server's: wait for them separately.
+        if tokio::time::timeout_at(deadline, connections.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = connections.open(),
+                "sockets still closing after {} s; exiting anyway",
+                HTTP_DRAIN.as_secs()
+            );
         }
         watcher.stop().await;
     }

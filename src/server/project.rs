@@ -50,6 +50,10 @@ const MAX_SMALL_FILE: u64 = 4 * 1024 * 1024;
 const MAX_APPEND_BYTES: usize = 128 * 1024;
 /// Largest iteration log served in one response.
 pub const MAX_ITERATION_LOG: u64 = 8 * 1024 * 1024;
+/// Memory the JSONL rows of one project may take (estimated): past it the oldest rows are
+/// forgotten (counted, and said on the iterations tab), down to three quarters of it so the
+/// next rows do not trim again at once.
+pub const MAX_ROW_BYTES: usize = 16 * 1024 * 1024;
 /// Notifications remembered per project.
 const NOTIFICATION_HISTORY: usize = 200;
 /// Iterations shown in a card's health strip.
@@ -163,6 +167,10 @@ struct JsonlTracker {
     /// log's run instead (see [`Links`]), and gets this one back if it loses its pair.
     own_runs: Vec<u32>,
     skipped: SkipCounts,
+    /// What the rows take in memory (estimated, see [`row_bytes`]).
+    bytes: usize,
+    /// The oldest rows dropped to stay within [`MAX_ROW_BYTES`].
+    forgotten: u64,
 }
 
 impl JsonlTracker {
@@ -174,8 +182,59 @@ impl JsonlTracker {
             offsets: Vec::new(),
             own_runs: Vec::new(),
             skipped: SkipCounts::default(),
+            bytes: 0,
+            forgotten: 0,
         }
     }
+}
+
+/// Forgets the oldest rows (and their offsets and own runs) once the rows pass
+/// [`MAX_ROW_BYTES`]; returns how many (their pairing with the log must then be redone).
+fn trim_rows(
+    rows: &mut Vec<IterationRecord>,
+    offsets: &mut Vec<u64>,
+    own_runs: &mut Vec<u32>,
+    bytes: &mut usize,
+) -> usize {
+    if *bytes <= MAX_ROW_BYTES {
+        return 0;
+    }
+    let target = MAX_ROW_BYTES / 4 * 3;
+    let mut dropped = 0;
+    for record in rows.iter() {
+        if *bytes <= target {
+            break;
+        }
+        *bytes = bytes.saturating_sub(row_bytes(record));
+        dropped += 1;
+    }
+    rows.drain(..dropped);
+    offsets.drain(..dropped.min(offsets.len()));
+    own_runs.drain(..dropped.min(own_runs.len()));
+    dropped
+}
+
+/// What one kept row costs: the record, its strings, and its entries in the parallel vectors
+/// and the pairing.
+fn row_bytes(record: &IterationRecord) -> usize {
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+    let list = |v: &Vec<String>| {
+        v.capacity() * std::mem::size_of::<String>() + v.iter().map(String::capacity).sum::<usize>()
+    };
+    let status = match &record.status {
+        crate::contract::iterations::IterationStatus::Other(text) => text.capacity(),
+        _ => 0,
+    };
+    std::mem::size_of::<IterationRecord>()
+        + 64
+        + text(&record.start)
+        + text(&record.end)
+        + text(&record.commit)
+        + text(&record.commit_message)
+        + text(&record.test_output)
+        + list(&record.tasks_completed)
+        + list(&record.errors)
+        + status
 }
 
 #[derive(Debug)]
@@ -576,7 +635,8 @@ impl ProjectState {
 
     fn read_jsonl(&mut self, report: bool) -> Vec<ServerMessage> {
         let jsonl = &mut self.jsonl;
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut trimmed = false;
         let result = jsonl
             .tail
             .read_new(|offset, bytes| match parse_line(bytes) {
@@ -586,12 +646,30 @@ impl ProjectState {
                     record.test_output = None;
                     fresh.push(jsonl.rows.len());
                     jsonl.own_runs.push(record.run);
+                    jsonl.bytes = jsonl.bytes.saturating_add(row_bytes(&record));
                     jsonl.rows.push(record);
                     jsonl.offsets.push(offset);
+                    // Trimmed as rows arrive, so one huge read pass stays within the bound too.
+                    let dropped = trim_rows(
+                        &mut jsonl.rows,
+                        &mut jsonl.offsets,
+                        &mut jsonl.own_runs,
+                        &mut jsonl.bytes,
+                    );
+                    if dropped > 0 {
+                        trimmed = true;
+                        jsonl.forgotten = jsonl.forgotten.saturating_add(dropped as u64);
+                        fresh.retain(|&index| index >= dropped);
+                        fresh.iter_mut().for_each(|index| *index -= dropped);
+                    }
                 }
                 LineOutcome::Blank => {}
                 LineOutcome::Skipped(reason) => jsonl.skipped.add(reason),
             });
+        if trimmed {
+            // Row indices moved: pair every kept row again.
+            self.links.reset();
+        }
         match result {
             Ok(outcome) => {
                 self.warnings.remove("jsonl");
@@ -876,6 +954,7 @@ impl ProjectState {
             rows,
             total,
             cursor,
+            forgotten: self.jsonl.forgotten,
         }
     }
 
@@ -1175,6 +1254,37 @@ mod tests {
             state.iteration_location(1, 1).is_none(),
             "old ranges are gone"
         );
+    }
+
+    #[test]
+    fn rows_past_the_memory_bound_forget_the_oldest_and_count_them() {
+        let (_temp, dir) = project();
+        let path = dir.join(".ralph/iterations.jsonl");
+        let per_row = row_bytes(
+            &crate::contract::iterations::parse_all(b"{\"iteration\":1}\n")
+                .0
+                .remove(0),
+        );
+        let written = MAX_ROW_BYTES / per_row + 1000;
+        let text: String = (1..=written)
+            .map(|n| format!("{{\"iteration\":{n}}}\n"))
+            .collect();
+        append(&path, &text);
+        let mut state = ProjectState::open("p", &dir);
+        let page = state.iterations(&IterationQuery::default(), Cursor::default());
+        assert!(page.forgotten > 0, "the oldest rows are forgotten");
+        assert_eq!(page.forgotten + u64::from(page.total), written as u64);
+        assert!(state.jsonl.bytes <= MAX_ROW_BYTES);
+        assert_eq!(
+            page.rows[0].record.iteration as usize, written,
+            "the newest is kept"
+        );
+
+        append(&path, &format!("{{\"iteration\":{}}}\n", written + 1));
+        state.update(&[FileKind::Jsonl]);
+        let page = state.iterations(&IterationQuery::default(), Cursor::default());
+        assert_eq!(page.rows[0].record.iteration as usize, written + 1);
+        assert_eq!(page.forgotten + u64::from(page.total), written as u64 + 1);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The one connection loop every WebSocket endpoint runs (`/api/ws` and the seed-002 views).
 //!
 //! The loop owns everything that is the same for all of them: limits (sockets per address,
-//! message size and rate), keepalive pings and the idle timeout, the session's expiry (4401)
-//! and re-authentication, shutdown (1001), batching hub events into one flush, lag, and
-//! internal failures (4500). An [`Endpoint`] says only what is particular to it: its first
+//! message size and rate, control frames included), keepalive pings and the idle timeout, the
+//! session's expiry (4401) and re-authentication, shutdown (1001), the close handshake (a close
+//! frame is answered, and one the server sends waits briefly for the client's reply, so the
+//! client reads it rather than a reset), batching hub events into one flush, lag, and internal
+//! failures (4500). An [`Endpoint`] says only what is particular to it: its first
 //! frames, its replies to client messages, what a hub event becomes, and what a client that fell
 //! behind gets. The loop is generic over `Sink + Stream`, so tests drive it with channels.
 
@@ -30,6 +32,7 @@ use tokio::{
         self,
         error::{RecvError, TryRecvError},
     },
+    sync::watch,
     time::{interval_at, sleep_until, Instant},
 };
 
@@ -57,11 +60,18 @@ const CLOSE_POLICY: u16 = 1008;
 /// Close code for a message over the size limit.
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Messages a client may send in a burst...
-pub(crate) const RATE_BURST: f64 = 40.0;
+pub const RATE_BURST: f64 = 40.0;
 /// ...and per second after it.
 const RATE_PER_SECOND: f64 = 10.0;
 /// Frames larger than this are not even buffered (the 64 KiB rule is enforced with a 1009).
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+/// How long a socket the server closes waits for the client's close frame. Until it comes the
+/// client's frames are read and dropped: closing a TCP socket with unread input resets it, and a
+/// reset makes the client lose the close frame and the replies still in flight.
+pub const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+/// Largest frame the server builds for a reply (a backlog is cut to fit, a long list of topics
+/// is acknowledged in several frames).
+pub const MAX_REPLY_FRAME_BYTES: usize = 256 * 1024;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -173,8 +183,10 @@ pub enum Internal {
 /// How a connection ends.
 #[derive(Debug)]
 enum End {
-    /// The client closed the socket, or it broke: nobody is left to tell.
+    /// The socket broke or stalled: nobody is left to tell.
     Quiet,
+    /// The client sent a close frame: it gets one back with the same code.
+    Echo(Option<CloseFrame>),
     /// A close frame with `code`, after an error frame when there is a message.
     Close {
         code: u16,
@@ -229,35 +241,78 @@ where
 }
 
 /// Serves one connection until either side ends it.
-pub async fn run<P, Tx, Rx, E>(connection: Connection, mut endpoint: P, mut sink: Tx, stream: Rx)
-where
+pub async fn run<P, Tx, Rx, E>(
+    connection: Connection,
+    mut endpoint: P,
+    mut sink: Tx,
+    mut stream: Rx,
+) where
     P: Endpoint,
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
     let id = connection.id;
-    let Err(end) = serve(connection, &mut endpoint, &mut sink, stream).await;
-    match end {
-        End::Quiet => {}
+    let stall = connection.write_stall;
+    let Err(end) = serve(connection, &mut endpoint, &mut sink, &mut stream).await;
+    let (code, reason, message) = match end {
+        End::Quiet => return,
+        End::Echo(frame) => {
+            // The client started the close handshake: finish it (RFC 6455, 5.5.1).
+            let echo = frame.map(|frame| CloseFrame {
+                code: frame.code,
+                reason: Default::default(),
+            });
+            let _ = bounded(stall, async {
+                // A WebSocket has queued the echo itself and refuses another frame after a
+                // close: closing the sink sends what it queued.
+                if sink.send(Message::Close(echo)).await.is_err() {
+                    let _ = sink.close().await;
+                }
+                Ok::<(), End>(())
+            })
+            .await;
+            return;
+        }
         End::Close {
             code,
             reason,
             message,
-        } => {
-            if let Some(message) = message {
-                let _ = sink.send(text(error_json(code, &message))).await;
-            }
-            close(&mut sink, code, reason).await;
-        }
+        } => (code, reason, message),
         End::Internal(error) => {
             tracing::error!(connection = id, %error, "closing a socket after an internal failure");
             metrics::count(&METRICS.internal_errors);
             let message = format!("internal server error ({error}); reconnect");
-            let _ = sink.send(text(error_json(CODE_INTERNAL, &message))).await;
-            close(&mut sink, CODE_INTERNAL, "internal error").await;
+            (CODE_INTERNAL, "internal error", Some(message))
         }
+    };
+    let closing = async {
+        if let Some(message) = message {
+            sink.feed(text(error_json(code, &message)))
+                .await
+                .map_err(|_| End::Quiet)?;
+        }
+        close(&mut sink, code, reason).await
+    };
+    if bounded(stall, closing).await.is_ok() {
+        await_close_reply(&mut stream).await;
     }
+}
+
+/// Reads (and drops) what the client still sends until its close frame arrives, the socket
+/// ends, or [`CLOSE_HANDSHAKE`] passes.
+async fn await_close_reply<Rx, E>(stream: &mut Rx)
+where
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let reply = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, reply).await;
 }
 
 /// The loop itself; it only ever ends with an [`End`].
@@ -265,7 +320,7 @@ async fn serve<P, Tx, Rx, E>(
     mut connection: Connection,
     endpoint: &mut P,
     sink: &mut Tx,
-    mut stream: Rx,
+    stream: &mut Rx,
 ) -> Result<Infallible, End>
 where
     P: Endpoint,
@@ -284,7 +339,7 @@ where
     flush(sink, connection.write_stall).await?;
 
     let mut last_heard = Instant::now();
-    let mut expiry = connection.expires.map(instant_at);
+    let mut expiry = connection.expires.and_then(deadline_at);
     let mut rate = RateLimit::new();
     let mut heartbeat = interval_at(Instant::now() + connection.heartbeat, connection.heartbeat);
     let stop = connection.shutdown.wait();
@@ -312,7 +367,9 @@ where
                     Some(Err(_)) | None => return Err(End::Quiet),
                 };
                 last_heard = Instant::now();
-                if matches!(message, Message::Text(_) | Message::Binary(_)) && !rate.allow() {
+                // Every frame but a close costs a token: a flood of pings costs the server a
+                // pong each, as much as a flood of messages costs it replies.
+                if !matches!(message, Message::Close(_)) && !rate.allow() {
                     return Err(End::Close {
                         code: CLOSE_POLICY,
                         reason: "rate limit",
@@ -329,7 +386,7 @@ where
                     }
                     Message::Text(text) => endpoint.on_text(&connection, text.as_str()),
                     Message::Binary(_) => Reply::Send(vec![Out::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text")]),
-                    Message::Close(_) => return Err(End::Quiet),
+                    Message::Close(frame) => return Err(End::Echo(frame)),
                     // Protocol pings are answered by the socket layer; pongs only prove life.
                     Message::Ping(_) | Message::Pong(_) => Reply::Send(Vec::new()),
                 };
@@ -337,7 +394,7 @@ where
                     Reply::Send(outgoing) => outgoing,
                     Reply::Reauthenticate(token) => match connection.auth.as_ref().map(|auth| auth.verify(&token)) {
                         Some(Ok(claims)) => {
-                            expiry = Some(instant_at(claims.exp));
+                            expiry = deadline_at(claims.exp);
                             Vec::new()
                         }
                         Some(Err(error)) => vec![Out::error(CODE_AUTH_EXPIRED, error.to_string())],
@@ -472,18 +529,56 @@ fn error_json(code: u16, message: &str) -> Value {
     json!({"type": "error", "code": code, "message": message})
 }
 
-async fn close<Tx: Sink<Message> + Unpin>(sink: &mut Tx, code: u16, reason: &'static str) {
+async fn close<Tx: Sink<Message> + Unpin>(
+    sink: &mut Tx,
+    code: u16,
+    reason: &'static str,
+) -> Result<(), End> {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = sink.send(Message::Close(Some(frame))).await;
+    sink.send(Message::Close(Some(frame)))
+        .await
+        .map_err(|_| End::Quiet)
 }
 
-/// The moment a unix time (seconds) is reached, on the runtime's clock.
-fn instant_at(unix_seconds: u64) -> Instant {
-    // Capped, so a far-future time cannot overflow the addition.
-    Instant::now() + super::auth::remaining_until(unix_seconds)
+/// The moment a unix time (seconds) is reached, on the runtime's clock; `None` when that is
+/// too far ahead for the clock to represent (such a moment never comes).
+pub fn deadline_at(unix_seconds: u64) -> Option<Instant> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Instant::now().checked_add(Duration::from_secs(unix_seconds.saturating_sub(now)))
+}
+
+/// The end of `text` that fits in `max_bytes` once JSON-encoded, cut at a line start: the newest
+/// lines of a backlog when all of them would make a frame too big. `per_line` is what each line
+/// costs on top of its encoding (quotes and a comma when lines are sent as an array).
+pub fn tail_within(text: &str, max_bytes: usize, per_line: usize) -> &str {
+    let mut used = 0usize;
+    let mut start = text.len();
+    for line in text.split_inclusive('\n').rev() {
+        let cost = encoded_len(line).saturating_add(per_line);
+        if used.saturating_add(cost) > max_bytes {
+            break;
+        }
+        used += cost;
+        start -= line.len();
+    }
+    &text[start..]
+}
+
+/// The length of `text` inside a JSON string.
+fn encoded_len(text: &str) -> usize {
+    text.bytes()
+        .map(|byte| match byte {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f | 0x7f => 6,
+            _ => 1,
+        })
+        .sum()
 }
 
 /// A token bucket: `RATE_BURST` messages at once, then `RATE_PER_SECOND`.
@@ -514,10 +609,21 @@ impl RateLimit {
     }
 }
 
-/// Counts open sockets per address.
-#[derive(Debug, Default)]
+/// Counts open sockets and event streams, per address and in all.
+#[derive(Debug)]
 pub struct ConnectionLimits {
     open: Mutex<HashMap<IpAddr, usize>>,
+    /// All of them, so a stopping server can wait for the last one to end.
+    total: watch::Sender<usize>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            open: Mutex::default(),
+            total: watch::channel(0).0,
+        }
+    }
 }
 
 /// One counted socket; releases its place when dropped.
@@ -534,10 +640,25 @@ impl ConnectionLimits {
             return None;
         }
         *count += 1;
+        self.total.send_modify(|total| *total += 1);
         Some(Slot {
             limits: self.clone(),
             address,
         })
+    }
+
+    /// Resolves once every counted socket and stream has ended (at once if none is open). A
+    /// stopping server calls it, bounded, so each socket finishes its close handshake before
+    /// the process exits.
+    pub async fn drained(&self) {
+        let mut total = self.total.subscribe();
+        // The sender lives in `self`: `wait_for` cannot fail while it is borrowed.
+        let _ = total.wait_for(|open| *open == 0).await;
+    }
+
+    /// Sockets and streams open now, from every address.
+    pub fn open(&self) -> usize {
+        *self.total.borrow()
     }
 }
 
@@ -554,6 +675,10 @@ impl Drop for Slot {
                 open.remove(&self.address);
             }
         }
+        drop(open);
+        self.limits
+            .total
+            .send_modify(|total| *total = total.saturating_sub(1));
     }
 }
 
@@ -576,5 +701,49 @@ mod tests {
         );
         drop(slots);
         assert!(limits.acquire(address).is_some(), "closing frees the place");
+    }
+
+    #[tokio::test]
+    async fn drained_waits_for_the_last_slot() {
+        let limits = Arc::new(ConnectionLimits::default());
+        limits.drained().await;
+        let first = limits.acquire("192.0.2.1".parse().expect("ip"));
+        let second = limits.acquire("192.0.2.2".parse().expect("ip"));
+        assert_eq!(limits.open(), 2);
+        let waiting = tokio::spawn({
+            let limits = limits.clone();
+            async move { limits.drained().await }
+        });
+        drop(first);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "one socket is still open");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("drained once the last one ends")
+            .expect("no panic");
+    }
+
+    #[test]
+    fn a_far_expiry_is_never_rather_than_a_panic() {
+        assert!(deadline_at(u64::MAX).is_none());
+        assert!(deadline_at(0).is_some_and(|at| at <= Instant::now()));
+    }
+
+    #[test]
+    fn tail_within_keeps_the_newest_whole_lines_that_fit() {
+        let text = "one\ntwo\nthree\n";
+        assert_eq!(tail_within(text, 100, 0), text);
+        // "three\n" encodes to 7 bytes, "two\n" to 5.
+        assert_eq!(tail_within(text, 12, 0), "two\nthree\n");
+        assert_eq!(tail_within(text, 11, 0), "three\n");
+        assert_eq!(
+            tail_within(text, 9, 3),
+            "",
+            "a line and its overhead must fit"
+        );
+        // Escapes count: an ESC is six bytes in JSON.
+        assert_eq!(tail_within("a\n\u{1b}[0m\n", 11, 0), "\u{1b}[0m\n");
+        assert_eq!(tail_within("a\n\u{1b}[0m\n", 10, 0), "");
     }
 }

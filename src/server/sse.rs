@@ -2,27 +2,36 @@
 //! clients that only speak HTTP (`curl -N`). Each event's `id:` is the cursor of every topic of
 //! the stream, so a reconnecting `EventSource` (which sends it back as `Last-Event-ID`) resumes
 //! exactly where it stopped, or gets a `resync` event when that is no longer possible.
+//!
+//! A stream counts against the same per-address limit as the sockets, and ends (after an
+//! `error` event with code 4401) when the session it was opened with expires.
 
-use std::{collections::BTreeMap, convert::Infallible, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    extract::{Query, State},
+    extract::{ConnectInfo, Query, State},
     http::{HeaderMap, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
     },
-    Json,
+    Extension, Json,
 };
 use futures::{stream, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::{error::RecvError, Receiver};
 
 use super::{
+    auth::Claims,
     hub::{Frame, Replay},
+    metrics::{self, METRICS},
+    socket::{self, Slot},
     AppState,
 };
-use crate::model::{protocol::ServerMessage, Cursor, Topic};
+use crate::model::{
+    protocol::{ServerMessage, CODE_AUTH_EXPIRED},
+    Cursor, Topic,
+};
 
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
@@ -45,9 +54,20 @@ fn bad_request(status: StatusCode, message: String) -> Response {
 
 pub async fn events(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    claims: Option<Extension<Claims>>,
     Query(query): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Response {
+    let Some(slot) = state.connections.acquire(peer.ip()) else {
+        metrics::count(&METRICS.connections_refused);
+        return bad_request(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many open WebSocket connections and event streams from this address".into(),
+        );
+    };
+    // `None` without a session (authentication off), or when the end is too far to represent.
+    let expiry = claims.and_then(|Extension(claims)| socket::deadline_at(claims.exp));
     let Some(names) = query.topics.filter(|t| !t.trim().is_empty()) else {
         return bad_request(
             StatusCode::BAD_REQUEST,
@@ -113,6 +133,8 @@ pub async fn events(
         delivered,
         query.include_archived,
         state.shutdown.wait(),
+        expiry,
+        slot,
     );
     let stream = stream::iter(initial)
         .chain(live)
@@ -127,14 +149,39 @@ fn live_events(
     delivered: BTreeMap<Topic, Cursor>,
     include_archived: bool,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
+    expiry: Option<tokio::time::Instant>,
+    slot: Slot,
 ) -> impl Stream<Item = Event> + Send {
-    let state = (receiver, delivered, Box::pin(stop));
+    // The slot travels with the stream: the address's place is freed when the stream is dropped.
+    let expired = async move {
+        match expiry {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let state = (
+        receiver,
+        delivered,
+        Box::pin(stop),
+        Box::pin(expired),
+        Some(slot),
+    );
     stream::unfold(
         state,
-        move |(mut receiver, mut delivered, mut stop)| async move {
+        move |(mut receiver, mut delivered, mut stop, mut expired, slot)| async move {
+            // Taken when the stream has said its last word (the session expired).
+            slot.as_ref()?;
             loop {
                 tokio::select! {
+                    biased;
                     _ = &mut stop => return None,
+                    _ = &mut expired => {
+                        let error = ServerMessage::error(
+                            CODE_AUTH_EXPIRED,
+                            "the session has expired; sign in again",
+                        );
+                        return Some((json_event(&error), (receiver, delivered, stop, expired, None)));
+                    }
                     next = receiver.recv() => match next {
                         Ok(frame) => match delivered.get_mut(&frame.topic) {
                             Some(cursor) if frame.cursor > *cursor => {
@@ -143,13 +190,13 @@ fn live_events(
                                     continue;
                                 }
                                 let event = frame_event(&frame, &delivered);
-                                return Some((event, (receiver, delivered, stop)));
+                                return Some((event, (receiver, delivered, stop, expired, slot)));
                             }
                             _ => continue,
                         },
                         Err(RecvError::Lagged(missed)) => {
                             let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
-                            return Some((json_event(&resync), (receiver, delivered, stop)));
+                            return Some((json_event(&resync), (receiver, delivered, stop, expired, slot)));
                         }
                         Err(RecvError::Closed) => return None,
                     },

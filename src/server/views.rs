@@ -27,6 +27,9 @@ use crate::model::{
     Topic,
 };
 
+/// Lines of one backlog frame, JSON-encoded: room is left for the envelope within the bound.
+const MAX_BACKLOG_TEXT_BYTES: usize = socket::MAX_REPLY_FRAME_BYTES - 1024;
+
 /// Which view a socket serves.
 #[derive(Debug)]
 enum View {
@@ -122,7 +125,13 @@ impl Endpoint for View {
                     .log_backlog(project, *backlog)
                     .map(|(text, _)| text)
                     .unwrap_or_default();
-                lines_frame("backlog", &text)
+                // The newest lines that fit one bounded frame (quotes and a comma per line).
+                let kept = socket::tail_within(&text, MAX_BACKLOG_TEXT_BYTES, 3);
+                let mut frame = lines_frame("backlog", kept);
+                if kept.len() < text.len() {
+                    frame["truncated"] = json!(true);
+                }
+                frame
             }
             _ => snapshot(&connection.index, self),
         };

@@ -3,7 +3,7 @@
 //! keepalive, expiry, shutdown and failure handling.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     net::SocketAddr,
     sync::Arc,
 };
@@ -58,7 +58,21 @@ pub struct Live {
     /// Events of archived projects on `projects` reach the client too (off by default: the
     /// dashboard hides archived projects unless asked).
     include_archived: bool,
+    /// Log backlog bytes sent so far (bounded by [`MAX_CONNECTION_BACKLOG_BYTES`]).
+    backlog_sent: usize,
 }
+
+/// Log backlog text one subscribe may pull, all its `log:` topics together...
+pub const MAX_SUBSCRIBE_BACKLOG_BYTES: usize = 1024 * 1024;
+/// ...and one connection over its life (a client that wants more reads the log over HTTP).
+pub const MAX_CONNECTION_BACKLOG_BYTES: usize = 8 * 1024 * 1024;
+/// Backlog text of one `log_backlog` frame: the newest lines that fit, leaving room for the
+/// envelope and the escapes within [`socket::MAX_REPLY_FRAME_BYTES`].
+const MAX_BACKLOG_TEXT_BYTES: usize = socket::MAX_REPLY_FRAME_BYTES - 1024;
+/// Distinct topics one connection may be subscribed to.
+pub const MAX_TOPICS: usize = 1024;
+/// Error code when a backlog is cut short or left out because of the limits above.
+pub const CODE_BACKLOG_LIMIT: u16 = 4413;
 
 impl Drop for Live {
     fn drop(&mut self) {
@@ -156,13 +170,28 @@ impl Live {
         let mut accepted = Vec::new();
         let mut cursors = BTreeMap::new();
         let mut unknown = Vec::new();
+        let mut refused = 0usize;
+        let mut without_backlog = Vec::new();
         let mut replayed = Vec::new();
+        // What this subscribe may still pull from the logs: its own share, within what the
+        // connection has left.
+        let mut budget = MAX_SUBSCRIBE_BACKLOG_BYTES.min(self.backlog_left());
+        let mut seen = HashSet::new();
         for topic in topics {
+            // A topic named twice is served once (a subscribe naming one log 200 times would
+            // otherwise pull its backlog 200 times).
+            if !seen.insert(topic.clone()) {
+                continue;
+            }
             if let Some(id) = topic.project() {
                 if !connection.index.contains(id) {
                     unknown.push(topic.to_string());
                     continue;
                 }
+            }
+            if !self.delivered.contains_key(&topic) && self.delivered.len() >= MAX_TOPICS {
+                refused += 1;
+                continue;
             }
             let (now, frames) = match since.get(&topic) {
                 Some(cursor) => match connection.hub.replay(&topic, *cursor) {
@@ -177,12 +206,25 @@ impl Live {
                     }
                 },
                 None => match (&topic, backlog) {
+                    (Topic::Log(id), lines) if lines > 0 && budget == 0 => {
+                        without_backlog.push(id.clone());
+                        (connection.hub.cursor(&topic), Vec::new())
+                    }
                     (Topic::Log(id), lines) if lines > 0 => {
                         match connection.index.log_backlog(id, lines) {
                             Some((text, cursor)) => {
+                                let room = budget.min(MAX_BACKLOG_TEXT_BYTES);
+                                let kept = socket::tail_within(&text, room, 0);
+                                budget = budget.saturating_sub(kept.len());
+                                self.backlog_sent = self.backlog_sent.saturating_add(kept.len());
+                                if kept.len() < text.len() {
+                                    without_backlog.push(id.clone());
+                                }
                                 out.push(Out::message(ServerMessage::LogBacklog {
                                     project: id.clone(),
-                                    data: LogLines { lines: text },
+                                    data: LogLines {
+                                        lines: kept.to_owned(),
+                                    },
                                 }));
                                 (cursor, Vec::new())
                             }
@@ -199,14 +241,32 @@ impl Live {
             accepted.push(topic);
             replayed.extend(frames);
         }
-        let mut replies = vec![Out::message(ServerMessage::Subscribed {
-            topics: accepted,
-            cursors,
-        })];
+        let mut replies = subscribed_frames(accepted, cursors);
         if !unknown.is_empty() {
             replies.push(Out::message(ServerMessage::error(
                 CODE_UNKNOWN_PROJECT,
-                format!("unknown project(s): {}", unknown.join(", ")),
+                format!("unknown project(s): {}", listed(&unknown)),
+            )));
+        }
+        if refused > 0 {
+            replies.push(Out::message(ServerMessage::error(
+                CODE_BAD_REQUEST,
+                format!(
+                    "{refused} topic(s) not subscribed: a connection holds at most {MAX_TOPICS}"
+                ),
+            )));
+        }
+        if !without_backlog.is_empty() {
+            replies.push(Out::message(ServerMessage::error(
+                CODE_BACKLOG_LIMIT,
+                format!(
+                    "log backlog limited ({} KiB per frame, {} KiB per subscribe, {} KiB per \
+                     connection): cut or left out for {}; the whole log is served by /api/log",
+                    MAX_BACKLOG_TEXT_BYTES / 1024,
+                    MAX_SUBSCRIBE_BACKLOG_BYTES / 1024,
+                    MAX_CONNECTION_BACKLOG_BYTES / 1024,
+                    listed(&without_backlog)
+                ),
             )));
         }
         replies.extend(out);
@@ -218,6 +278,57 @@ impl Live {
                 .map(Out::Frame),
         );
         replies
+    }
+
+    /// Backlog bytes this connection may still be sent.
+    fn backlog_left(&self) -> usize {
+        MAX_CONNECTION_BACKLOG_BYTES.saturating_sub(self.backlog_sent)
+    }
+}
+
+/// The `subscribed` acknowledgement, in as many frames as keep each under the frame bound (the
+/// client merges their cursors).
+fn subscribed_frames(topics: Vec<Topic>, mut cursors: BTreeMap<Topic, Cursor>) -> Vec<Out> {
+    // A topic costs its name twice (in the list and as a key) plus a cursor's few numbers.
+    const CURSOR_BYTES: usize = 80;
+    let frame = |topics: Vec<Topic>, cursors: BTreeMap<Topic, Cursor>| {
+        Out::message(ServerMessage::Subscribed { topics, cursors })
+    };
+    let mut frames = Vec::new();
+    let (mut chunk, mut chunk_cursors, mut size) = (Vec::new(), BTreeMap::new(), 0usize);
+    for topic in topics {
+        let cost = 2 * (topic.to_string().len() + 4) + CURSOR_BYTES;
+        if !chunk.is_empty() && size + cost > socket::MAX_REPLY_FRAME_BYTES / 2 {
+            frames.push(frame(
+                std::mem::take(&mut chunk),
+                std::mem::take(&mut chunk_cursors),
+            ));
+            size = 0;
+        }
+        if let Some(cursor) = cursors.remove(&topic) {
+            chunk_cursors.insert(topic.clone(), cursor);
+        }
+        chunk.push(topic);
+        size += cost;
+    }
+    if frames.is_empty() || !chunk.is_empty() {
+        frames.push(frame(chunk, chunk_cursors));
+    }
+    frames
+}
+
+/// The first few names of a list, and how many more there are.
+fn listed(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let shown = names
+        .iter()
+        .take(SHOWN)
+        .map(|name| name.chars().take(210).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match names.len().saturating_sub(SHOWN) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
     }
 }
 
@@ -306,6 +417,71 @@ mod tests {
                 previous: Status::Running,
             },
         }
+    }
+
+    #[test]
+    fn a_long_subscribed_list_is_split_into_bounded_frames() {
+        let topics: Vec<Topic> = (0..5000)
+            .map(|n| Topic::Log(format!("{n:0>150}")))
+            .collect();
+        let cursors: BTreeMap<Topic, Cursor> = topics
+            .iter()
+            .map(|t| (t.clone(), Cursor { epoch: 1, seq: 2 }))
+            .collect();
+        let frames = subscribed_frames(topics, cursors);
+        assert!(frames.len() > 1);
+        let mut seen = 0;
+        for frame in frames {
+            let Out::Message(message) = frame else {
+                panic!("a subscribed message");
+            };
+            let text = serde_json::to_string(&message).expect("encode");
+            assert!(
+                text.len() <= socket::MAX_REPLY_FRAME_BYTES,
+                "{}",
+                text.len()
+            );
+            let ServerMessage::Subscribed { topics, cursors } = *message else {
+                panic!("subscribed");
+            };
+            assert_eq!(topics.len(), cursors.len(), "each topic has its cursor");
+            seen += topics.len();
+        }
+        assert_eq!(seen, 5000);
+        assert_eq!(subscribed_frames(Vec::new(), BTreeMap::new()).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_topic_named_many_times_is_served_once_and_a_close_is_echoed() {
+        let hub = Hub::new(8);
+        let (id, mut tx, mut rx, task, root) = connect(&hub, &Shutdown::default());
+        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        let topics: Vec<String> = (0..50).map(|_| format!("log:{id}")).collect();
+        say(
+            &mut tx,
+            &serde_json::json!({"action": "subscribe", "topics": topics, "backlog": 10})
+                .to_string(),
+        )
+        .await;
+        let ack = next_json(&mut rx).await;
+        assert_eq!(ack["type"], "subscribed");
+        assert_eq!(ack["topics"].as_array().map(Vec::len), Some(1));
+        say(&mut tx, r#"{"action":"ping"}"#).await;
+        // One backlog (of the empty log), not fifty.
+        assert_eq!(next_json(&mut rx).await["type"], "log_backlog");
+        assert_eq!(next_json(&mut rx).await["type"], "pong");
+        tx.send(Ok(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: 4000,
+            reason: "bye".into(),
+        }))))
+        .await
+        .expect("send");
+        assert_eq!(next_close(&mut rx).await, 4000, "the code is echoed");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("task ends")
+            .expect("task did not panic");
+        drop(root);
     }
 
     #[tokio::test]

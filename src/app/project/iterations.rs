@@ -107,6 +107,12 @@ pub fn IterationsTab() -> impl IntoView {
                         }
                     };
                     let total = page.total;
+                    let forgotten = (page.forgotten > 0).then(|| {
+                        format!(
+                            "The oldest {} rows of iterations.jsonl are not kept: the file has more rows than the server keeps in memory. They are in none of the pages and the statistics leave them out.",
+                            page.forgotten,
+                        )
+                    });
                     let first = offset.get_untracked();
                     let rows = page
                         .rows
@@ -114,6 +120,14 @@ pub fn IterationsTab() -> impl IntoView {
                         .map(|row| view! { <Row row expanded /> })
                         .collect_view();
                     view! {
+                        {forgotten
+                            .map(|text| {
+                                view! {
+                                    <p class="notice rows-forgotten" role="note" data-testid="rows-forgotten">
+                                        {text}
+                                    </p>
+                                }
+                            })}
                         <div class="table-wrap">
                             <table class="iteration-table">
                                 <thead>

@@ -1,7 +1,21 @@
 use leptos::prelude::*;
 
 use super::project_view;
-use crate::contract::plan::{normalize_task_id, Phase};
+use crate::contract::plan::{normalize_task_id, Phase, Plan};
+
+/// What the page says when the plan is too big to list whole.
+fn cut_notice(plan: &Plan) -> String {
+    let phases = match plan.omitted_phases {
+        0 => String::new(),
+        1 => " (1 more phase not listed)".to_owned(),
+        n => format!(" ({n} more phases not listed)"),
+    };
+    format!(
+        "Showing the first {} of {} tasks{phases}: the plan is too big to list whole. Progress counts every task; the whole plan is in IMPLEMENTATION_PLAN.md.",
+        plan.kept_tasks(),
+        plan.total_tasks()
+    )
+}
 
 /// Phases with progress bars; tasks with their done state and the iteration that completed each.
 #[component]
@@ -21,16 +35,23 @@ pub fn PlanTab() -> impl IntoView {
                 }
                 Some(plan) => {
                     let status = plan.status.as_ref().map(|s| s.as_str().to_owned());
+                    let cut = plan.is_cut().then(|| cut_notice(&plan));
                     let phases = plan
                         .phases
                         .into_iter()
                         // The unnamed phase only holds tasks written before the first heading.
-                        .filter(|phase| !(phase.name.is_empty() && phase.tasks.is_empty()))
+                        .filter(|phase| {
+                            !(phase.name.is_empty()
+                                && phase.tasks.is_empty()
+                                && phase.omitted.total == 0)
+                        })
                         .map(|phase| view! { <PhaseView phase /> })
                         .collect_view();
                     view! {
                         {status.map(|s| view! { <p class="plan-status">"STATUS: " {s}</p> })}
+                        {cut.clone().map(|text| view! { <p class="notice plan-cut" role="note" data-testid="plan-cut">{text}</p> })}
                         {phases}
+                        {cut.map(|text| view! { <p class="notice plan-cut muted">{text}</p> })}
                     }
                         .into_any()
                 }
@@ -42,8 +63,9 @@ pub fn PlanTab() -> impl IntoView {
 #[component]
 fn PhaseView(phase: Phase) -> impl IntoView {
     let view = project_view();
-    let done = phase.tasks.iter().filter(|t| t.done).count();
-    let total = phase.tasks.len();
+    // Tasks past the plan's cap are counted in the totals, not listed.
+    let done = phase.tasks.iter().filter(|t| t.done).count() + phase.omitted.done as usize;
+    let total = phase.tasks.len() + phase.omitted.total as usize;
     let percent = (done * 100).checked_div(total).unwrap_or(0);
     let name = if phase.name.is_empty() {
         "Before the first phase".to_owned()
