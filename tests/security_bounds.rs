@@ -273,7 +273,8 @@ async fn open_events(addr: SocketAddr, session: &str, path: &str) -> (u16, TcpSt
         .expect("connect");
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
-         Cookie: loopwatch_session={session}\r\n\r\n"
+         Cookie: {}={session}\r\n\r\n",
+        common::cookie_name(addr)
     );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut text = String::new();

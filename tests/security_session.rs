@@ -554,3 +554,51 @@ async fn temporary_files_left_by_interrupted_saves_are_removed_at_start() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_opened_before_logout_is_closed_at_its_next_heartbeat() {
+    use futures::StreamExt;
+    use loopwatch::server::{auth::Auth, config, start, Keepalive, ServerConfig};
+    use std::{sync::Arc, time::Duration};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (_temp, root) = project_root();
+    let data_dir = root.join(".data");
+    let auth = Auth::load_or_create(&data_dir).expect("auth secrets").auth;
+    let server = start(ServerConfig {
+        roots: vec![root.clone()],
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        leptos_options: config::leptos_options(None).expect("options"),
+        auth: Some(Arc::new(auth)),
+        keepalive: Keepalive {
+            heartbeat: Duration::from_millis(200),
+            ..Default::default()
+        },
+        hub_capacity: 1024,
+        data_dir: Some(data_dir),
+        allowed_hosts: Vec::new(),
+        listen: Default::default(),
+    })
+    .await
+    .expect("server starts");
+    let addr = server.addr;
+    let bearer = token(&server);
+    let url = format!("ws://{addr}/api/ws?token={bearer}");
+    let (mut socket, _) = timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("an answer in time")
+        .expect("upgrade");
+    assert_eq!(logout(addr, &bearer_header(&bearer)).await, 303);
+    let code = timeout(WAIT, async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("the socket is closed after the sign-out");
+    assert_eq!(code, Some(4401));
+    server.stop().await;
+}

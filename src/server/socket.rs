@@ -94,6 +94,9 @@ pub struct Connection {
     pub auth: Option<Arc<Auth>>,
     /// When the session ends (unix seconds): the socket is closed with 4401 then.
     pub expires: Option<u64>,
+    /// The session's claims, checked again at every heartbeat: a sign-out elsewhere ends the
+    /// socket too (4401) instead of leaving it open until `expires`.
+    pub claims: Option<Claims>,
 }
 
 impl Connection {
@@ -109,6 +112,7 @@ impl Connection {
             write_stall: state.keepalive.write_stall,
             auth: state.auth.clone(),
             expires: claims.map(|claims| claims.exp),
+            claims: claims.cloned(),
         }
     }
 }
@@ -340,6 +344,7 @@ where
 
     let mut last_heard = Instant::now();
     let mut expiry = connection.expires.and_then(deadline_at);
+    let mut session = connection.claims.clone();
     let mut rate = RateLimit::new();
     let mut heartbeat = interval_at(Instant::now() + connection.heartbeat, connection.heartbeat);
     let stop = connection.shutdown.wait();
@@ -395,6 +400,7 @@ where
                     Reply::Reauthenticate(token) => match connection.auth.as_ref().map(|auth| auth.verify(&token)) {
                         Some(Ok(claims)) => {
                             expiry = deadline_at(claims.exp);
+                            session = Some(claims);
                             Vec::new()
                         }
                         Some(Err(error)) => vec![Out::error(CODE_AUTH_EXPIRED, error.to_string())],
@@ -459,6 +465,15 @@ where
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() >= connection.idle_timeout {
                     return Err(going_away("idle timeout"));
+                }
+                if let (Some(auth), Some(claims)) = (&connection.auth, &session) {
+                    if !auth.is_live(claims) {
+                        return Err(End::Close {
+                            code: CODE_AUTH_EXPIRED,
+                            reason: "session ended",
+                            message: Some("the session was signed out; sign in again".into()),
+                        });
+                    }
                 }
                 let ping = async { sink.send(Message::Ping(Default::default())).await.map_err(|_| End::Quiet) };
                 bounded(connection.write_stall, ping).await?;

@@ -390,6 +390,7 @@ mod tests {
             write_stall: keepalive.write_stall,
             auth: None,
             expires,
+            claims: None,
         };
         let (server_tx, client_rx) = mpsc::channel::<Message>(16);
         let (client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);

@@ -386,6 +386,7 @@ mod tests {
             write_stall: super::socket::WRITE_STALL,
             auth: None,
             expires: None,
+            claims: None,
         };
         (id, connection, root)
     }
