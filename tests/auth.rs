@@ -171,27 +171,20 @@ async fn a_socket_is_closed_with_4401_when_its_session_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_pings_and_closes_silent_sockets_with_1001() {
-    use loopwatch::server::{config, start, Keepalive, ServerConfig};
+    use loopwatch::server::{start, Keepalive, ServerConfig};
     use std::sync::Arc;
     let temp = tempfile::tempdir().expect("tempdir");
     let root = temp.path().canonicalize().expect("canonical");
     let loaded = Auth::load_or_create(&root.join(".data")).expect("secrets");
     let session = loaded.auth.issue(SESSION);
     let server = start(ServerConfig {
-        roots: vec![root],
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
-        auth: Some(Arc::new(loaded.auth)),
         // Short, so the test does not wait 90 s; the rule is the same.
         keepalive: Keepalive {
             heartbeat: Duration::from_millis(100),
             idle_timeout: Duration::from_millis(400),
             ..Keepalive::default()
         },
-        hub_capacity: 1024,
-        data_dir: None,
-        allowed_hosts: Vec::new(),
-        listen: Default::default(),
+        ..common::server_config(vec![root], Some(Arc::new(loaded.auth)), None)
     })
     .await
     .expect("server starts");

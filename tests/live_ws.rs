@@ -9,9 +9,7 @@ use serde_json::Value;
 use tokio::{net::TcpStream, time::timeout};
 use tokio_tungstenite::{connect_async, tungstenite::Message, MaybeTlsStream, WebSocketStream};
 
-use loopwatch::server::{
-    config, discovery::project_id, start, RunningServer, ServerConfig, StartError,
-};
+use loopwatch::server::{discovery::project_id, start, RunningServer, StartError};
 
 mod common;
 use common::{append, append_bytes, get_signed_in, start_server, token, write_project, WAIT};
@@ -402,17 +400,11 @@ async fn projects_created_deep_below_a_root_appear_at_once() {
 
 #[tokio::test]
 async fn a_missing_projects_directory_is_a_clear_start_error() {
-    let result = start(ServerConfig {
-        roots: vec![PathBuf::from("/no/such/projects/dir")],
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
-        auth: None,
-        keepalive: Default::default(),
-        hub_capacity: 1024,
-        data_dir: None,
-        allowed_hosts: Vec::new(),
-        listen: Default::default(),
-    })
+    let result = start(common::server_config(
+        vec![PathBuf::from("/no/such/projects/dir")],
+        None,
+        None,
+    ))
     .await;
     match result {
         Err(StartError::BadRoot(path, why)) => {

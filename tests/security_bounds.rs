@@ -573,9 +573,15 @@ async fn six_concurrent_heavy_plan_pages_all_complete() {
     let server = start_server(root).await;
     let session = token(&server);
     let path = format!("/projects/{id}/plan");
-    let pages =
-        futures::future::join_all((0..6).map(|_| get_signed_in(server.addr, &path, &session)))
-            .await;
+    // The render panic this guards against (a signal read after the page's owner was gone)
+    // needs requests that overlap: several rounds make it show up reliably.
+    let mut pages = Vec::new();
+    for _ in 0..4 {
+        pages.extend(
+            futures::future::join_all((0..6).map(|_| get_signed_in(server.addr, &path, &session)))
+                .await,
+        );
+    }
     server.stop().await;
     for page in pages {
         assert_bounded_plan_page(page.status, &page.body);

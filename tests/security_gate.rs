@@ -13,8 +13,7 @@ use tokio::{
 };
 
 use loopwatch::server::{
-    auth::Auth, config, discovery::project_id, gate::AllowedHost, start, RunningServer,
-    ServerConfig,
+    auth::Auth, discovery::project_id, gate::AllowedHost, start, RunningServer, ServerConfig,
 };
 
 mod common;
@@ -61,18 +60,11 @@ async fn server_with(root: &Path, no_auth: bool, allowed: &[&str]) -> RunningSer
         ))
     };
     let server = start(ServerConfig {
-        roots: vec![root.to_path_buf()],
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
-        auth,
-        keepalive: Default::default(),
-        hub_capacity: 1024,
-        data_dir: Some(data_dir),
         allowed_hosts: allowed
             .iter()
             .map(|name| name.parse::<AllowedHost>().expect("allowed host"))
             .collect(),
-        listen: Default::default(),
+        ..common::server_config(vec![root.to_path_buf()], auth, Some(data_dir))
     })
     .await
     .expect("server starts");

@@ -17,7 +17,6 @@ use std::{
 use common::{get, token, write_project, WAIT};
 use loopwatch::server::{
     auth::Auth,
-    config,
     listen::{ListenConfig, TlsFiles, FORCED_EXIT_CODE},
     metrics::METRICS,
     start, RunningServer, ServerConfig,
@@ -43,15 +42,12 @@ async fn start_with(root: &Path, listen: ListenConfig) -> RunningServer {
     let data_dir = root.join(".data");
     let loaded = Auth::load_or_create(&data_dir).expect("auth secrets");
     start(ServerConfig {
-        roots: vec![root.to_path_buf()],
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
-        auth: Some(Arc::new(loaded.auth)),
-        keepalive: Default::default(),
-        hub_capacity: 1024,
-        data_dir: Some(data_dir),
         listen,
-        allowed_hosts: Vec::new(),
+        ..common::server_config(
+            vec![root.to_path_buf()],
+            Some(Arc::new(loaded.auth)),
+            Some(data_dir),
+        )
     })
     .await
     .expect("server starts")
@@ -549,18 +545,11 @@ async fn a_bad_certificate_pair_stops_the_start_with_a_clear_error() {
     let files = copy_pair(&root, "a");
     std::fs::copy(Path::new(TLS_FIXTURES).join("b.key"), &files.key).expect("copy key");
     let result = start(ServerConfig {
-        roots: vec![root.clone()],
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
-        auth: None,
-        keepalive: Default::default(),
-        hub_capacity: 1024,
-        data_dir: None,
-        allowed_hosts: Vec::new(),
         listen: ListenConfig {
             tls: Some(files),
             ..Default::default()
         },
+        ..common::server_config(vec![root.clone()], None, None)
     })
     .await;
     let Err(error) = result else {

@@ -558,7 +558,7 @@ async fn temporary_files_left_by_interrupted_saves_are_removed_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_opened_before_logout_is_closed_at_its_next_heartbeat() {
     use futures::StreamExt;
-    use loopwatch::server::{auth::Auth, config, start, Keepalive, ServerConfig};
+    use loopwatch::server::{auth::Auth, start, Keepalive, ServerConfig};
     use std::{sync::Arc, time::Duration};
     use tokio_tungstenite::tungstenite::Message;
 
@@ -566,18 +566,11 @@ async fn a_socket_opened_before_logout_is_closed_at_its_next_heartbeat() {
     let data_dir = root.join(".data");
     let auth = Auth::load_or_create(&data_dir).expect("auth secrets").auth;
     let server = start(ServerConfig {
-        roots: vec![root.clone()],
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
-        auth: Some(Arc::new(auth)),
         keepalive: Keepalive {
             heartbeat: Duration::from_millis(200),
             ..Default::default()
         },
-        hub_capacity: 1024,
-        data_dir: Some(data_dir),
-        allowed_hosts: Vec::new(),
-        listen: Default::default(),
+        ..common::server_config(vec![root.clone()], Some(Arc::new(auth)), Some(data_dir))
     })
     .await
     .expect("server starts");

@@ -9,7 +9,7 @@ use tokio::{net::TcpSocket, time::timeout};
 use tokio_tungstenite::{client_async, tungstenite::Message};
 
 use loopwatch::server::{
-    auth::Auth, config, discovery::project_id, metrics::METRICS, start, Keepalive, ServerConfig,
+    auth::Auth, discovery::project_id, metrics::METRICS, start, Keepalive, ServerConfig,
 };
 
 mod common;
@@ -29,19 +29,13 @@ async fn a_client_that_stops_reading_is_dropped_after_the_write_stall_limit() {
     let data_dir = root.join(".data");
     let loaded = Auth::load_or_create(&data_dir).expect("secrets");
     let server = start(ServerConfig {
-        roots: vec![root],
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
-        auth: Some(Arc::new(loaded.auth)),
         // Short, so the test does not wait 30 s; the rule is the same.
         keepalive: Keepalive {
             write_stall: Duration::from_millis(500),
             ..Keepalive::default()
         },
         hub_capacity: 1 << 16,
-        data_dir: Some(data_dir),
-        allowed_hosts: Vec::new(),
-        listen: Default::default(),
+        ..common::server_config(vec![root], Some(Arc::new(loaded.auth)), Some(data_dir))
     })
     .await
     .expect("server starts");

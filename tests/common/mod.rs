@@ -48,20 +48,33 @@ pub async fn start_server(root: PathBuf) -> RunningServer {
     start_server_with_capacity(root, 1024).await
 }
 
+/// What every test server starts from (port 0, the built-in Leptos options, default keepalive and
+/// listening rules, 1024 events of slack); tests override single fields with `..`.
+pub fn server_config(
+    roots: Vec<PathBuf>,
+    auth: Option<Arc<Auth>>,
+    data_dir: Option<PathBuf>,
+) -> ServerConfig {
+    ServerConfig {
+        roots,
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        leptos_options: config::leptos_options(None).expect("options"),
+        auth,
+        keepalive: Default::default(),
+        hub_capacity: 1024,
+        data_dir,
+        allowed_hosts: Vec::new(),
+        listen: Default::default(),
+    }
+}
+
 /// The same, with a hub that lets connections fall behind by at most `capacity` events.
 pub async fn start_server_with_capacity(root: PathBuf, capacity: usize) -> RunningServer {
     let data_dir = root.join(".data");
     let loaded = Auth::load_or_create(&data_dir).expect("auth secrets");
     start(ServerConfig {
-        roots: vec![root],
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
-        auth: Some(Arc::new(loaded.auth)),
-        keepalive: Default::default(),
         hub_capacity: capacity,
-        data_dir: Some(data_dir),
-        allowed_hosts: Vec::new(),
-        listen: Default::default(),
+        ..server_config(vec![root], Some(Arc::new(loaded.auth)), Some(data_dir))
     })
     .await
     .inspect(|server| {

@@ -89,6 +89,9 @@ fn LoadError(error: ApiError) -> impl IntoView {
 fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> impl IntoView {
     let store = expect_context::<LiveStore>();
     let id = detail.summary.id.clone();
+    // A plain string, not a closure over the store: the server renders the title after the
+    // page's reactive owner may be gone, and reading a signal then panics the render.
+    let title = format!("{} \u{2013} loopwatch", detail.summary.name);
     let view = store.open_project(detail, recent, log);
     provide_context(view);
     {
@@ -117,7 +120,7 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
         }
     };
     view! {
-        <Title text=move || format!("{} \u{2013} loopwatch", name()) />
+        <Title text=title />
         <nav class="crumbs">
             <a href="/">"\u{2190} All projects"</a>
         </nav>
