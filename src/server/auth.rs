@@ -43,21 +43,6 @@ pub struct Claims {
     pub nbf: Option<u64>,
 }
 
-impl Claims {
-    /// Time left until `exp` (zero once past), never more than a session can last, so adding
-    /// it to an `Instant` cannot overflow.
-    pub fn remaining(&self) -> Duration {
-        remaining_until(self.exp)
-    }
-}
-
-/// Time left until the Unix time `exp` (zero once past), capped at one session plus the clock
-/// leeway: safe to add to an `Instant` whatever `exp` says.
-pub fn remaining_until(exp: u64) -> Duration {
-    let cap = SESSION.as_secs().saturating_add(CLOCK_LEEWAY);
-    Duration::from_secs(exp.saturating_sub(unix_now()).min(cap))
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     #[error("no session token")]
@@ -795,12 +780,6 @@ mod tests {
                 "{what}"
             );
         }
-        assert_eq!(
-            claims(now, u64::MAX, None).remaining(),
-            remaining_until(u64::MAX)
-        );
-        assert!(remaining_until(u64::MAX) <= SESSION + Duration::from_secs(CLOCK_LEEWAY));
-        assert_eq!(remaining_until(0), Duration::ZERO);
     }
 
     #[test]
