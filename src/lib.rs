@@ -1,15 +1,36 @@
 //! loopwatch: a live dashboard for autonomous coding-agent loops.
 //!
-//! The data path is visible in the module tree:
-//! files -> [`contract`] (pure parsers) -> `server` (index, hub, sockets) -> [`live`] (client
-//! signals) -> [`app`] (views). [`model`] holds the types both sides share.
+//! Layout: the modules follow the data path, and each imports only the ones listed below it.
+//!
+//! - [`cli`] (server build): the `serve` and `demo` commands.
+//! - [`site`] (server build): the HTTP app around everything: router, gate, sessions, listener,
+//!   embedded assets, start and stop.
+//! - [`app`]: the Leptos views (rendered on the server, hydrated in the browser).
+//! - [`live`]: the browser's side of the stream: socket, connection state, store of signals.
+//! - [`api`]: the server functions the views call (bodies run on the server).
+//! - `server` (server build): discovery, watching, project state, the hub and the streams.
+//! - [`model`]: the types both sides exchange.
+//! - [`contract`]: pure parsers of the files agent loops write; no I/O.
+
+#[cfg(feature = "ssr")]
+pub mod cli;
+#[cfg(feature = "ssr")]
+pub mod site;
 
 pub mod app;
-pub mod contract;
 pub mod live;
-pub mod model;
+
+pub mod api;
+
 #[cfg(feature = "ssr")]
 pub mod server;
+
+pub mod model;
+
+pub mod contract;
+
+#[cfg(test)]
+mod test_rng;
 
 /// Entry point of the WASM client: hydrates the server-rendered page.
 #[cfg(feature = "hydrate")]

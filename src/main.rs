@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    loopwatch::server::cli::run()
+    loopwatch::cli::run()
 }

@@ -171,7 +171,8 @@ async fn a_socket_is_closed_with_4401_when_its_session_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_pings_and_closes_silent_sockets_with_1001() {
-    use loopwatch::server::{start, Keepalive, ServerConfig};
+    use loopwatch::server::Keepalive;
+    use loopwatch::site::{start, ServerConfig};
     use std::sync::Arc;
     let temp = tempfile::tempdir().expect("tempdir");
     let root = temp.path().canonicalize().expect("canonical");

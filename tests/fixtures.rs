@@ -29,22 +29,19 @@ use std::{
 
 use loopwatch::{
     contract::{
-        config::{LoopConfig, DEFAULT_PRICE_PER_K_TOKENS},
-        iterations::{IterationStatus, SkipCounts},
-        notification::{log_tail, Notification, NotificationKind, Severity},
-        plan::{normalize_task_id, PlanStatus},
-        stats::{Health, HealthCounts},
+        ralph::config::{LoopConfig, DEFAULT_PRICE_PER_K_TOKENS},
+        ralph::iterations::{IterationStatus, SkipCounts},
+        ralph::notification::{log_tail, Notification, NotificationKind, Severity},
+        ralph::plan::{normalize_task_id, PlanStatus},
+        ralph::stats::{Health, HealthCounts},
     },
     model::{
-        api::{
+        api_types::{
             IterationLog, IterationPage, IterationQuery, IterationSort, ProjectDetail, StatusFilter,
         },
         PhaseStatus, ProjectSummary, Status,
     },
-    server::{
-        context,
-        project::{FileKind, ProjectState},
-    },
+    server::project::{context_files, FileKind, ProjectState},
 };
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -407,11 +404,11 @@ fn finished_context_files_are_listed_and_read() {
     let project = Project::copy("finished");
     let dir = &project.dir;
     assert_eq!(
-        context::list(dir),
+        context_files::list(dir),
         ["AGENTS.md", "PROMPT.md", "specs/api.md"]
     );
     for name in ["AGENTS.md", "PROMPT.md", "specs/api.md"] {
-        let file = context::read(dir, name).expect("readable context file");
+        let file = context_files::read(dir, name).expect("readable context file");
         assert_eq!(
             file.text,
             fs::read_to_string(dir.join(name)).expect("read"),
@@ -423,8 +420,8 @@ fn finished_context_files_are_listed_and_read() {
             Some(FileKind::Context(name.to_owned()))
         );
     }
-    assert!(context::read(dir, "IMPLEMENTATION_PLAN.md").is_err());
-    assert!(context::read(dir, ".ralph/config.json").is_err());
+    assert!(context_files::read(dir, "IMPLEMENTATION_PLAN.md").is_err());
+    assert!(context_files::read(dir, ".ralph/config.json").is_err());
 }
 
 #[test]

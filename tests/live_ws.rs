@@ -9,7 +9,8 @@ use serde_json::Value;
 use tokio::{net::TcpStream, time::timeout};
 use tokio_tungstenite::{connect_async, tungstenite::Message, MaybeTlsStream, WebSocketStream};
 
-use loopwatch::server::{discovery::project_id, start, RunningServer, StartError};
+use loopwatch::server::discovery::project_id;
+use loopwatch::site::{start, RunningServer, StartError};
 
 mod common;
 use common::{append, append_bytes, get_signed_in, start_server, token, write_project, WAIT};

@@ -39,8 +39,8 @@ use tokio_tungstenite::{
 
 use loopwatch::server::{
     discovery::project_id,
-    socket::{MAX_CONNECTIONS_PER_ADDRESS, MAX_REPLY_FRAME_BYTES, RATE_BURST},
-    ws::{CODE_BACKLOG_LIMIT, MAX_SUBSCRIBE_BACKLOG_BYTES},
+    stream::connection::{MAX_CONNECTIONS_PER_ADDRESS, MAX_REPLY_FRAME_BYTES, RATE_BURST},
+    stream::live::{CODE_BACKLOG_LIMIT, MAX_SUBSCRIBE_BACKLOG_BYTES},
 };
 
 mod common;

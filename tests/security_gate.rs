@@ -12,9 +12,9 @@ use tokio::{
     time::timeout,
 };
 
-use loopwatch::server::{
-    auth::Auth, discovery::project_id, gate::AllowedHost, start, RunningServer, ServerConfig,
-};
+use loopwatch::contract::request_host::AllowedHost;
+use loopwatch::server::{auth::Auth, discovery::project_id};
+use loopwatch::site::{start, RunningServer, ServerConfig};
 
 mod common;
 use common::{get, get_signed_in, post_json, raw_request, start_server, token, Response, WAIT};

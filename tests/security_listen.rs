@@ -15,10 +15,9 @@ use std::{
 };
 
 use common::{get, token, write_project, WAIT};
-use loopwatch::server::{
-    auth::Auth,
+use loopwatch::server::{auth::Auth, metrics::METRICS};
+use loopwatch::site::{
     listen::{ListenConfig, TlsFiles, FORCED_EXIT_CODE},
-    metrics::METRICS,
     start, RunningServer, ServerConfig,
 };
 use tokio::{

@@ -245,7 +245,7 @@ async fn two_servers_with_different_data_dirs_use_different_cookies() {
     let (_b, root_b) = project_root();
     let a = start_server(root_a).await;
     let b = start_server(root_b).await;
-    let credential = |server: &loopwatch::server::RunningServer| {
+    let credential = |server: &loopwatch::site::RunningServer| {
         server.auth.as_ref().expect("auth").credential().to_owned()
     };
     let (name_a, cookie_a) = sign_in(a.addr, &credential(&a)).await;
@@ -558,7 +558,8 @@ async fn temporary_files_left_by_interrupted_saves_are_removed_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_opened_before_logout_is_closed_at_its_next_heartbeat() {
     use futures::StreamExt;
-    use loopwatch::server::{auth::Auth, start, Keepalive, ServerConfig};
+    use loopwatch::server::{auth::Auth, Keepalive};
+    use loopwatch::site::{start, ServerConfig};
     use std::{sync::Arc, time::Duration};
     use tokio_tungstenite::tungstenite::Message;
 

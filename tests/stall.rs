@@ -8,9 +8,8 @@ use futures::{SinkExt, StreamExt};
 use tokio::{net::TcpSocket, time::timeout};
 use tokio_tungstenite::{client_async, tungstenite::Message};
 
-use loopwatch::server::{
-    auth::Auth, discovery::project_id, metrics::METRICS, start, Keepalive, ServerConfig,
-};
+use loopwatch::server::{auth::Auth, discovery::project_id, metrics::METRICS, Keepalive};
+use loopwatch::site::{start, ServerConfig};
 
 mod common;
 use common::{append, token, write_project, WAIT};

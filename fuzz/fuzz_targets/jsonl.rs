@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loopwatch::contract::iterations::{
+use loopwatch::contract::ralph::iterations::{
     parse_all, parse_line, IterationRecord, IterationStatus, LineOutcome, MAX_TEST_OUTPUT_BYTES,
     MAX_TEXT_BYTES,
 };

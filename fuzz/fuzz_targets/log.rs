@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use libfuzzer_sys::fuzz_target;
-use loopwatch::contract::log::{
+use loopwatch::contract::ralph::log::{
     parse_header, parse_marker, parse_token_number, strip_ansi, LogEvent, LogScanner, Marker,
     MAX_MARKER_TEXT_CHARS,
 };

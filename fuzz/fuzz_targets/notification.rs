@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loopwatch::contract::notification::{
+use loopwatch::contract::ralph::notification::{
     log_tail, parse_notification, NotificationError, NotificationKind, MAX_DETAILS_BYTES,
     MAX_MESSAGE_BYTES,
 };

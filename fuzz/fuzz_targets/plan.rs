@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loopwatch::contract::plan::{parse_plan, PlanStatus};
+use loopwatch::contract::ralph::plan::{parse_plan, PlanStatus};
 use loopwatch::model::PhaseStatus;
 
 fuzz_target!(|data: &[u8]| {

@@ -726,7 +726,7 @@ mod tests {
 
     // ---------------------------------------------------------------- properties
 
-    use crate::app::test_rng::Rng;
+    use crate::test_rng::Rng;
 
     /// Mostly ordinary numbers, sometimes the values that break naive code.
     fn any_value(rng: &mut Rng) -> f64 {

@@ -1,12 +1,12 @@
 use leptos::prelude::*;
 
 use super::{
-    api::{list_projects, set_archived},
     format::{cost_label, health_name, iteration_label, time_label, tokens_label},
     toasts::NotificationPermission,
 };
+use crate::api::{list_projects, set_archived};
 use crate::live::{LiveStore, ProjectCard};
-use crate::model::{api::ProjectList, ProjectSummary};
+use crate::model::{api_types::ProjectList, ProjectSummary};
 
 #[component]
 pub fn Dashboard() -> impl IntoView {

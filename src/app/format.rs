@@ -1,6 +1,6 @@
 //! How numbers, durations and times read on every page.
 
-use crate::contract::stats::{parse_timestamp, Health};
+use crate::contract::ralph::stats::{parse_timestamp, Health};
 
 pub fn iteration_label(iteration: Option<u32>, max: u32) -> String {
     match (iteration, max) {

@@ -1,16 +1,11 @@
 //! The Leptos UI: document shell, routes, pages.
 
-pub mod ansi;
-pub mod api;
 pub mod charts;
 mod connection;
 mod dashboard;
 mod format;
 mod login;
-pub mod logview;
 mod project;
-#[cfg(test)]
-mod test_rng;
 mod toasts;
 
 use leptos::prelude::*;

@@ -64,7 +64,7 @@ fn ToastView(store: LiveStore, toast: Toast) -> impl IntoView {
 #[cfg(feature = "hydrate")]
 pub fn headline(
     project: &str,
-    notification: &crate::contract::notification::Notification,
+    notification: &crate::contract::ralph::notification::Notification,
 ) -> String {
     format!("{} \u{2013} {project}", notification.kind.prefix())
 }

@@ -1,13 +1,9 @@
-//! Parsers of the on-disk Ralph contract (DESIGN.md section 4) and the rules derived from it.
-//! Pure functions over text: no I/O, compiled for the server and the WASM client alike.
+//! Pure rules over text: the parsers of the files agent loops write (one folder per project kind),
+//! the ANSI escape grammar, and the rules for request paths and hosts. No I/O; compiled for the
+//! server and the WASM client alike.
 
-pub mod config;
-pub mod iterations;
+pub mod ansi;
 pub mod lenient;
-pub mod log;
-pub mod notification;
-pub mod pid;
-pub mod plan;
+pub mod ralph;
+pub mod request_host;
 pub mod request_path;
-pub mod stats;
-pub mod status;

@@ -3,8 +3,8 @@
 
 use leptos::prelude::*;
 
-use crate::app::logview::{is_error_line, split_lines};
-use crate::contract::log::{parse_header, strip_ansi};
+use super::logview::{is_error_line, split_lines};
+use crate::contract::ralph::log::{parse_header, strip_ansi};
 
 /// One line of `ralph.log`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod log;
+pub mod logview;
 pub mod machine;
 mod store;
 

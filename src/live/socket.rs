@@ -18,7 +18,7 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
 use super::machine::{poll_interval_ms, Connection, Machine};
 use super::store::{LiveStore, Refetch};
-use crate::app::api::{list_projects, load_log, load_project, load_recent};
+use crate::api::{list_projects, load_log, load_project, load_recent};
 use crate::model::{
     protocol::{ServerMessage, CODE_AUTH_EXPIRED},
     Cursor, Topic,

@@ -8,9 +8,9 @@ use leptos::prelude::*;
 
 use super::log::LogBuffer;
 use super::machine::Connection;
-use crate::contract::notification::Notification;
+use crate::contract::ralph::notification::Notification;
 use crate::model::{
-    api::{IterationRow, LogText, ProjectDetail, ProjectList},
+    api_types::{IterationRow, LogText, ProjectDetail, ProjectList},
     protocol::ServerMessage,
     Cursor, ProjectSummary, Topic,
 };
@@ -526,7 +526,8 @@ fn card(summary: ProjectSummary) -> ProjectCard {
 mod tests {
     use super::*;
     use crate::contract::{
-        notification::parse_notification, plan::parse_plan, stats::compute_stats,
+        ralph::notification::parse_notification, ralph::plan::parse_plan,
+        ralph::stats::compute_stats,
     };
     use crate::model::{protocol::LogLines, Status};
 

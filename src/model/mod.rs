@@ -1,9 +1,13 @@
 //! Types shared by the server and the WASM client. No I/O here.
 
-pub mod api;
+pub mod api_types;
 mod project;
 pub mod protocol;
 mod topic;
 
-pub use project::{PhaseProgress, PhaseStatus, PlanProgress, ProjectSummary, Status};
+pub use crate::contract::ralph::{
+    plan::{PhaseProgress, PhaseStatus, PlanProgress},
+    status::Status,
+};
+pub use project::ProjectSummary;
 pub use topic::{Cursor, Topic};

@@ -10,7 +10,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 use super::{Cursor, PlanProgress, ProjectSummary, Status, Topic};
-use crate::contract::{iterations::IterationStatus, notification::Notification, stats::Health};
+use crate::contract::{
+    ralph::iterations::IterationStatus, ralph::notification::Notification, ralph::stats::Health,
+};
 
 /// Close code and error code for a frame the server cannot act on.
 pub const CODE_BAD_REQUEST: u16 = 4400;

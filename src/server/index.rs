@@ -5,7 +5,6 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError, RwLock},
-    time::SystemTime,
 };
 
 use crate::model::{
@@ -15,6 +14,7 @@ use crate::model::{
 
 use super::{
     archive::{ArchiveError, ArchiveStore},
+    clock::now,
     discovery,
     hub::Hub,
     project::{FileKind, ProjectState},
@@ -25,6 +25,9 @@ type Shared = Arc<Mutex<ProjectState>>;
 /// Events are published to the hub by the index itself, while the project is locked: a reader
 /// that takes a project's state and its topic cursor under that lock gets a consistent pair (the
 /// live stream continues exactly after that state).
+/// The newest notifications of every project, as (project id, notification) pairs.
+pub type RecentNotifications = Vec<(String, crate::contract::ralph::notification::Notification)>;
+
 #[derive(Debug)]
 pub struct Index {
     projects: RwLock<BTreeMap<String, Shared>>,
@@ -221,7 +224,7 @@ impl Index {
     }
 
     /// Every project's notifications (oldest first), for the messages view's snapshot.
-    pub fn recent_notifications(&self) -> super::views::RecentNotifications {
+    pub fn recent_notifications(&self) -> RecentNotifications {
         self.all()
             .into_iter()
             .flat_map(|(id, project)| {
@@ -288,9 +291,6 @@ fn lock(project: &Shared) -> std::sync::MutexGuard<'_, ProjectState> {
 }
 
 /// ISO-8601 timestamp (UTC) for event envelopes.
-pub fn now() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
 
 #[cfg(test)]
 mod tests {

@@ -12,10 +12,8 @@ use tokio::{
 
 use std::sync::Arc;
 
-use loopwatch::server::{
-    auth::{Auth, SESSION},
-    config, start, RunningServer, ServerConfig,
-};
+use loopwatch::server::auth::{Auth, SESSION};
+use loopwatch::site::{options, start, RunningServer, ServerConfig};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -58,7 +56,7 @@ pub fn server_config(
     ServerConfig {
         roots,
         addr: "127.0.0.1:0".parse().expect("addr"),
-        leptos_options: config::leptos_options(None).expect("options"),
+        leptos_options: options::leptos_options(None).expect("options"),
         auth,
         keepalive: Default::default(),
         hub_capacity: 1024,

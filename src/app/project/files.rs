@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use super::project_view;
-use crate::app::api::{list_context_files, load_context_file};
+use crate::api::{list_context_files, load_context_file};
 
 /// AGENTS.md, PROMPT.md and the specs, shown as text (never as HTML).
 #[component]

@@ -3,11 +3,11 @@
 use leptos::prelude::*;
 
 use super::project_view;
-use crate::app::ansi::{spans, Style};
-use crate::app::api::{load_iteration_log, load_iterations};
+use crate::api::{load_iteration_log, load_iterations};
 use crate::app::format::{cost_label, duration_label, health_name, tokens_label};
-use crate::contract::stats::Health;
-use crate::model::api::{IterationQuery, IterationRow, IterationSort, StatusFilter};
+use crate::contract::ansi::{spans, Style};
+use crate::contract::ralph::stats::Health;
+use crate::model::api_types::{IterationQuery, IterationRow, IterationSort, StatusFilter};
 
 const PAGE: u32 = 50;
 
@@ -211,7 +211,7 @@ fn Row(row: IterationRow, expanded: RwSignal<Option<(u32, u32)>>) -> impl IntoVi
         "error".to_owned()
     } else {
         match &record.status {
-            crate::contract::iterations::IterationStatus::Other(text) => text.clone(),
+            crate::contract::ralph::iterations::IterationStatus::Other(text) => text.clone(),
             _ => String::new(),
         }
     };
@@ -311,7 +311,7 @@ pub fn ansi_lines(text: &str) -> impl IntoView {
                 if let Some(last) = parts.last_mut() {
                     last.text.push('\n');
                 } else {
-                    parts.push(crate::app::ansi::Span {
+                    parts.push(crate::contract::ansi::Span {
                         text: "\n".into(),
                         class: String::new(),
                         style: String::new(),

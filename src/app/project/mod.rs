@@ -22,10 +22,10 @@ use leptos_router::{
     hooks::{use_location, use_params_map},
 };
 
-use super::api::{load_log, load_project, load_recent, ApiError};
 use super::format::iteration_label;
+use crate::api::{load_log, load_project, load_recent, ApiError};
 use crate::live::{LiveStore, ProjectView};
-use crate::model::api::{IterationRow, LogText, ProjectDetail};
+use crate::model::api_types::{IterationRow, LogText, ProjectDetail};
 
 type PageData = (ProjectDetail, Vec<IterationRow>, LogText);
 

@@ -8,8 +8,8 @@ use crate::app::charts::{bars_to, compact, line_path, ticks, Frame};
 use crate::app::format::{
     cost_label, duration_label, health_name, percent_label, time_label, tokens_label,
 };
-use crate::contract::stats::{parse_timestamp, Stats};
-use crate::model::api::IterationRow;
+use crate::contract::ralph::stats::{parse_timestamp, Stats};
+use crate::model::api_types::IterationRow;
 
 /// Widest bar and timeline cell: a handful of iterations should not look like one slab.
 const MAX_BAR_PX: f64 = 28.0;
@@ -348,7 +348,7 @@ const FEED_LENGTH: usize = 30;
 
 fn activities(
     rows: &[IterationRow],
-    notifications: &[crate::contract::notification::Notification],
+    notifications: &[crate::contract::ralph::notification::Notification],
 ) -> Vec<Activity> {
     let mut feed = Vec::new();
     for row in rows {

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 
 use super::project_view;
-use crate::contract::plan::{normalize_task_id, Phase, Plan};
+use crate::contract::ralph::plan::{normalize_task_id, Phase, Plan};
 
 /// What the page says when the plan is too big to list whole.
 fn cut_notice(plan: &Plan) -> String {

@@ -4,7 +4,7 @@
 //!
 //! Pure functions over bytes: no I/O, compiled for the server and the WASM client alike.
 
-use super::lenient::{whole_u32, Whole};
+use crate::contract::lenient::{whole_u32, Whole};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

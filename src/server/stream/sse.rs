@@ -21,16 +21,16 @@ use futures::{stream, Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::{error::RecvError, Receiver};
 
-use super::{
-    auth::Claims,
-    hub::{Frame, Replay},
-    metrics::{self, METRICS},
-    socket::{self, Slot},
-    AppState,
-};
 use crate::model::{
     protocol::{ServerMessage, CODE_AUTH_EXPIRED},
     Cursor, Topic,
+};
+use crate::server::{
+    auth::Claims,
+    hub::{Frame, Replay},
+    metrics::{self, METRICS},
+    stream::connection::{self, Slot},
+    AppState,
 };
 
 #[derive(Debug, Deserialize)]
@@ -67,7 +67,7 @@ pub async fn events(
         );
     };
     // `None` without a session (authentication off), or when the end is too far to represent.
-    let expiry = claims.and_then(|Extension(claims)| socket::deadline_at(claims.exp));
+    let expiry = claims.and_then(|Extension(claims)| connection::deadline_at(claims.exp));
     let Some(names) = query.topics.filter(|t| !t.trim().is_empty()) else {
         return bad_request(
             StatusCode::BAD_REQUEST,

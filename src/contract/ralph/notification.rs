@@ -9,7 +9,7 @@
 //!
 //! Pure functions over bytes: no I/O, compiled for the server and the WASM client alike.
 
-use super::lenient::{whole_u32, Whole};
+use crate::contract::lenient::{whole_u32, Whole};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -13,22 +13,22 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    auth::Claims,
-    hub::Frame,
-    index::Index,
-    socket::{self, Connection, Endpoint, Internal, Out, Refusal, Reply},
-    AppState,
-};
 use crate::model::{
     protocol::{
         ServerMessage, CODE_BAD_REQUEST, CODE_UNKNOWN_PROJECT, DEFAULT_BACKLOG, MAX_BACKLOG,
     },
     Topic,
 };
+use crate::server::{
+    auth::Claims,
+    hub::Frame,
+    index::Index,
+    stream::connection::{self, Connection, Endpoint, Internal, Out, Refusal, Reply},
+    AppState,
+};
 
 /// Lines of one backlog frame, JSON-encoded: room is left for the envelope within the bound.
-const MAX_BACKLOG_TEXT_BYTES: usize = socket::MAX_REPLY_FRAME_BYTES - 1024;
+const MAX_BACKLOG_TEXT_BYTES: usize = connection::MAX_REPLY_FRAME_BYTES - 1024;
 
 /// Which view a socket serves.
 #[derive(Debug)]
@@ -104,7 +104,7 @@ fn upgrade(
     view: View,
 ) -> Response {
     let claims = claims.map(|Extension(claims)| claims);
-    socket::upgrade(ws, peer, claims.as_ref(), state, view)
+    connection::upgrade(ws, peer, claims.as_ref(), state, view)
 }
 
 /// Each view is an endpoint of the shared connection loop: it only maps hub events to its own
@@ -126,7 +126,7 @@ impl Endpoint for View {
                     .map(|(text, _)| text)
                     .unwrap_or_default();
                 // The newest lines that fit one bounded frame (quotes and a comma per line).
-                let kept = socket::tail_within(&text, MAX_BACKLOG_TEXT_BYTES, 3);
+                let kept = connection::tail_within(&text, MAX_BACKLOG_TEXT_BYTES, 3);
                 let mut frame = lines_frame("backlog", kept);
                 if kept.len() < text.len() {
                     frame["truncated"] = json!(true);
@@ -230,7 +230,7 @@ fn wanted(
 /// Metadata only: the notification's text is the payload and stays out of the stream.
 fn message_event(
     project: &str,
-    note: &crate::contract::notification::Notification,
+    note: &crate::contract::ralph::notification::Notification,
     timestamp: Option<&str>,
 ) -> Value {
     json!({
@@ -346,7 +346,6 @@ fn delta_of(view: &View, frame: &Arc<Frame>) -> Result<Option<Value>, serde_json
 }
 
 /// Notifications seen so far, per project, keyed for the snapshot.
-pub type RecentNotifications = Vec<(String, crate::contract::notification::Notification)>;
 
 #[cfg(test)]
 mod tests {
@@ -397,7 +396,7 @@ mod tests {
         let view = View::Instances {
             include_archived: false,
         };
-        let task = tokio::spawn(socket::run(connection, view, server_tx, server_rx));
+        let task = tokio::spawn(connection::run(connection, view, server_tx, server_rx));
         (events_tx, client_tx, client_rx, task)
     }
 
@@ -436,7 +435,7 @@ mod tests {
 
         let (_events, mut client, mut rx, _task) = instances_view(&Shutdown::default());
         assert_eq!(next_json(&mut rx).await["type"], "snapshot");
-        let big = "x".repeat(socket::MAX_INBOUND_BYTES + 1);
+        let big = "x".repeat(connection::MAX_INBOUND_BYTES + 1);
         futures::SinkExt::send(&mut client, Ok(Message::Text(big.into())))
             .await
             .expect("send");

@@ -15,19 +15,19 @@ use axum::{
 };
 use futures::{Sink, Stream};
 
-use super::{
-    auth::Claims,
-    hub::{Frame, Replay},
-    metrics::{self, METRICS},
-    socket::{self, Connection, Endpoint, Internal, Out, Refusal, Reply},
-    AppState,
-};
 use crate::model::{
     protocol::{
         ClientMessage, LogLines, ProtocolError, ServerMessage, CODE_BAD_REQUEST,
         CODE_UNKNOWN_PROJECT,
     },
     Cursor, Topic,
+};
+use crate::server::{
+    auth::Claims,
+    hub::{Frame, Replay},
+    metrics::{self, METRICS},
+    stream::connection::{self, Connection, Endpoint, Internal, Out, Refusal, Reply},
+    AppState,
 };
 
 pub async fn upgrade(
@@ -37,7 +37,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
 ) -> Response {
     let claims = claims.map(|Extension(claims)| claims);
-    socket::upgrade(ws, peer, claims.as_ref(), &state, Live::default())
+    connection::upgrade(ws, peer, claims.as_ref(), &state, Live::default())
 }
 
 /// Serves one `/api/ws` connection until either side ends it.
@@ -47,7 +47,7 @@ where
     Rx: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
-    socket::run(connection, Live::default(), sink, stream).await;
+    connection::run(connection, Live::default(), sink, stream).await;
 }
 
 /// What the client asked for on one `/api/ws` connection.
@@ -67,8 +67,8 @@ pub const MAX_SUBSCRIBE_BACKLOG_BYTES: usize = 1024 * 1024;
 /// ...and one connection over its life (a client that wants more reads the log over HTTP).
 pub const MAX_CONNECTION_BACKLOG_BYTES: usize = 8 * 1024 * 1024;
 /// Backlog text of one `log_backlog` frame: the newest lines that fit, leaving room for the
-/// envelope and the escapes within [`socket::MAX_REPLY_FRAME_BYTES`].
-const MAX_BACKLOG_TEXT_BYTES: usize = socket::MAX_REPLY_FRAME_BYTES - 1024;
+/// envelope and the escapes within [`connection::MAX_REPLY_FRAME_BYTES`].
+const MAX_BACKLOG_TEXT_BYTES: usize = connection::MAX_REPLY_FRAME_BYTES - 1024;
 /// Distinct topics one connection may be subscribed to.
 pub const MAX_TOPICS: usize = 1024;
 /// Error code when a backlog is cut short or left out because of the limits above.
@@ -214,7 +214,7 @@ impl Live {
                         match connection.index.log_backlog(id, lines) {
                             Some((text, cursor)) => {
                                 let room = budget.min(MAX_BACKLOG_TEXT_BYTES);
-                                let kept = socket::tail_within(&text, room, 0);
+                                let kept = connection::tail_within(&text, room, 0);
                                 budget = budget.saturating_sub(kept.len());
                                 self.backlog_sent = self.backlog_sent.saturating_add(kept.len());
                                 if kept.len() < text.len() {
@@ -298,7 +298,7 @@ fn subscribed_frames(topics: Vec<Topic>, mut cursors: BTreeMap<Topic, Cursor>) -
     let (mut chunk, mut chunk_cursors, mut size) = (Vec::new(), BTreeMap::new(), 0usize);
     for topic in topics {
         let cost = 2 * (topic.to_string().len() + 4) + CURSOR_BYTES;
-        if !chunk.is_empty() && size + cost > socket::MAX_REPLY_FRAME_BYTES / 2 {
+        if !chunk.is_empty() && size + cost > connection::MAX_REPLY_FRAME_BYTES / 2 {
             frames.push(frame(
                 std::mem::take(&mut chunk),
                 std::mem::take(&mut chunk_cursors),
@@ -339,7 +339,7 @@ mod tests {
     use crate::server::{
         hub::Hub,
         index::Index,
-        socket::{IDLE_TIMEOUT, MAX_INBOUND_BYTES, RATE_BURST},
+        stream::connection::{IDLE_TIMEOUT, MAX_INBOUND_BYTES, RATE_BURST},
         Shutdown,
     };
     use axum::extract::ws::Message;
@@ -383,7 +383,7 @@ mod tests {
             shutdown: shutdown.clone(),
             heartbeat: Duration::from_secs(20),
             idle_timeout: IDLE_TIMEOUT,
-            write_stall: super::socket::WRITE_STALL,
+            write_stall: super::connection::WRITE_STALL,
             auth: None,
             expires: None,
             claims: None,
@@ -438,7 +438,7 @@ mod tests {
             };
             let text = serde_json::to_string(&message).expect("encode");
             assert!(
-                text.len() <= socket::MAX_REPLY_FRAME_BYTES,
+                text.len() <= connection::MAX_REPLY_FRAME_BYTES,
                 "{}",
                 text.len()
             );

@@ -1,6 +1,36 @@
-//! The status rules of DESIGN.md section 4, in one place for server and client.
+//! What a loop is doing (running, paused, complete, error, stopped) and the one rule that
+//! decides it, for server and client alike.
 
-use crate::model::Status;
+use serde::{Deserialize, Serialize};
+
+/// What a loop is doing right now, derived by [`derive_status`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Paused,
+    Complete,
+    Error,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Complete => "complete",
+            Status::Error => "error",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Facts about a project that decide its status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

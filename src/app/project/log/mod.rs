@@ -4,9 +4,9 @@
 use leptos::{html::Div, prelude::*};
 
 use super::project_view;
-use crate::app::ansi::{spans, Style};
-use crate::app::logview::{at_bottom, next_header, prev_header, window};
+use crate::contract::ansi::{spans, Style};
 use crate::live::log::LogBuffer;
+use crate::live::logview::{at_bottom, next_header, prev_header, window};
 
 /// Every line is one fixed-height row (CSS `.log-line` uses the same value).
 const LINE_PX: f64 = 18.0;

@@ -25,7 +25,7 @@ pub struct IterationRecord {
     pub tokens: Option<f64>,
     pub status: IterationStatus,
     /// Task ids as written (trimmed, empty ones dropped); compare them with
-    /// [`crate::contract::plan::normalize_task_id`].
+    /// [`crate::contract::ralph::plan::normalize_task_id`].
     pub tasks_completed: Vec<String>,
     pub commit: Option<String>,
     pub commit_message: Option<String>,

@@ -18,7 +18,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::safe_open;
+use crate::server::safe_open;
 
 /// How much of a file's beginning is remembered to recognise a rewritten file.
 const HEAD_BYTES: usize = 64;

@@ -24,7 +24,7 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::{metrics, Shutdown};
+use crate::server::{metrics, Shutdown};
 
 /// How long a client gets to send a request's head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

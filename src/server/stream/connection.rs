@@ -36,14 +36,14 @@ use tokio::{
     time::{interval_at, sleep_until, Instant},
 };
 
-use super::{
+use crate::model::protocol::{ServerMessage, CODE_AUTH_EXPIRED, CODE_BAD_REQUEST, CODE_INTERNAL};
+use crate::server::{
     auth::{Auth, Claims},
     hub::{Frame, Hub},
     index::Index,
     metrics::{self, METRICS},
     AppState, Shutdown,
 };
-use crate::model::protocol::{ServerMessage, CODE_AUTH_EXPIRED, CODE_BAD_REQUEST, CODE_INTERNAL};
 
 /// Largest frame a client may send.
 pub const MAX_INBOUND_BYTES: usize = 64 * 1024;

@@ -1,11 +1,14 @@
 //! `loopwatch serve` and `loopwatch demo`.
 
+pub mod demo;
+
 use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
-use super::{auth, config, demo, listen, start, RunningServer, ServerConfig};
+use crate::server::{auth, discovery, hub, project};
+use crate::site::{listen, options, start, RunningServer, ServerConfig, StartError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -85,7 +88,7 @@ struct CommonArgs {
     /// Also answer requests whose Host is NAME (any port) or NAME:PORT, e.g. the name a reverse
     /// proxy forwards; repeat for more. Other host names are refused (DNS rebinding).
     #[arg(long = "allowed-host", value_name = "NAME[:PORT]")]
-    allowed_hosts: Vec<super::gate::AllowedHost>,
+    allowed_hosts: Vec<crate::contract::request_host::AllowedHost>,
     /// Serve HTTPS (and WSS) with this PEM certificate chain (needs --tls-key); SIGHUP
     /// re-reads both files.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -98,9 +101,9 @@ struct CommonArgs {
 #[derive(Debug, thiserror::Error)]
 enum CliError {
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    Config(#[from] options::ConfigError),
     #[error(transparent)]
-    Start(#[from] super::StartError),
+    Start(#[from] StartError),
     #[error("demo: {0}")]
     Demo(std::io::Error),
     #[error("--iteration-seconds must be between 0.2 and 3600")]
@@ -206,11 +209,11 @@ async fn run_command(command: Command) -> Result<(), CliError> {
 fn inspect(dir: &std::path::Path) -> Result<(), CliError> {
     let fail = |why: String| CliError::Inspect(dir.to_path_buf(), why);
     let dir = dir.canonicalize().map_err(|e| fail(e.to_string()))?;
-    if !super::discovery::is_project(&dir) {
+    if !discovery::is_project(&dir) {
         return Err(fail("not a project: it has no .ralph/ directory".into()));
     }
     let started = std::time::Instant::now();
-    let state = super::project::ProjectState::open(&super::discovery::project_id(&dir), &dir);
+    let state = project::ProjectState::open(&discovery::project_id(&dir), &dir);
     let indexed = started.elapsed();
     let detail = state.detail(crate::model::Cursor::default());
     let json = serde_json::to_string_pretty(&detail).map_err(|e| fail(e.to_string()))?;
@@ -235,7 +238,7 @@ async fn start_server(
     common: &CommonArgs,
     always_show_link: bool,
 ) -> Result<RunningServer, CliError> {
-    let leptos_options = config::leptos_options(common.leptos_config.as_deref())?;
+    let leptos_options = options::leptos_options(common.leptos_config.as_deref())?;
     let addr = common.addr.unwrap_or(leptos_options.site_addr);
     // Resolved the same way with or without authentication: the archive list lives there too.
     let data_dir = common
@@ -258,7 +261,7 @@ async fn start_server(
         leptos_options,
         auth: auth.clone(),
         keepalive: Default::default(),
-        hub_capacity: super::hub::DEFAULT_CAPACITY,
+        hub_capacity: hub::DEFAULT_CAPACITY,
         data_dir: Some(data_dir),
         allowed_hosts: common.allowed_hosts.clone(),
         listen: listen::ListenConfig {

@@ -65,7 +65,7 @@ pub fn at_bottom(scroll_top: f64, viewport_px: f64, total_px: f64, slack_px: f64
 }
 
 /// The indices of the header lines, in order; `is_header` decides. Pass
-/// `|line| crate::contract::log::parse_header(line).is_some()`, which accepts raw (coloured)
+/// `|line| crate::contract::ralph::log::parse_header(line).is_some()`, which accepts raw (coloured)
 /// and stripped lines alike.
 pub fn header_indices(lines: &[String], is_header: impl Fn(&str) -> bool) -> Vec<usize> {
     lines
@@ -498,7 +498,7 @@ mod tests {
 
     // ---------------------------------------------------------------- properties
 
-    use crate::app::test_rng::Rng;
+    use crate::test_rng::Rng;
 
     fn any_float(rng: &mut Rng, scale: f64) -> f64 {
         match rng.below(16) {

@@ -748,7 +748,7 @@ mod tests {
 
     // ---------------------------------------------------------------- properties
 
-    use crate::app::test_rng::Rng;
+    use crate::test_rng::Rng;
 
     const PIECES: &[&str] = &[
         "\x1b",

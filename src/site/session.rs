@@ -12,7 +12,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{
+use crate::server::{
     auth::{Auth, AuthError, SESSION},
     AppState,
 };

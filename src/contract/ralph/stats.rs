@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::iterations::{IterationRecord, IterationStatus};
-use crate::contract::plan::{normalize_task_id, Plan};
+use crate::contract::ralph::iterations::{IterationRecord, IterationStatus};
+use crate::contract::ralph::plan::{normalize_task_id, Plan};
 
 /// How many of the latest iterations set the pace of the projection.
 pub const PROJECTION_WINDOW: usize = 10;
@@ -530,9 +530,9 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::iterations::tests::FIXTURE;
-    use crate::contract::iterations::{parse_all, parse_line, LineOutcome};
-    use crate::contract::plan::parse_plan;
+    use crate::contract::ralph::iterations::tests::FIXTURE;
+    use crate::contract::ralph::iterations::{parse_all, parse_line, LineOutcome};
+    use crate::contract::ralph::plan::parse_plan;
     use proptest::prelude::*;
 
     const PLAN: &str = "# Plan

@@ -5,10 +5,11 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::app::api::ApiError;
-use crate::model::api::ContextFile;
+use crate::api::ApiError;
+use crate::model::api_types::ContextFile;
 
-use super::{project::is_spec_name, safe_open};
+use super::is_spec_name;
+use crate::server::safe_open;
 
 /// Largest context file shown.
 const MAX_CONTEXT_BYTES: u64 = 1024 * 1024;

@@ -11,7 +11,7 @@ use std::{
 
 use tokio::task::JoinSet;
 
-use super::{index::now, Shutdown};
+use crate::server::{clock::now, Shutdown};
 
 pub struct DemoTree {
     root: PathBuf,

@@ -7,7 +7,45 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{PhaseProgress, PhaseStatus, PlanProgress};
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseStatus {
+    NotStarted,
+    InProgress,
+    Complete,
+}
+
+/// One `## ` phase of the plan, as a `plan_updated` event carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseProgress {
+    pub name: String,
+    pub done: u32,
+    pub total: u32,
+    pub status: PhaseStatus,
+}
+
+/// Plan progress: the `data` of a `plan_updated` event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanProgress {
+    pub tasks_done: u32,
+    pub tasks_total: u32,
+    pub phases: Vec<PhaseProgress>,
+    /// The last `STATUS:` line of the plan, verbatim (upper-cased), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_status: Option<String>,
+}
+
+impl PlanProgress {
+    /// Completed share in whole percent (0 when the plan has no tasks).
+    pub fn percent(&self) -> u32 {
+        if self.tasks_total == 0 {
+            0
+        } else {
+            // Widen before multiplying so huge plans cannot overflow.
+            (u64::from(self.tasks_done) * 100 / u64::from(self.tasks_total)) as u32
+        }
+    }
+}
 
 /// Tasks a plan keeps (the ones after them are only counted).
 pub const MAX_PLAN_TASKS: usize = 2000;

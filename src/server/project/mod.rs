@@ -5,6 +5,11 @@
 //! seek. Small files (plan, config, pid, pause, notification) are re-read whole when they change.
 //! Every update returns the events describing what changed.
 
+pub mod context_files;
+pub mod liveness;
+pub mod pairing;
+pub mod tail;
+
 use std::{
     collections::{BTreeMap, HashSet},
     io::{self, Read},
@@ -13,17 +18,17 @@ use std::{
 };
 
 use crate::contract::{
-    config::{parse_config, LoopConfig},
-    iterations::{parse_line, IterationRecord, LineOutcome, RunTracker, SkipCounts},
-    log::{LogEvent, LogScanner},
-    notification::{parse_notification, Notification, NotificationKind},
-    pid::parse_pid,
-    plan::{normalize_task_id, parse_plan, Plan},
-    stats::{compute_stats, health, Health},
-    status::{derive_status, StatusInputs},
+    ralph::config::{parse_config, LoopConfig},
+    ralph::iterations::{parse_line, IterationRecord, LineOutcome, RunTracker, SkipCounts},
+    ralph::log::{LogEvent, LogScanner},
+    ralph::notification::{parse_notification, Notification, NotificationKind},
+    ralph::pid::parse_pid,
+    ralph::plan::{normalize_task_id, parse_plan, Plan},
+    ralph::stats::{compute_stats, health, Health},
+    ralph::status::{derive_status, StatusInputs},
 };
 use crate::model::{
-    api::{
+    api_types::{
         IterationLog, IterationPage, IterationQuery, IterationRow, IterationSort, ProjectDetail,
         StatusFilter, MAX_PAGE,
     },
@@ -31,13 +36,10 @@ use crate::model::{
     Cursor, ProjectSummary, Status,
 };
 
-use super::{
-    index::now,
-    links::Links,
-    process::{loop_liveness, Liveness},
-    safe_open,
-    tail::{read_lines, read_range, Tail, MAX_LINE_BYTES},
-};
+use crate::server::{clock::now, safe_open};
+use liveness::{loop_liveness, Liveness};
+use pairing::Links;
+use tail::{read_lines, read_range, Tail, MAX_LINE_BYTES};
 
 pub const PLAN_FILE: &str = "IMPLEMENTATION_PLAN.md";
 const LOG_FILE: &str = "ralph.log";
@@ -222,7 +224,7 @@ fn row_bytes(record: &IterationRecord) -> usize {
         v.capacity() * std::mem::size_of::<String>() + v.iter().map(String::capacity).sum::<usize>()
     };
     let status = match &record.status {
-        crate::contract::iterations::IterationStatus::Other(text) => text.capacity(),
+        crate::contract::ralph::iterations::IterationStatus::Other(text) => text.capacity(),
         _ => 0,
     };
     std::mem::size_of::<IterationRecord>()
@@ -1261,7 +1263,7 @@ mod tests {
         let (_temp, dir) = project();
         let path = dir.join(".ralph/iterations.jsonl");
         let per_row = row_bytes(
-            &crate::contract::iterations::parse_all(b"{\"iteration\":1}\n")
+            &crate::contract::ralph::iterations::parse_all(b"{\"iteration\":1}\n")
                 .0
                 .remove(0),
         );

@@ -14,11 +14,11 @@ pub struct ProjectList {
     pub cursors: BTreeMap<Topic, Cursor>,
 }
 use crate::contract::{
-    config::LoopConfig,
-    iterations::{IterationRecord, SkipCounts},
-    notification::Notification,
-    plan::Plan,
-    stats::{Health, Stats},
+    ralph::config::LoopConfig,
+    ralph::iterations::{IterationRecord, SkipCounts},
+    ralph::notification::Notification,
+    ralph::plan::Plan,
+    ralph::stats::{Health, Stats},
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use leptos::server_fn::{
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    api::{
+    api_types::{
         ContextFile, IterationLog, IterationPage, IterationQuery, IterationRow, LogText,
         ProjectDetail, ProjectList,
     },
@@ -143,7 +143,7 @@ pub const RECENT_ITERATIONS: u32 = 60;
 #[server(prefix = "/api", endpoint = "context_files", input = Json)]
 pub async fn list_context_files(project: String) -> Result<Vec<String>, ApiError> {
     let dir = ssr::project_dir(&project)?;
-    crate::server::safe_open::off_thread(move || crate::server::context::list(&dir))
+    crate::server::safe_open::off_thread(move || crate::server::project::context_files::list(&dir))
         .await
         .map_err(|error| ApiError::Io(format!("specs: {error}")))
 }
@@ -153,9 +153,11 @@ pub async fn list_context_files(project: String) -> Result<Vec<String>, ApiError
 #[server(prefix = "/api", endpoint = "context_file", input = Json)]
 pub async fn load_context_file(project: String, name: String) -> Result<ContextFile, ApiError> {
     let dir = ssr::project_dir(&project)?;
-    crate::server::safe_open::off_thread(move || crate::server::context::read(&dir, &name))
-        .await
-        .map_err(|error| ApiError::Io(format!("file: {error}")))?
+    crate::server::safe_open::off_thread(move || {
+        crate::server::project::context_files::read(&dir, &name)
+    })
+    .await
+    .map_err(|error| ApiError::Io(format!("file: {error}")))?
 }
 
 #[cfg(feature = "ssr")]

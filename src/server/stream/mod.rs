@@ -1,0 +1,8 @@
+//! Streaming to clients: one connection loop for every socket ([`connection`]), the live
+//! protocol at `/api/ws` ([`live`]), the seed-compatible views at `/ws/...` ([`compat`]) and the
+//! server-sent events at `/api/events` ([`sse`]).
+
+pub mod compat;
+pub mod connection;
+pub mod live;
+pub mod sse;
