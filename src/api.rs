@@ -1,16 +1,13 @@
 //! Server functions: the typed API the UI calls (on the server while rendering, over HTTP from
-//! the browser). Responses that feed live state carry the project's `version`.
+//! the browser). Responses that feed live state carry the cursors the stream continues from.
 //!
 //! Arguments travel as JSON (`input = Json`), not as a form: a JSON POST is not a "simple"
 //! request, so a page of another origin cannot send one with the user's cookie.
 
 use leptos::prelude::*;
-use leptos::server_fn::{
-    codec::{Json, JsonEncoding},
-    error::{FromServerFnError, ServerFnErrorErr},
-};
-use serde::{Deserialize, Serialize};
+use leptos::server_fn::codec::Json;
 
+pub use crate::model::api_types::ApiError;
 use crate::model::{
     api_types::{
         ContextFile, IterationLog, IterationPage, IterationQuery, IterationRow, LogText,
@@ -18,32 +15,6 @@ use crate::model::{
     },
     ProjectSummary,
 };
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum ApiError {
-    #[error("no project with id {0:?}")]
-    UnknownProject(String),
-    #[error("project has no iteration {iteration} in run {run}")]
-    UnknownIteration { run: u32, iteration: u32 },
-    #[error("only AGENTS.md, PROMPT.md and specs/*.md can be shown, not {0:?}")]
-    FileNotAllowed(String),
-    #[error("{0} does not exist in this project")]
-    FileMissing(String),
-    #[error("cannot read {0}")]
-    Io(String),
-    #[error("{0}")]
-    ServerFn(ServerFnErrorErr),
-    #[error("cannot save the archive: {0}")]
-    Archive(String),
-}
-
-impl FromServerFnError for ApiError {
-    type Encoder = JsonEncoding;
-
-    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        ApiError::ServerFn(value)
-    }
-}
 
 /// Every watched project with its current status, iteration, progress, tokens and cost, and
 /// the cursors the live stream continues from.

@@ -39,7 +39,8 @@ use tokio_tungstenite::{
 
 use loopwatch::server::{
     discovery::project_id,
-    stream::connection::{MAX_CONNECTIONS_PER_ADDRESS, MAX_REPLY_FRAME_BYTES, RATE_BURST},
+    stream::connection::MAX_REPLY_FRAME_BYTES,
+    stream::limits::{MAX_CONNECTIONS_PER_ADDRESS, RATE_BURST},
     stream::live::{CODE_BACKLOG_LIMIT, MAX_SUBSCRIBE_BACKLOG_BYTES},
 };
 

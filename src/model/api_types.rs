@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{Cursor, ProjectSummary, Topic};
@@ -13,12 +17,12 @@ pub struct ProjectList {
     pub projects: Vec<ProjectSummary>,
     pub cursors: BTreeMap<Topic, Cursor>,
 }
-use crate::contract::{
-    ralph::config::LoopConfig,
-    ralph::iterations::{IterationRecord, SkipCounts},
-    ralph::notification::Notification,
-    ralph::plan::Plan,
-    ralph::stats::{Health, Stats},
+use crate::contract::ralph::{
+    config::LoopConfig,
+    iterations::{IterationRecord, SkipCounts},
+    notification::Notification,
+    plan::Plan,
+    stats::{Health, Stats},
 };
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,4 +121,31 @@ pub struct ContextFile {
     pub name: String,
     pub text: String,
     pub truncated: bool,
+}
+
+/// Why a server function failed, as the browser receives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApiError {
+    #[error("no project with id {0:?}")]
+    UnknownProject(String),
+    #[error("project has no iteration {iteration} in run {run}")]
+    UnknownIteration { run: u32, iteration: u32 },
+    #[error("only AGENTS.md, PROMPT.md and specs/*.md can be shown, not {0:?}")]
+    FileNotAllowed(String),
+    #[error("{0} does not exist in this project")]
+    FileMissing(String),
+    #[error("cannot read {0}")]
+    Io(String),
+    #[error("{0}")]
+    ServerFn(ServerFnErrorErr),
+    #[error("cannot save the archive: {0}")]
+    Archive(String),
+}
+
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        ApiError::ServerFn(value)
+    }
 }

@@ -6,7 +6,13 @@ use std::{sync::Arc, time::Duration};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-use super::{auth, hub::Hub, index::Index, shutdown::Shutdown, stream::connection};
+use super::{
+    auth,
+    hub::Hub,
+    index::Index,
+    shutdown::Shutdown,
+    stream::{connection, limits},
+};
 use crate::contract::request_host::AllowedHost;
 
 /// Everything a request handler may need. Cheap to clone.
@@ -16,7 +22,7 @@ pub struct AppState {
     pub index: Arc<Index>,
     pub hub: Hub,
     pub shutdown: Shutdown,
-    pub connections: Arc<connection::ConnectionLimits>,
+    pub connections: Arc<limits::ConnectionLimits>,
     /// `None` when the operator turned authentication off.
     pub auth: Option<Arc<auth::Auth>>,
     pub keepalive: Keepalive,

@@ -23,7 +23,7 @@ use crate::server::{
     hub::Hub,
     index::Index,
     metrics,
-    stream::{compat, connection, live, sse},
+    stream::{compat, limits, live, sse},
     watcher, AppState, Keepalive, Shutdown,
 };
 
@@ -115,7 +115,7 @@ pub struct RunningServer {
     http: JoinHandle<std::io::Result<()>>,
     watcher: watcher::ProjectWatcher,
     /// The open sockets and event streams, so `stop` can wait for their close handshakes.
-    connections: Arc<connection::ConnectionLimits>,
+    connections: Arc<limits::ConnectionLimits>,
 }
 
 /// Discovers projects, starts the watcher and binds the listener.
@@ -158,7 +158,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
     let mut leptos_options = config.leptos_options;
     leptos_options.site_addr = addr;
-    let connections: Arc<connection::ConnectionLimits> = Arc::default();
+    let connections: Arc<limits::ConnectionLimits> = Arc::default();
     let state = AppState {
         leptos_options,
         index,

@@ -5,8 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::api::ApiError;
-use crate::model::api_types::ContextFile;
+use crate::model::api_types::{ApiError, ContextFile};
 
 use super::is_spec_name;
 use crate::server::safe_open;

@@ -339,7 +339,8 @@ mod tests {
     use crate::server::{
         hub::Hub,
         index::Index,
-        stream::connection::{IDLE_TIMEOUT, MAX_INBOUND_BYTES, RATE_BURST},
+        stream::connection::{IDLE_TIMEOUT, MAX_INBOUND_BYTES},
+        stream::limits::RATE_BURST,
         Shutdown,
     };
     use axum::extract::ws::Message;

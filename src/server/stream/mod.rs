@@ -4,5 +4,6 @@
 
 pub mod compat;
 pub mod connection;
+pub mod limits;
 pub mod live;
 pub mod sse;

@@ -29,7 +29,7 @@ use crate::server::{
     auth::Claims,
     hub::{Frame, Replay},
     metrics::{self, METRICS},
-    stream::connection::{self, Slot},
+    stream::{connection, limits::Slot},
     AppState,
 };
 
