@@ -1,3 +1,5 @@
+//! The connection indicator: what the live stream is doing when it is not simply live.
+
 use leptos::prelude::*;
 
 use crate::live::{now_ms, retry_now, Connection, LiveStore};

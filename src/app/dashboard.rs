@@ -1,3 +1,5 @@
+//! The dashboard: every project's card, live, with filters and the archive switch.
+
 use leptos::prelude::*;
 
 use super::{

@@ -1,3 +1,5 @@
+//! The sign-in page.
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;

@@ -24,7 +24,7 @@ use crate::model::{
     Cursor, Topic,
 };
 
-/// Where an event sits in its topic (the envelope fields next to the seed ones).
+/// Where an event sits in its topic: the `topic`, `epoch` and `seq` fields beside the envelope.
 #[derive(Deserialize)]
 struct Position {
     topic: Option<Topic>,

@@ -1,3 +1,5 @@
+//! The card the dashboard shows for one project.
+
 use serde::{Deserialize, Serialize};
 
 use crate::contract::ralph::{plan::PlanProgress, stats::Health, status::Status};

@@ -1,7 +1,8 @@
-//! The WebSocket wire protocol (`/api/ws`), compatible with the seed-000 messages.
+//! The WebSocket wire protocol (`/api/ws`): the event envelope, subscriptions with cursors, and
+//! every message either side sends.
 //!
 //! Client frames are parsed by hand from a [`serde_json::Value`] so that every malformed frame
-//! gets a precise error instead of a generic serde message, and so both the seed form
+//! gets a precise error instead of a generic serde message, and so both the `action` form
 //! (`{"action":"ping"}`) and the alternative `{"type":"ping"}` are accepted.
 
 use serde::{Deserialize, Serialize};
@@ -120,7 +121,7 @@ impl ClientMessage {
     }
 }
 
-/// `"topics": [...]`, or the seed form `"projects": [ids]`, which means each project's state
+/// `"topics": [...]`, or the short form `"projects": [ids]`, which means each project's state
 /// and its log.
 fn topic_list(object: &serde_json::Map<String, Value>) -> Result<Vec<Topic>, ProtocolError> {
     let mut topics = Vec::new();
@@ -264,7 +265,7 @@ pub struct ArchiveChange {
     pub summary: ProjectSummary,
 }
 
-/// A frame sent by the server. Events use the seed-000 envelope
+/// A frame sent by the server. Events use the envelope
 /// `{"type","project","timestamp","data"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -424,7 +425,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_seed_forms() {
+    fn parses_short_forms() {
         assert_eq!(
             ClientMessage::parse(r#"{"action":"subscribe","projects":["a"]}"#),
             Ok(subscribe(&["project:a", "log:a"]))
@@ -572,7 +573,7 @@ mod tests {
     }
 
     #[test]
-    fn events_use_the_seed_envelope_and_know_their_topic() {
+    fn events_use_the_envelope_and_know_their_topic() {
         let event = ServerMessage::StatusChanged {
             project: "p".into(),
             timestamp: "2026-01-01T00:00:00Z".into(),

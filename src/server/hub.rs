@@ -72,7 +72,7 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
-/// The wire form of an event: the seed envelope plus where it sits in its topic.
+/// The wire form of an event: the event envelope plus where it sits in its topic.
 #[derive(Serialize)]
 struct Envelope<'a> {
     #[serde(flatten)]

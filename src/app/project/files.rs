@@ -1,3 +1,5 @@
+//! The Files tab: the project's context files (`AGENTS.md`, `PROMPT.md`, `specs/*.md`).
+
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 

@@ -1,3 +1,5 @@
+//! The Notifications tab: the project's notification history, newest first.
+
 use leptos::prelude::*;
 
 use super::project_view;

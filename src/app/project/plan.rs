@@ -1,3 +1,5 @@
+//! The Plan tab: phases and tasks of `IMPLEMENTATION_PLAN.md`, with the iteration that ticked each.
+
 use leptos::prelude::*;
 
 use super::project_view;

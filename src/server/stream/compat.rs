@@ -1,4 +1,4 @@
-//! The seed-002 streaming endpoints, as thin views of the same hub: `/ws/instances` (projects as
+//! The compatible streaming endpoints other dashboards speak, as thin views of the same hub: `/ws/instances` (projects as
 //! instances), `/ws/instances/{id}/logs` (a log tail) and `/ws/messages` (notification
 //! transitions, metadata only). Each sends a snapshot first, then deltas; a client that falls
 //! behind gets a fresh snapshot instead of stale deltas.
@@ -150,7 +150,7 @@ impl Endpoint for View {
         Ok(delta(self, frame)?.map(Out::Json))
     }
 
-    /// Too far behind to catch up: start over from a fresh snapshot (seed 002).
+    /// Too far behind to catch up: start over from a fresh snapshot.
     fn on_lagged(&mut self, connection: &Connection, _missed: u64) -> Vec<Out> {
         let frame = match self {
             View::Logs { .. } => json!({"type": "rotated", "reason": "fell behind"}),

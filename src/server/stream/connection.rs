@@ -1,4 +1,4 @@
-//! The one connection loop every WebSocket endpoint runs (`/api/ws` and the seed-002 views).
+//! The one connection loop every WebSocket endpoint runs (`/api/ws` and the compatible views).
 //!
 //! The loop owns everything that is the same for all of them: limits (sockets per address,
 //! message size and rate, control frames included), keepalive pings and the idle timeout, the

@@ -1,5 +1,5 @@
 //! Streaming to clients: one connection loop for every socket ([`connection`]), the live
-//! protocol at `/api/ws` ([`live`]), the seed-compatible views at `/ws/...` ([`compat`]) and the
+//! protocol at `/api/ws` ([`live`]), the compatible views at `/ws/...` ([`compat`]) and the
 //! server-sent events at `/api/events` ([`sse`]).
 
 pub mod compat;
