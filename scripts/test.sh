@@ -39,6 +39,7 @@ browser_tests() {
 
 phase "setup" scripts/setup.sh test
 phase "fmt" cargo fmt --check
+phase "layout" scripts/layout-check.sh
 phase "clippy (ssr)" cargo clippy --features ssr --all-targets -- -D warnings
 phase "clippy (hydrate)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
 phase "rust tests" rust_tests
