@@ -7,7 +7,10 @@ use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Du
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
-use crate::server::{auth, discovery, hub, project};
+use crate::server::{
+    auth::{self, Cookies},
+    discovery, hub, project,
+};
 use crate::site::{listen, options, start, RunningServer, ServerConfig, StartError};
 
 #[derive(Parser, Debug)]
@@ -175,7 +178,7 @@ async fn run_command(command: Command) -> Result<(), CliError> {
             // Before start-up, which reads every project's files: a stuck read must not make
             // SIGTERM wait for ever.
             listen::arm_forced_exit();
-            let server = start_server(args.projects, &args.common, false).await?;
+            let server = start_server(args.projects, &args.common, SignInLink::OnFirstRun).await?;
             server.run_until_signal().await;
             Ok(())
         }
@@ -191,7 +194,8 @@ async fn run_command(command: Command) -> Result<(), CliError> {
             common
                 .data_dir
                 .get_or_insert_with(|| tree.root().join(".loopwatch"));
-            let server = start_server(vec![tree.root().to_path_buf()], &common, true).await?;
+            let server =
+                start_server(vec![tree.root().to_path_buf()], &common, SignInLink::Always).await?;
             let mut loops = demo::simulate(
                 tree.projects(),
                 Duration::from_secs_f64(args.iteration_seconds),
@@ -233,10 +237,18 @@ fn login_link(scheme: &str, addr: SocketAddr, credential: &str) -> String {
     format!("{scheme}://{addr}/api/login?token={credential}")
 }
 
+/// When the sign-in link is printed: `serve` prints it when it made a new key (a link printed
+/// on every start would end up in logs); `demo` always does, since it is the way in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SignInLink {
+    OnFirstRun,
+    Always,
+}
+
 async fn start_server(
     roots: Vec<PathBuf>,
     common: &CommonArgs,
-    always_show_link: bool,
+    link: SignInLink,
 ) -> Result<RunningServer, CliError> {
     let leptos_options = options::leptos_options(common.leptos_config.as_deref())?;
     let addr = common.addr.unwrap_or(leptos_options.site_addr);
@@ -252,7 +264,10 @@ async fn start_server(
         let loaded = auth::Auth::load_or_create(&data_dir)
             .map_err(|e| CliError::DataDir(data_dir.clone(), e))?;
         // Over TLS the cookie is `Secure` and `__Host-` prefixed.
-        let auth = loaded.auth.with_secure_cookies(tls_files(common).is_some());
+        let auth = loaded.auth.with_cookies(match tls_files(common) {
+            Some(_) => Cookies::Secure,
+            None => Cookies::Plain,
+        });
         (Some(std::sync::Arc::new(auth)), loaded.first_run)
     };
     let server = start(ServerConfig {
@@ -273,7 +288,7 @@ async fn start_server(
     let scheme = if server.is_tls() { "https" } else { "http" };
     // Scripts and tests read these lines to learn the port and the sign-in link.
     println!("loopwatch listening on {scheme}://{}", server.addr);
-    if let Some(auth) = auth.filter(|_| first_run || always_show_link) {
+    if let Some(auth) = auth.filter(|_| first_run || link == SignInLink::Always) {
         println!(
             "sign in (once per browser; keep this link private): {}",
             login_link(scheme, server.addr, auth.credential())

@@ -55,6 +55,14 @@ pub enum AuthError {
     Revoked,
 }
 
+/// The session cookie's kind: plain over HTTP; over HTTPS `Secure` and named `__Host-...`, so
+/// it cannot be set or read by plain-HTTP pages of the same host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cookies {
+    Plain,
+    Secure,
+}
+
 pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -62,7 +70,7 @@ pub struct Auth {
     sessions: Sessions,
     limiter: LoginLimiter,
     /// Cookies get `Secure` and the `__Host-` prefix (the server speaks HTTPS).
-    secure: bool,
+    cookies: Cookies,
 }
 
 impl std::fmt::Debug for Auth {
@@ -105,13 +113,14 @@ impl Auth {
             credential,
             sessions,
             limiter: LoginLimiter::default(),
-            secure: false,
+            cookies: Cookies::Plain,
         }
     }
 
-    /// Cookies for a server reached over HTTPS: `Secure` and named `__Host-...`.
-    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
-        self.secure = secure;
+    /// How the session cookie is set: `Secure` and named `__Host-...` for a server reached over
+    /// HTTPS.
+    pub fn with_cookies(mut self, cookies: Cookies) -> Self {
+        self.cookies = cookies;
         self
     }
 
@@ -211,7 +220,11 @@ impl Auth {
 
     /// The session cookie's name on this instance.
     pub fn cookie_name(&self) -> String {
-        let prefix = if self.secure { "__Host-" } else { "" };
+        let prefix = if self.cookies == Cookies::Secure {
+            "__Host-"
+        } else {
+            ""
+        };
         format!("{prefix}{COOKIE}_{}", self.sessions.instance)
     }
 
@@ -219,7 +232,11 @@ impl Auth {
     pub fn cookie(&self, token: Option<&str>) -> String {
         let name = self.cookie_name();
         // `__Host-` requires `Secure` and `Path=/` and forbids `Domain`.
-        let secure = if self.secure { "; Secure" } else { "" };
+        let secure = if self.cookies == Cookies::Secure {
+            "; Secure"
+        } else {
+            ""
+        };
         match token {
             Some(token) => format!(
                 "{name}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
@@ -862,7 +879,7 @@ mod tests {
         assert!(cookie.starts_with(&format!("{}=T;", plain.cookie_name())));
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
         assert!(!cookie.contains("Secure"));
-        let secure = plain.with_secure_cookies(true);
+        let secure = plain.with_cookies(Cookies::Secure);
         let cookie = secure.cookie(Some("T"));
         assert!(cookie.starts_with("__Host-loopwatch_session_"), "{cookie}");
         assert!(cookie.contains("; Secure") && cookie.contains("Path=/"));

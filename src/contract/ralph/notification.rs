@@ -275,7 +275,7 @@ fn decode_text(bytes: &[u8], warnings: &mut Vec<String>) -> String {
 /// Plain text: `PREFIX: message` on the first line, details after; no prefix = all message.
 fn from_text(text: &str) -> Draft {
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
-    let Some((kind, message)) = split_prefix(first, true) else {
+    let Some((kind, message)) = split_prefix(first, Prefixes::AlsoUnknownCapitals) else {
         return Draft::new(
             NotificationKind::Other(String::new()),
             text.to_owned(),
@@ -294,10 +294,19 @@ fn from_text(text: &str) -> Draft {
     Draft::new(kind, message, details)
 }
 
-/// Splits `PREFIX: rest` off a line. Known prefixes match in any case; with `allow_unknown`, an
+/// Which `PREFIX:` tokens make a kind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prefixes {
+    /// Only the known ones (`DONE`, `ERROR`, ...).
+    KnownOnly,
+    /// Known ones, and any other token written in capitals.
+    AlsoUnknownCapitals,
+}
+
+/// Splits `PREFIX: rest` off a line. Known prefixes match in any case; with [`Prefixes::AlsoUnknownCapitals`], an
 /// unknown token counts only when written in capitals (`FOO:`), so prose such as `Note: ...` or
 /// `https://...` stays a message. The colon must end the line or be followed by whitespace.
-fn split_prefix(line: &str, allow_unknown: bool) -> Option<(NotificationKind, &str)> {
+fn split_prefix(line: &str, prefixes: Prefixes) -> Option<(NotificationKind, &str)> {
     let (head, rest) = line.split_once(':')?;
     if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
         return None;
@@ -313,7 +322,8 @@ fn split_prefix(line: &str, allow_unknown: bool) -> Option<(NotificationKind, &s
         && token
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    (allow_unknown && capitals).then(|| (NotificationKind::Other(token.to_owned()), rest.trim()))
+    (prefixes == Prefixes::AlsoUnknownCapitals && capitals)
+        .then(|| (NotificationKind::Other(token.to_owned()), rest.trim()))
 }
 
 fn from_json(map: &Map<String, Value>, warnings: &mut Vec<String>) -> Draft {
@@ -353,7 +363,7 @@ fn from_json(map: &Map<String, Value>, warnings: &mut Vec<String>) -> Draft {
     }
     let message = message.unwrap_or_default();
     // Only known prefixes are read inside a JSON message: JSON has fields for the prefix.
-    let message_prefix = split_prefix(&message, false);
+    let message_prefix = split_prefix(&message, Prefixes::KnownOnly);
     let kind = explicit_kind
         .or(prefix_kind)
         .or_else(|| message_prefix.as_ref().map(|(kind, _)| kind.clone()))
