@@ -41,9 +41,13 @@ pub enum FileKind {
 
 impl FileKind {
     /// What `path` (inside the project at `dir`) is, if loopwatch cares about it: the file of
-    /// whichever kind claims the path ([`ProjectKind::classify`]).
+    /// whichever kind claims the path ([`ProjectKind::classify`]). The project directory itself
+    /// counts as the pid file: when it comes or goes, liveness is re-checked.
     pub fn classify(dir: &Path, path: &Path) -> Option<FileKind> {
         let relative = path.strip_prefix(dir).ok()?;
+        if relative.as_os_str().is_empty() {
+            return Some(FileKind::Pid);
+        }
         ProjectKind::ALL
             .into_iter()
             .find_map(|kind| kind.classify(relative))
@@ -274,6 +278,9 @@ mod tests {
         assert_eq!(kind("specs/deep/a.md"), None);
         assert_eq!(kind("src/main.rs"), None);
         assert_eq!(kind(".ralph/other"), None);
+        // The project or its loop directory came or went: a liveness re-check.
+        assert_eq!(kind(""), Some(FileKind::Pid));
+        assert_eq!(kind(".ralph"), Some(FileKind::Pid));
         assert_eq!(
             FileKind::classify(dir, Path::new("/elsewhere/AGENTS.md")),
             None

@@ -31,11 +31,13 @@ impl ProjectKind {
     }
 
     /// What the file at `relative` (a path inside the project) is to a project of this kind, if
-    /// loopwatch cares about it.
+    /// loopwatch cares about it. The marker directory itself counts as the pid file: when it
+    /// comes or goes, the loop's liveness (and whether this is a project at all) is re-checked.
     pub fn classify(self, relative: &Path) -> Option<FileKind> {
         let parts: Vec<&str> = relative.iter().filter_map(|p| p.to_str()).collect();
         match self {
             ProjectKind::Ralph => match parts.as_slice() {
+                [marker] if *marker == self.marker() => Some(FileKind::Pid),
                 [marker, name] if *marker == self.marker() => match *name {
                     "ralph.log" => Some(FileKind::Log),
                     "iterations.jsonl" => Some(FileKind::Jsonl),
@@ -97,5 +99,6 @@ mod tests {
         assert_eq!(ralph.path(&FileKind::Plan), "IMPLEMENTATION_PLAN.md");
         assert_eq!(ralph.classify(Path::new(".ralph/specs/a.md")), None);
         assert_eq!(ralph.classify(Path::new("ralph.log")), None);
+        assert_eq!(ralph.classify(Path::new(".ralph")), Some(FileKind::Pid));
     }
 }

@@ -141,6 +141,7 @@ impl ProjectState {
         &self.dir
     }
 
+    /// Which kind of loop the project holds.
     pub fn kind(&self) -> ProjectKind {
         self.kind
     }
@@ -176,7 +177,7 @@ impl ProjectState {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
     use crate::model::{
         api_types::{IterationQuery, IterationSort, MAX_PAGE},
@@ -185,7 +186,7 @@ pub(super) mod tests {
     use std::{fs, io::Write};
 
     /// A project directory with an empty `.ralph/` (the temporary directory holds it).
-    pub(in crate::server::project) fn project() -> (tempfile::TempDir, PathBuf) {
+    pub(super) fn project() -> (tempfile::TempDir, PathBuf) {
         let temp = tempfile::tempdir().expect("tempdir");
         let dir = temp.path().join("p");
         fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
@@ -193,11 +194,12 @@ pub(super) mod tests {
     }
 
     /// A Ralph project's state, as the index opens it.
-    pub(in crate::server::project) fn open(dir: &Path) -> ProjectState {
+    pub(super) fn open(dir: &Path) -> ProjectState {
         ProjectState::open("p", dir, ProjectKind::Ralph)
     }
 
-    pub(in crate::server::project) fn append(path: &Path, text: &str) {
+    /// Appends `text` to the file at `path` (created if missing), as a loop writes it.
+    pub(super) fn append(path: &Path, text: &str) {
         let mut file = fs::OpenOptions::new()
             .create(true)
             .append(true)
