@@ -41,7 +41,7 @@ use loopwatch::{
         },
         PhaseStatus, ProjectSummary, Status,
     },
-    server::project::{context_files, FileKind, ProjectState},
+    server::project::{context_files, FileKind, ProjectKind, ProjectState},
 };
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -90,7 +90,7 @@ impl Project {
     }
 
     fn open(&self) -> ProjectState {
-        ProjectState::open("fixture", &self.dir)
+        ProjectState::open("fixture", &self.dir, ProjectKind::Ralph)
     }
 
     fn log_text(&self) -> String {
@@ -1669,7 +1669,7 @@ fn big_log_indexes_every_iteration() {
     assert_eq!(fs::metadata(&path).expect("stat").len(), size);
     assert!(size > 200_000_000, "{size} bytes");
 
-    let state = ProjectState::open("big", &dir);
+    let state = ProjectState::open("big", &dir, ProjectKind::Ralph);
     let summary = state.summary();
     assert_eq!(summary.iteration, Some(ITERATIONS));
     assert_eq!(summary.max_iterations, ITERATIONS);

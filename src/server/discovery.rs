@@ -1,4 +1,5 @@
-//! Finding Ralph projects (directories that contain `.ralph/`) under the configured roots.
+//! Finding projects under the configured roots, and telling which kind of agent loop each holds
+//! (a Ralph loop keeps its files in `.ralph/`).
 
 use std::path::{Path, PathBuf};
 
@@ -33,12 +34,40 @@ pub fn validate_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, (PathBuf, Strin
         .collect()
 }
 
-/// A directory with a real `.ralph/` directory. A `.ralph` that is a symbolic link does not make
-/// a project: its files would live wherever the link points, outside the directory shown.
+/// The kind of agent loop a project directory holds, told by the directory the loop keeps its
+/// files in. What each kind's files are is its other half, in `project::kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProjectKind {
+    /// A Ralph loop: `.ralph/` holds its log, rows, pid and notification.
+    Ralph,
+}
+
+impl ProjectKind {
+    /// Every kind, in the order detection tries them.
+    pub const ALL: [ProjectKind; 1] = [ProjectKind::Ralph];
+
+    /// The directory (relative to the project) whose presence makes a project of this kind.
+    pub fn marker(self) -> &'static str {
+        match self {
+            ProjectKind::Ralph => ".ralph",
+        }
+    }
+
+    /// The kind of project `dir` is, if any: the first kind whose marker is a real directory
+    /// there. A marker that is a symbolic link does not count: the loop's files would live
+    /// wherever the link points, outside the directory shown.
+    pub fn detect(dir: &Path) -> Option<ProjectKind> {
+        Self::ALL.into_iter().find(|kind| {
+            dir.join(kind.marker())
+                .symlink_metadata()
+                .is_ok_and(|metadata| metadata.is_dir())
+        })
+    }
+}
+
+/// A directory that holds a project of some kind ([`ProjectKind::detect`]).
 pub fn is_project(dir: &Path) -> bool {
-    dir.join(".ralph")
-        .symlink_metadata()
-        .is_ok_and(|metadata| metadata.is_dir())
+    ProjectKind::detect(dir).is_some()
 }
 
 /// Every project under the roots (a root may itself be one), sorted and without duplicates.
@@ -198,6 +227,25 @@ mod tests {
         assert_eq!(err.1, "is not a directory");
     }
 
+    #[test]
+    fn a_ralph_directory_is_a_ralph_project_and_a_plain_one_is_none() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(root.path().join("loop/.ralph")).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("plain/src")).expect("mkdir");
+        // A file named `.ralph` is no marker either.
+        std::fs::create_dir_all(root.path().join("file")).expect("mkdir");
+        std::fs::write(root.path().join("file/.ralph"), "").expect("write");
+        assert_eq!(
+            ProjectKind::detect(&root.path().join("loop")),
+            Some(ProjectKind::Ralph)
+        );
+        assert_eq!(ProjectKind::detect(&root.path().join("plain")), None);
+        assert_eq!(ProjectKind::detect(&root.path().join("file")), None);
+        assert_eq!(ProjectKind::detect(&root.path().join("missing")), None);
+        assert!(is_project(&root.path().join("loop")));
+        assert!(!is_project(&root.path().join("plain")));
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_linked_ralph_directory_is_not_a_project() {
@@ -208,6 +256,7 @@ mod tests {
         std::os::unix::fs::symlink(&elsewhere, root.path().join("linked/.ralph")).expect("link");
         let roots = validate_roots(&[root.path().to_path_buf()]).expect("root ok");
         assert!(!is_project(&roots[0].join("linked")));
+        assert_eq!(ProjectKind::detect(&roots[0].join("linked")), None);
         let found = discover(&roots);
         assert_eq!(found, [roots[0].join("elsewhere")], "only the real one");
     }

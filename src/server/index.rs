@@ -81,14 +81,14 @@ impl Index {
     }
 
     /// Adds a project directory (canonical), indexing its files. Returns the `project_added`
-    /// event, or `None` when it was already known.
+    /// event, or `None` when it was already known (or is no project any more).
     pub fn add(&self, dir: PathBuf) -> Option<ServerMessage> {
         let id = discovery::project_id(&dir);
         if self.contains(&id) {
             return None;
         }
         // Index outside the map's lock: a big log takes a while and must not block readers.
-        let mut state = ProjectState::open(&id, &dir);
+        let mut state = ProjectState::open(&id, &dir, discovery::ProjectKind::detect(&dir)?);
         state.set_archived_at(self.archive.archived_at(&dir));
         let archived = state.summary().is_archived();
         let event = ServerMessage::ProjectAdded {

@@ -1,0 +1,296 @@
+//! A project's files: which one changed ([`FileKind`]), and reading the small ones (plan,
+//! config, pid, pause, notification), which are re-read whole when they change.
+
+use std::{
+    io::{self, Read},
+    path::Path,
+    time::SystemTime,
+};
+
+use crate::contract::ralph::{
+    config::{parse_config, LoopConfig},
+    notification::parse_notification,
+    pid::parse_pid,
+    plan::parse_plan,
+};
+use crate::model::protocol::{FileChange, ServerMessage};
+use crate::server::{clock::now, safe_open};
+
+use super::kind::ProjectKind;
+use super::liveness::{loop_liveness, Liveness};
+use super::{ProjectState, Report};
+
+/// A plan, config or notification bigger than this is read only up to here.
+pub const MAX_SMALL_FILE: u64 = 4 * 1024 * 1024;
+/// Notifications remembered per project.
+const NOTIFICATION_HISTORY: usize = 200;
+
+/// Which of a project's files changed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    Log,
+    Jsonl,
+    Plan,
+    Pid,
+    Pause,
+    Notification,
+    Config,
+    /// `AGENTS.md`, `PROMPT.md` or `specs/*.md` (the name relative to the project).
+    Context(String),
+}
+
+impl FileKind {
+    /// What `path` (inside the project at `dir`) is, if loopwatch cares about it: the file of
+    /// whichever kind claims the path ([`ProjectKind::classify`]). The project directory itself
+    /// counts as the pid file: when it comes or goes, liveness is re-checked.
+    pub fn classify(dir: &Path, path: &Path) -> Option<FileKind> {
+        let relative = path.strip_prefix(dir).ok()?;
+        if relative.as_os_str().is_empty() {
+            return Some(FileKind::Pid);
+        }
+        ProjectKind::ALL
+            .into_iter()
+            .find_map(|kind| kind.classify(relative))
+    }
+
+    /// Every kind, for a full re-read (of a project of any kind).
+    pub fn all() -> Vec<FileKind> {
+        let mut all: Vec<FileKind> = ProjectKind::ALL
+            .into_iter()
+            .flat_map(ProjectKind::files)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        all.retain(|file| seen.insert(file.clone()));
+        all
+    }
+}
+
+/// `specs/NAME.md` with a plain name (no hidden files, no separators).
+pub fn is_spec_name(name: &str) -> bool {
+    name.ends_with(".md")
+        && name.len() > 3
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+}
+
+/// The last part of a relative path, as warnings name a file: `.ralph/ralph.pid` -> `ralph.pid`.
+pub fn file_name(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+/// Reads a small project file (`rel` inside `dir`) whole, at most [`MAX_SMALL_FILE`] of it.
+/// `Ok(None)` when it does not exist; a refused file (link, FIFO, ...) is an error.
+pub fn read_small(dir: &Path, rel: &str) -> io::Result<Option<Vec<u8>>> {
+    let file = match safe_open::open(dir, rel) {
+        Ok(file) => file,
+        Err(safe_open::OpenError::Missing(_)) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_SMALL_FILE).read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// When a project file was last written (read from its handle, under the same rules).
+pub fn modified(dir: &Path, rel: &str) -> io::Result<SystemTime> {
+    safe_open::open(dir, rel)
+        .map_err(io::Error::from)?
+        .metadata()?
+        .modified()
+}
+
+impl ProjectState {
+    /// Re-reads one of the small files; only a context file and a notification have events.
+    pub(super) fn read_small_file(
+        &mut self,
+        file: &FileKind,
+        report: Report,
+    ) -> Vec<ServerMessage> {
+        match file {
+            FileKind::Plan => self.read_plan(),
+            FileKind::Config => self.read_config(),
+            FileKind::Pid => {
+                self.loop_alive = self.check_pid();
+                // The periodic liveness pass re-checks `specs/` too: no file event announces a
+                // directory swapped for a link.
+                self.check_specs();
+            }
+            FileKind::Pause => {
+                let pause = self.kind.path(&FileKind::Pause);
+                self.pause_requested = self.dir.join(pause).exists();
+            }
+            FileKind::Notification => return self.read_notification(report),
+            FileKind::Context(name) => {
+                if report == Report::Changes && self.dir.join(name).exists() {
+                    return vec![ServerMessage::FileChanged {
+                        project: self.id.clone(),
+                        timestamp: now(),
+                        data: FileChange { file: name.clone() },
+                    }];
+                }
+            }
+            // Appended files, read by offset (see `tracking`).
+            FileKind::Log | FileKind::Jsonl => {}
+        }
+        Vec::new()
+    }
+
+    fn read_plan(&mut self) {
+        let rel = self.kind.path(&FileKind::Plan);
+        match read_small(&self.dir, &rel) {
+            Ok(bytes) => {
+                self.plan = bytes.map(|bytes| parse_plan(&String::from_utf8_lossy(&bytes)));
+                self.warnings.remove("plan");
+            }
+            Err(error) => self.warn("plan", format!("cannot read {rel}: {error}")),
+        }
+    }
+
+    fn read_config(&mut self) {
+        let rel = self.kind.path(&FileKind::Config);
+        let name = file_name(&rel);
+        match read_small(&self.dir, &rel) {
+            Ok(None) => {
+                self.config = LoopConfig::default();
+                self.warnings.remove("config");
+            }
+            Ok(Some(bytes)) => {
+                let (config, warnings) = parse_config(&bytes);
+                self.config = config;
+                if warnings.is_empty() {
+                    self.warnings.remove("config");
+                } else {
+                    self.warn("config", format!("{name}: {}", warnings.join("; ")));
+                }
+            }
+            Err(error) => self.warn("config", format!("cannot read {name}: {error}")),
+        }
+    }
+
+    /// Warns when `specs/` exists but is refused (a link, another file system).
+    fn check_specs(&mut self) {
+        match safe_open::dir_ok(&self.dir, "specs") {
+            Ok(_) => {
+                self.warnings.remove("specs");
+            }
+            Err(safe_open::OpenError::Refused(refused)) => {
+                self.warn("specs", format!("specs/ is not listed: {refused}"))
+            }
+            Err(error) => self.warn("specs", format!("cannot read specs/: {error}")),
+        }
+    }
+
+    fn check_pid(&mut self) -> bool {
+        let path = self.kind.path(&FileKind::Pid);
+        let name = file_name(&path);
+        let bytes = match read_small(&self.dir, &path) {
+            Ok(None) => {
+                self.warnings.remove("pid");
+                return false;
+            }
+            Ok(Some(bytes)) => bytes,
+            Err(error) => {
+                self.warn("pid", format!("cannot read {name}: {error}"));
+                return false;
+            }
+        };
+        let pid = match parse_pid(&String::from_utf8_lossy(&bytes)) {
+            Ok(pid) => pid,
+            Err(error) => {
+                self.warn("pid", error.to_string());
+                return false;
+            }
+        };
+        let written = modified(&self.dir, &path);
+        match written.map(|written| loop_liveness(pid, written)) {
+            Ok(Liveness::Alive) => {
+                self.warnings.remove("pid");
+                true
+            }
+            Ok(Liveness::Dead) => {
+                self.warnings.remove("pid");
+                false
+            }
+            Ok(Liveness::Reused) => {
+                self.warn(
+                    "pid",
+                    format!("{name} names PID {pid}, which now belongs to another process"),
+                );
+                false
+            }
+            Err(error) => {
+                self.warn("pid", format!("cannot read {name}'s time: {error}"));
+                false
+            }
+        }
+    }
+
+    fn read_notification(&mut self, report: Report) -> Vec<ServerMessage> {
+        let rel = self.kind.path(&FileKind::Notification);
+        let bytes = match read_small(&self.dir, &rel) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Vec::new(),
+            Err(error) => {
+                let name = file_name(&rel);
+                self.warn("notification", format!("cannot read {name}: {error}"));
+                return Vec::new();
+            }
+        };
+        self.warnings.remove("notification");
+        let Ok(notification) = parse_notification(&bytes) else {
+            // An empty file: nothing pending.
+            return Vec::new();
+        };
+        if !self.seen_notifications.insert(notification.id.clone()) {
+            return Vec::new();
+        }
+        self.notifications.push(notification.clone());
+        if self.notifications.len() > NOTIFICATION_HISTORY {
+            let excess = self.notifications.len() - NOTIFICATION_HISTORY;
+            self.notifications.drain(..excess);
+        }
+        self.last_activity = Some(SystemTime::now());
+        match report {
+            Report::Changes => vec![ServerMessage::Notification {
+                project: self.id.clone(),
+                timestamp: now(),
+                data: notification,
+            }],
+            Report::Quiet => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_paths_are_classified_and_nothing_else() {
+        let dir = Path::new("/p");
+        let kind = |rel: &str| FileKind::classify(dir, &dir.join(rel));
+        assert_eq!(kind(".ralph/ralph.log"), Some(FileKind::Log));
+        assert_eq!(kind("IMPLEMENTATION_PLAN.md"), Some(FileKind::Plan));
+        assert_eq!(
+            kind("specs/a.md"),
+            Some(FileKind::Context("specs/a.md".into()))
+        );
+        assert_eq!(kind("specs/deep/a.md"), None);
+        assert_eq!(kind("src/main.rs"), None);
+        assert_eq!(kind(".ralph/other"), None);
+        // The project or its loop directory came or went: a liveness re-check.
+        assert_eq!(kind(""), Some(FileKind::Pid));
+        assert_eq!(kind(".ralph"), Some(FileKind::Pid));
+        assert_eq!(
+            FileKind::classify(dir, Path::new("/elsewhere/AGENTS.md")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_full_reread_covers_each_file_once() {
+        let all = FileKind::all();
+        assert_eq!(all, ProjectKind::Ralph.files());
+        assert!(!all.iter().any(|file| matches!(file, FileKind::Context(_))));
+    }
+}

@@ -1,0 +1,285 @@
+//! Questions asked of a project's state: its full detail, a page of its iterations, where one
+//! iteration's text lies (served by a seek, off the project's lock) and the published log.
+
+use std::{collections::BTreeMap, io, path::PathBuf, time::SystemTime};
+
+use crate::contract::ralph::{
+    iterations::{parse_line, IterationRecord, LineOutcome},
+    plan::normalize_task_id,
+    stats::{compute_stats, health},
+};
+use crate::model::{
+    api_types::{
+        IterationLog, IterationPage, IterationQuery, IterationRow, IterationSort, ProjectDetail,
+        StatusFilter, MAX_PAGE,
+    },
+    Cursor,
+};
+use crate::server::safe_open;
+
+use super::files::MAX_SMALL_FILE;
+use super::tail::{read_lines, read_range};
+use super::ProjectState;
+
+/// Largest iteration log served in one response.
+pub const MAX_ITERATION_LOG: u64 = 8 * 1024 * 1024;
+
+impl ProjectState {
+    /// What serving the published log needs: taken under the project's lock, read after it.
+    pub fn log_view(&self) -> LogView {
+        let end = self.log.tail.offset();
+        LogView {
+            dir: self.log.tail.dir().to_path_buf(),
+            rel: self.log.tail.rel().to_owned(),
+            end,
+            long_lines: self.log.tail.long_lines(0, end),
+        }
+    }
+
+    /// The project's full state, as of `cursor` (its `project:ID` topic).
+    pub fn detail(&self, cursor: Cursor) -> ProjectDetail {
+        let records = &self.jsonl.rows;
+        let plan = self.plan.clone().unwrap_or_default();
+        let now_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let stats = compute_stats(records, &plan, self.config.price_per_k_tokens().0, now_unix);
+        let mut completed_in = BTreeMap::new();
+        for record in records {
+            for id in &record.tasks_completed {
+                completed_in
+                    .entry(normalize_task_id(id))
+                    .or_insert(record.iteration);
+            }
+        }
+        ProjectDetail {
+            summary: self.summary.clone(),
+            plan: self.plan.clone(),
+            completed_in,
+            stats,
+            config: self.config.clone(),
+            notifications: self.notifications.iter().rev().cloned().collect(),
+            skipped_rows: self.jsonl.skipped,
+            cursor,
+        }
+    }
+
+    /// A page of the iterations table, filtered and sorted as `query` asks.
+    pub fn iterations(&self, query: &IterationQuery, cursor: Cursor) -> IterationPage {
+        let price = self.config.price_per_k_tokens().0;
+
+        // Filter and sort references; only the requested page is cloned.
+        let mut rows: Vec<(usize, &IterationRecord)> = self
+            .jsonl
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, record)| match query.status {
+                None => true,
+                Some(StatusFilter::Success) => record.status.is_success(),
+                Some(StatusFilter::Error) => record.status.is_error(),
+                Some(StatusFilter::Other) => {
+                    !record.status.is_success() && !record.status.is_error()
+                }
+            })
+            .filter(|(_, record)| query.health.is_none_or(|h| health(record) == h))
+            .collect();
+        match query.sort {
+            IterationSort::Newest => {
+                rows.sort_by_key(|(_, record)| std::cmp::Reverse((record.run, record.iteration)))
+            }
+            IterationSort::Oldest => rows.sort_by_key(|(_, record)| (record.run, record.iteration)),
+            IterationSort::Tokens => rows.sort_by(|(_, a), (_, b)| {
+                b.tokens.unwrap_or(0.0).total_cmp(&a.tokens.unwrap_or(0.0))
+            }),
+            IterationSort::Duration => rows.sort_by(|(_, a), (_, b)| {
+                b.duration_seconds
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.duration_seconds.unwrap_or(0.0))
+            }),
+        }
+        let total = rows.len() as u32;
+        let limit = match query.limit {
+            0 => 50,
+            n => n.min(MAX_PAGE),
+        };
+        let rows = rows
+            .into_iter()
+            .skip(query.offset as usize)
+            .take(limit as usize)
+            .map(|(index, record)| IterationRow {
+                health: health(record),
+                cost_usd: record.tokens.map(|k| k * price),
+                has_log: self.links.header_of(index).is_some(),
+                record: record.clone(),
+            })
+            .collect();
+        IterationPage {
+            rows,
+            total,
+            cursor,
+            forgotten: self.jsonl.forgotten,
+        }
+    }
+
+    /// Where iteration `iteration` of run `run` lives: its log range and its JSONL line.
+    pub fn iteration_location(&self, run: u32, iteration: u32) -> Option<IterationLocation> {
+        let row_index = self
+            .jsonl
+            .rows
+            .iter()
+            .position(|row| row.run == run && row.iteration == iteration);
+        let log_index = match row_index {
+            Some(r) => self.links.header_of(r),
+            // No row yet (the current iteration): the log's own numbering.
+            None => self
+                .log
+                .iterations
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(i, it)| {
+                    !self.links.has_row(*i) && it.run == run && it.iteration == iteration
+                })
+                .map(|(i, _)| i),
+        };
+        let log = log_index
+            .and_then(|i| self.log.iterations.get(i))
+            .map(|it| (it.start, it.end));
+        let row = row_index.and_then(|i| self.jsonl.offsets.get(i).copied());
+        let long_lines = match log {
+            Some((start, end)) => self.log.tail.long_lines(start, end.unwrap_or(u64::MAX)),
+            None => Vec::new(),
+        };
+        (log.is_some() || row.is_some()).then(|| IterationLocation {
+            dir: self.dir.clone(),
+            log_rel: self.log.tail.rel().to_owned(),
+            log,
+            long_lines,
+            jsonl_rel: self.jsonl.tail.rel().to_owned(),
+            row,
+        })
+    }
+}
+
+/// What is needed to serve one iteration's details without holding the project's lock.
+#[derive(Clone, Debug)]
+pub struct IterationLocation {
+    dir: PathBuf,
+    log_rel: String,
+    log: Option<(u64, Option<u64>)>,
+    /// The over-long lines of the slice: read only as far as their cut.
+    long_lines: Vec<(u64, u64)>,
+    jsonl_rel: String,
+    row: Option<u64>,
+}
+
+impl IterationLocation {
+    /// Reads the iteration's log slice and its test output (file I/O: call off the lock).
+    pub fn load(&self, run: u32, iteration: u32) -> io::Result<IterationLog> {
+        let (text, truncated) = match self.log {
+            Some((start, end)) => {
+                // The current iteration runs to the end of the file (its unfinished line too).
+                let end = match end {
+                    Some(end) => end,
+                    None => safe_open::open(&self.dir, &self.log_rel)?.metadata()?.len(),
+                };
+                let truncated = end.saturating_sub(start) > MAX_ITERATION_LOG;
+                let stop = end.min(start.saturating_add(MAX_ITERATION_LOG));
+                let text = read_lines(&self.dir, &self.log_rel, start, stop, &self.long_lines)?;
+                (text, truncated)
+            }
+            None => (String::new(), false),
+        };
+        let test_output = match self.row {
+            Some(offset) => {
+                let bytes = read_range(&self.dir, &self.jsonl_rel, offset, None, MAX_SMALL_FILE)?;
+                let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+                match parse_line(line) {
+                    LineOutcome::Record(record) => record.test_output,
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        Ok(IterationLog {
+            run,
+            iteration,
+            text,
+            truncated,
+            test_output,
+        })
+    }
+}
+
+/// What serving the published log needs, copied out of the project's state so the file is read
+/// without holding the project's lock.
+#[derive(Clone, Debug)]
+pub struct LogView {
+    dir: PathBuf,
+    rel: String,
+    /// The published offset: every byte before it was delivered as whole lines.
+    end: u64,
+    long_lines: Vec<(u64, u64)>,
+}
+
+impl LogView {
+    /// The last `max` published bytes as whole lines (each cut at the line limit like the live
+    /// stream), and whether earlier text was left out.
+    pub fn text(&self, max: u64) -> io::Result<(String, bool)> {
+        if self.end == 0 {
+            // Nothing published (perhaps because the file is refused): nothing to open.
+            return Ok((String::new(), false));
+        }
+        let start = self.end.saturating_sub(max);
+        match read_lines(&self.dir, &self.rel, start, self.end, &self.long_lines) {
+            Ok(text) => Ok((text, start > 0)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok((String::new(), false)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The last `lines` published lines (from at most the last 1 MiB).
+    pub fn backlog(&self, lines: u32) -> io::Result<String> {
+        const MAX_BACKLOG_BYTES: u64 = 1024 * 1024;
+        if lines == 0 || self.end == 0 {
+            return Ok(String::new());
+        }
+        let (text, _) = self.text(MAX_BACKLOG_BYTES)?;
+        // The text ends at a line boundary; count newlines back from it.
+        let bytes = text.as_bytes();
+        let mut seen = 0;
+        for (index, byte) in bytes.iter().enumerate().rev().skip(1) {
+            if *byte == b'\n' {
+                seen += 1;
+                if seen == lines {
+                    return Ok(text[index + 1..].to_owned());
+                }
+            }
+        }
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{append, open, project};
+
+    #[test]
+    fn backlog_is_the_last_published_lines() {
+        let (_temp, dir) = project();
+        let log = dir.join(".ralph/ralph.log");
+        append(&log, "one\ntwo\nthree\nunfinished");
+        let state = open(&dir);
+        assert_eq!(
+            state.log_view().backlog(2).expect("backlog"),
+            "two\nthree\n"
+        );
+        assert_eq!(
+            state.log_view().backlog(10).expect("backlog"),
+            "one\ntwo\nthree\n"
+        );
+        assert_eq!(state.log_view().backlog(0).expect("backlog"), "");
+    }
+}
