@@ -268,11 +268,6 @@ impl RunTracker {
         self.last = Some(iteration);
         self.run
     }
-
-    /// The run of the last assigned iteration (0 before the first).
-    pub fn current_run(&self) -> u32 {
-        self.run
-    }
 }
 
 /// Skipped lines by reason (blank lines are not counted).
@@ -584,13 +579,11 @@ not json at all
     #[test]
     fn run_tracker() {
         let mut runs = RunTracker::default();
-        assert_eq!(runs.current_run(), 0);
         let assigned: Vec<u32> = [1, 2, 3, 3, 1, 5, 9, 2]
             .into_iter()
             .map(|iteration| runs.assign(iteration))
             .collect();
         assert_eq!(assigned, [1, 1, 1, 2, 3, 3, 3, 4]);
-        assert_eq!(runs.current_run(), 4);
         let mut first = RunTracker::default();
         assert_eq!(
             first.assign(0),

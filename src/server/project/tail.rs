@@ -96,6 +96,8 @@ impl Tail {
         Self::beneath(dir, rel, MAX_LINE_BYTES)
     }
 
+    /// A tail that cuts lines at `max_line` bytes (tests use small limits).
+    #[cfg(test)]
     pub fn with_max_line(path: impl Into<PathBuf>, max_line: usize) -> Self {
         let mut tail = Self::new(path);
         tail.max_line = max_line.max(16);
