@@ -10,11 +10,3 @@ pub mod live;
 pub mod model;
 #[cfg(feature = "ssr")]
 pub mod server;
-
-/// Entry point of the WASM client: hydrates the server-rendered page.
-#[cfg(feature = "hydrate")]
-#[wasm_bindgen::prelude::wasm_bindgen]
-pub fn hydrate() {
-    console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
-}
