@@ -9,7 +9,7 @@ scripts/setup.sh build
 BIN=target/release/loopwatch
 # cargo-leptos regenerates the site on every build, and the server embeds it, so it would rebuild
 # everything each time: skip the build when no input is newer than the binary.
-if [[ -x "$BIN" && -z "$(find src style public Cargo.toml Cargo.lock Leptos.toml -newer "$BIN" -print -quit)" ]]; then
+if [[ -x "$BIN" && -z "$(find src front style public Cargo.toml Cargo.lock Leptos.toml -newer "$BIN" -print -quit)" ]]; then
   echo "==> the release binary is up to date"
 else
   echo "==> building the release binary (first build: about 10 minutes on 2 cores)"

@@ -38,10 +38,11 @@ browser_tests() {
 }
 
 phase "setup" scripts/setup.sh test
-phase "fmt" cargo fmt --check
+phase "fmt" cargo fmt --all --check
 phase "layout" scripts/layout-check.sh
 phase "clippy (ssr)" cargo clippy --features ssr --all-targets -- -D warnings
 phase "clippy (hydrate)" cargo clippy --features hydrate --lib --target wasm32-unknown-unknown -- -D warnings
+phase "clippy (front)" cargo clippy -p loopwatch-front --target wasm32-unknown-unknown -- -D warnings
 phase "rust tests" rust_tests
 phase "release build" release_build
 phase "bench smoke" scripts/bench.sh --lint --smoke

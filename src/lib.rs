@@ -11,6 +11,9 @@
 //! - `server` (server build): discovery, watching, project state, the hub and the streams.
 //! - [`model`]: the types both sides exchange.
 //! - [`contract`]: pure parsers of the files agent loops write; no I/O.
+//!
+//! The browser build's entry point, `hydrate()`, lives in the `front` crate, a cdylib of its own
+//! so that the wasm build gets link-time optimisation.
 
 #[cfg(feature = "ssr")]
 pub mod cli;
@@ -32,10 +35,3 @@ pub mod contract;
 #[cfg(test)]
 mod test_rng;
 
-/// Entry point of the WASM client: hydrates the server-rendered page.
-#[cfg(feature = "hydrate")]
-#[wasm_bindgen::prelude::wasm_bindgen]
-pub fn hydrate() {
-    console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
-}
