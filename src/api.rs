@@ -158,10 +158,15 @@ mod ssr {
 /// Every dashboard hears of it at once (`project_archived`). Returns the updated card.
 #[server(prefix = "/api", endpoint = "archive", input = Json)]
 pub async fn set_archived(project: String, archived: bool) -> Result<ProjectSummary, ApiError> {
-    use crate::server::archive::ArchiveError;
+    use crate::server::archive::{Archival, ArchiveError};
     let state = ssr::state()?;
     // Saving the archive list is file I/O (with fsync): off the async threads.
-    tokio::task::spawn_blocking(move || state.index.set_archived(&project, archived))
+    let to = if archived {
+        Archival::Archived
+    } else {
+        Archival::Active
+    };
+    tokio::task::spawn_blocking(move || state.index.set_archived(&project, to))
         .await
         .map_err(|_| ApiError::Archive("the save was interrupted".into()))?
         .map_err(|error| match error {

@@ -34,4 +34,3 @@ pub mod contract;
 
 #[cfg(test)]
 mod test_rng;
-

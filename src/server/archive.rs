@@ -17,6 +17,13 @@ pub const FILE: &str = "archived.json";
 /// How the temporary files of a save start (a crash can leave one behind).
 const TEMP_PREFIX: &str = ".archived.";
 
+/// Whether a project is archived (hidden from dashboards by default, still watched).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Archival {
+    Active,
+    Archived,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error("no project with id {0:?}")]
@@ -80,17 +87,13 @@ impl ArchiveStore {
     /// Archives the project at `dir` (as of `at`) or brings it back, and saves the set. Returns
     /// the `archived_at` now in effect: archiving an archived project keeps its first time. When
     /// saving fails nothing changes, in memory or on disk.
-    pub fn set(
-        &self,
-        dir: &Path,
-        archived: bool,
-        at: &str,
-    ) -> Result<Option<String>, ArchiveError> {
+    pub fn set(&self, dir: &Path, to: Archival, at: &str) -> Result<Option<String>, ArchiveError> {
         let key = dir
             .to_str()
             .ok_or_else(|| ArchiveError::NotUtf8(dir.to_path_buf()))?;
         let mut entries = self.lock();
         let current = entries.get(key).cloned();
+        let archived = to == Archival::Archived;
         if current.is_some() == archived {
             return Ok(current);
         }
@@ -133,12 +136,12 @@ mod tests {
         assert!(!data.exists(), "nothing is written before the first change");
 
         let at = store
-            .set(&project, true, "2026-01-02T03:04:05Z")
+            .set(&project, Archival::Archived, "2026-01-02T03:04:05Z")
             .expect("archive");
         assert_eq!(at.as_deref(), Some("2026-01-02T03:04:05Z"));
         // Archiving again keeps the first time.
         let again = store
-            .set(&project, true, "2027-01-01T00:00:00Z")
+            .set(&project, Archival::Archived, "2027-01-01T00:00:00Z")
             .expect("again");
         assert_eq!(again, at);
 
@@ -161,7 +164,12 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 
-        assert_eq!(reloaded.set(&project, false, "t").expect("unarchive"), None);
+        assert_eq!(
+            reloaded
+                .set(&project, Archival::Active, "t")
+                .expect("unarchive"),
+            None
+        );
         assert_eq!(
             ArchiveStore::load(&data)
                 .expect("reload")
@@ -186,7 +194,7 @@ mod tests {
         fs::write(&data, "").expect("write");
         let project = temp.path().join("proj");
         assert!(matches!(
-            store.set(&project, true, "t"),
+            store.set(&project, Archival::Archived, "t"),
             Err(ArchiveError::Write(..))
         ));
         assert_eq!(store.archived_at(&project), None);

@@ -3,7 +3,7 @@
 //! Each topic numbers its events (epoch + sequence number) and keeps a bounded ring of the recent
 //! ones, so a client that reconnects with its cursor gets exactly what it missed, or `resync`
 //! when that is no longer in the ring. Each event is serialized once; every connection shares the
-//! same bytes.
+//! same bytes, and the event itself travels beside them for endpoints that reshape it.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -15,6 +15,7 @@ use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::archive::Archival;
 use super::metrics;
 use crate::model::{protocol::ServerMessage, Cursor, Topic};
 
@@ -22,25 +23,58 @@ use crate::model::{protocol::ServerMessage, Cursor, Topic};
 pub const DEFAULT_CAPACITY: usize = 1024;
 /// Recent events kept per topic for resuming clients...
 const RING_EVENTS: usize = 512;
-/// ...and at most this many bytes of them (log topics carry whole blocks of lines).
+/// ...and at most this many bytes of their wire form (log topics carry whole blocks of lines;
+/// the decoded event beside each costs about as much again).
 const RING_BYTES: usize = 4 * 1024 * 1024;
 
-/// One serialized event.
+/// One published event, in both of its forms.
 #[derive(Debug)]
 pub struct Frame {
     pub topic: Topic,
     pub cursor: Cursor,
+    /// The event as published: endpoints with their own frame shapes read it instead of parsing
+    /// `text` back.
+    pub event: Arc<ServerMessage>,
+    /// Its wire form (the event with its topic and cursor), encoded once for every receiver.
     pub text: Utf8Bytes,
-    /// The event is about a project that was archived when it was published. Connections that
-    /// hide archived projects skip such frames on `projects`; `project_archived` itself is
-    /// never marked, so the transition always gets through.
-    pub archived: bool,
+    /// Whether the project the event is about was archived when the event was published.
+    /// Connections that hide archived projects skip the archived ones on `projects`;
+    /// `project_archived` itself is always [`Archival::Active`], so the transition always gets
+    /// through.
+    pub archival: Archival,
+}
+
+/// Whether a connection gets the events of archived projects on `projects`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ArchivedProjects {
+    /// The dashboard's default: archived projects stay out of the list.
+    #[default]
+    Hidden,
+    Shown,
+}
+
+impl ArchivedProjects {
+    /// From the wire's `include_archived` flag.
+    pub fn included(include: bool) -> Self {
+        if include {
+            Self::Shown
+        } else {
+            Self::Hidden
+        }
+    }
+
+    /// The wire's `include_archived` flag.
+    pub fn is_shown(self) -> bool {
+        self == Self::Shown
+    }
 }
 
 impl Frame {
-    /// Whether a connection that does (or does not) include archived projects gets this frame.
-    pub fn visible(&self, include_archived: bool) -> bool {
-        include_archived || !self.archived || self.topic != Topic::Projects
+    /// Whether a connection that shows (or hides) archived projects gets this frame.
+    pub fn visible(&self, archived: ArchivedProjects) -> bool {
+        archived == ArchivedProjects::Shown
+            || self.archival == Archival::Active
+            || self.topic != Topic::Projects
     }
 }
 
@@ -119,9 +153,9 @@ impl Hub {
     }
 
     /// Numbers, serializes and sends an event on its own topic ([`ServerMessage::topic`]).
-    pub fn publish(&self, message: &ServerMessage) {
+    pub fn publish(&self, message: ServerMessage) {
         if let Some(topic) = message.topic() {
-            self.publish_on(topic, message, false);
+            self.publish_on(topic, Arc::new(message), Archival::Active);
         }
     }
 
@@ -129,7 +163,7 @@ impl Hub {
     /// `project_archived` goes to `projects` and to `project:ID`), marked as being about an
     /// archived project or not. A `log_rotated` event starts a new epoch of its log topic first:
     /// cursors into the old log are void.
-    pub fn publish_on(&self, topic: Topic, message: &ServerMessage, archived: bool) {
+    pub fn publish_on(&self, topic: Topic, message: Arc<ServerMessage>, archival: Archival) {
         let mut topics = self.lock();
         let log = topics.entry(topic.clone()).or_insert_with(|| TopicLog {
             cursor: Cursor {
@@ -139,7 +173,7 @@ impl Hub {
             ring: VecDeque::new(),
             ring_bytes: 0,
         });
-        if matches!(message, ServerMessage::LogRotated { .. }) {
+        if matches!(*message, ServerMessage::LogRotated { .. }) {
             log.cursor = Cursor {
                 epoch: next_epoch(log.cursor.epoch),
                 seq: 0,
@@ -152,7 +186,7 @@ impl Hub {
             seq: log.cursor.seq + 1,
         };
         let envelope = Envelope {
-            message,
+            message: &message,
             topic: &topic,
             epoch: cursor.epoch,
             seq: cursor.seq,
@@ -168,8 +202,9 @@ impl Hub {
         let frame = Arc::new(Frame {
             topic,
             cursor,
+            event: message,
             text: text.into(),
-            archived,
+            archival,
         });
         log.ring_bytes += frame.text.len();
         log.ring.push_back(frame.clone());
@@ -262,11 +297,12 @@ mod tests {
         let hub = Hub::new(8);
         let mut a = hub.subscribe();
         let mut b = hub.subscribe();
-        hub.publish(&status("p"));
-        hub.publish(&lines("p", "x\n"));
-        hub.publish(&status("p"));
+        hub.publish(status("p"));
+        hub.publish(lines("p", "x\n"));
+        hub.publish(status("p"));
         let (fa, fb) = (a.recv().await.expect("a"), b.recv().await.expect("b"));
         assert!(Arc::ptr_eq(&fa, &fb));
+        assert_eq!(*fa.event, status("p"), "the event travels beside its text");
         let json: serde_json::Value = serde_json::from_str(fa.text.as_str()).expect("json");
         assert_eq!(json["type"], "status_changed");
         assert_eq!(json["topic"], "project:p");
@@ -285,9 +321,14 @@ mod tests {
             project: "p".into(),
             timestamp: "t".into(),
         };
-        hub.publish_on(Topic::Projects, &removed, true);
-        hub.publish_on(Topic::Project("p".into()), &status("p"), true);
-        hub.publish(&removed);
+        let removed = Arc::new(removed);
+        hub.publish_on(Topic::Projects, removed.clone(), Archival::Archived);
+        hub.publish_on(
+            Topic::Project("p".into()),
+            Arc::new(status("p")),
+            Archival::Archived,
+        );
+        hub.publish_on(Topic::Projects, removed, Archival::Active);
         let frames: Vec<Arc<Frame>> = (0..3).filter_map(|_| receiver.try_recv().ok()).collect();
         let visible = |include| {
             frames
@@ -295,8 +336,8 @@ mod tests {
                 .map(|f| f.visible(include))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(visible(false), [false, true, true]);
-        assert_eq!(visible(true), [true, true, true]);
+        assert_eq!(visible(ArchivedProjects::Hidden), [false, true, true]);
+        assert_eq!(visible(ArchivedProjects::Shown), [true, true, true]);
     }
 
     #[test]
@@ -305,7 +346,7 @@ mod tests {
         let topic = Topic::Project("p".into());
         let start = hub.cursor(&topic);
         for _ in 0..5 {
-            hub.publish(&status("p"));
+            hub.publish(status("p"));
         }
         let (replay, now) = hub.replay(
             &topic,
@@ -348,7 +389,7 @@ mod tests {
         let hub = Hub::new(8);
         let topic = Topic::Log("p".into());
         for _ in 0..(RING_EVENTS + 10) {
-            hub.publish(&lines("p", "x\n"));
+            hub.publish(lines("p", "x\n"));
         }
         let epoch = hub.cursor(&topic).epoch;
         assert!(matches!(
@@ -359,7 +400,7 @@ mod tests {
             matches!(hub.replay(&topic, Cursor { epoch, seq: 11 }).0, Replay::Frames(f) if f.len() == RING_EVENTS - 1)
         );
 
-        hub.publish(&ServerMessage::LogRotated {
+        hub.publish(ServerMessage::LogRotated {
             project: "p".into(),
             timestamp: "t".into(),
         });

@@ -1,5 +1,10 @@
 //! Every watched project's live state. The files stay the source of truth: each project's state
 //! is built from them and kept current by the watcher; readers get copies.
+//!
+//! Events are published to the hub by the index itself, while the project is locked: a reader
+//! that takes a project's state and its topic cursor under that lock gets a consistent pair (the
+//! live stream continues exactly after that state). Events flow one way, index to hub: the
+//! watcher learns what an update did from its [`Update`] outcome.
 
 use std::{
     collections::BTreeMap,
@@ -13,7 +18,7 @@ use crate::model::{
 };
 
 use super::{
-    archive::{ArchiveError, ArchiveStore},
+    archive::{Archival, ArchiveError, ArchiveStore},
     clock::now,
     discovery,
     hub::Hub,
@@ -22,11 +27,21 @@ use super::{
 
 type Shared = Arc<Mutex<ProjectState>>;
 
-/// Events are published to the hub by the index itself, while the project is locked: a reader
-/// that takes a project's state and its topic cursor under that lock gets a consistent pair (the
-/// live stream continues exactly after that state).
 /// The newest notifications of every project, as (project id, notification) pairs.
 pub type RecentNotifications = Vec<(String, crate::contract::ralph::notification::Notification)>;
+
+/// What [`Index::update`] did to a project (its events went to the hub).
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Update {
+    /// The project was re-read; `unfinished` are the files with more to read than one pass
+    /// takes.
+    Updated { unfinished: Vec<FileKind> },
+    /// Its directory or `.ralph/` is gone: the project left the index.
+    Removed,
+    /// No project has this id (it left meanwhile).
+    Unknown,
+}
 
 #[derive(Debug)]
 pub struct Index {
@@ -80,9 +95,10 @@ impl Index {
             .collect()
     }
 
-    /// Adds a project directory (canonical), indexing its files. Returns the `project_added`
-    /// event, or `None` when it was already known (or is no project any more).
-    pub fn add(&self, dir: PathBuf) -> Option<ServerMessage> {
+    /// Adds a project directory (canonical), indexing its files, and publishes `project_added`.
+    /// Returns the new project's id, or `None` when it was already known (or is no project any
+    /// more).
+    pub fn add(&self, dir: PathBuf) -> Option<String> {
         let id = discovery::project_id(&dir);
         if self.contains(&id) {
             return None;
@@ -90,7 +106,7 @@ impl Index {
         // Index outside the map's lock: a big log takes a while and must not block readers.
         let mut state = ProjectState::open(&id, &dir, discovery::ProjectKind::detect(&dir)?);
         state.set_archived_at(self.archive.archived_at(&dir));
-        let archived = state.summary().is_archived();
+        let archival = archival_of(&state);
         let event = ServerMessage::ProjectAdded {
             project: id.clone(),
             timestamp: now(),
@@ -103,34 +119,37 @@ impl Index {
         if projects.contains_key(&id) {
             return None;
         }
-        projects.insert(id, Arc::new(Mutex::new(state)));
-        self.publish(&event, archived);
-        Some(event)
+        projects.insert(id.clone(), Arc::new(Mutex::new(state)));
+        self.publish(event, archival);
+        Some(id)
     }
 
-    /// Re-reads the given files of a project and returns the events for what changed. A project
-    /// whose directory or `.ralph/` is gone is removed.
-    pub fn update(&self, id: &str, kinds: &[FileKind]) -> Vec<ServerMessage> {
+    /// Re-reads the given files of a project and publishes the events for what changed. A
+    /// project whose directory or `.ralph/` is gone is removed.
+    pub fn update(&self, id: &str, kinds: &[FileKind]) -> Update {
         let Some(project) = self.get(id) else {
-            return Vec::new();
+            return Update::Unknown;
         };
         let dir = lock(&project).dir().to_path_buf();
         if !discovery::is_project(&dir) {
-            return self.remove(id).into_iter().collect();
+            return self.remove(id);
         }
         let mut state = lock(&project);
         let events = state.update(kinds);
-        let archived = state.summary().is_archived();
-        for event in &events {
-            self.publish(event, archived);
+        let archival = archival_of(&state);
+        for event in events {
+            self.publish(event, archival);
         }
-        events
+        Update::Updated {
+            unfinished: state.unfinished(),
+        }
     }
 
     /// Archives a project or brings it back: saves the choice, updates the card and publishes
     /// `project_archived` on `projects` and `project:ID`. Returns the card as it now is (asking
     /// for the state the project is already in changes nothing and publishes nothing).
-    pub fn set_archived(&self, id: &str, archived: bool) -> Result<ProjectSummary, ArchiveError> {
+    pub fn set_archived(&self, id: &str, to: Archival) -> Result<ProjectSummary, ArchiveError> {
+        let archived = to == Archival::Archived;
         let project = self
             .get(id)
             .ok_or_else(|| ArchiveError::UnknownProject(id.to_owned()))?;
@@ -140,44 +159,47 @@ impl Index {
         if state.summary().is_archived() == archived {
             return Ok(state.summary().clone());
         }
-        let at = self.archive.set(state.dir(), archived, &now())?;
+        let at = self.archive.set(state.dir(), to, &now())?;
         state.set_archived_at(at);
         let summary = state.summary().clone();
-        let event = ServerMessage::ProjectArchived {
+        let event = Arc::new(ServerMessage::ProjectArchived {
             project: id.to_owned(),
             timestamp: now(),
             data: ArchiveChange {
                 archived,
                 summary: summary.clone(),
             },
-        };
+        });
         // Never marked archived: the transition reaches every connection.
-        self.hub.publish_on(Topic::Projects, &event, false);
         self.hub
-            .publish_on(Topic::Project(id.to_owned()), &event, false);
+            .publish_on(Topic::Projects, event.clone(), Archival::Active);
+        self.hub
+            .publish_on(Topic::Project(id.to_owned()), event, Archival::Active);
         Ok(summary)
     }
 
     /// Publishes an event on its topic, marked with whether its project is archived.
-    fn publish(&self, event: &ServerMessage, archived: bool) {
+    fn publish(&self, event: ServerMessage, archival: Archival) {
         if let Some(topic) = event.topic() {
-            self.hub.publish_on(topic, event, archived);
+            self.hub.publish_on(topic, Arc::new(event), archival);
         }
     }
 
-    pub fn remove(&self, id: &str) -> Option<ServerMessage> {
+    /// Drops a project and publishes `project_removed`.
+    fn remove(&self, id: &str) -> Update {
         let mut projects = self
             .projects
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let removed = projects.remove(id)?;
-        let archived = lock(&removed).summary().is_archived();
+        let Some(removed) = projects.remove(id) else {
+            return Update::Unknown;
+        };
         let event = ServerMessage::ProjectRemoved {
             project: id.to_owned(),
             timestamp: now(),
         };
-        self.publish(&event, archived);
-        Some(event)
+        self.publish(event, archival_of(&lock(&removed)));
+        Update::Removed
     }
 
     /// Runs `f` on one project's state together with the cursor of its `project:ID` topic.
@@ -290,29 +312,55 @@ fn lock(project: &Shared) -> std::sync::MutexGuard<'_, ProjectState> {
     project.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// ISO-8601 timestamp (UTC) for event envelopes.
+/// How a project's events are marked: by whether it is archived now.
+fn archival_of(state: &ProjectState) -> Archival {
+    if state.summary().is_archived() {
+        Archival::Archived
+    } else {
+        Archival::Active
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{protocol::StatusChange, Status};
     use std::fs;
+    use tokio::sync::broadcast;
+
+    /// The events published since the last call, in order.
+    fn published(
+        receiver: &mut broadcast::Receiver<Arc<super::super::hub::Frame>>,
+    ) -> Vec<ServerMessage> {
+        std::iter::from_fn(|| receiver.try_recv().ok())
+            .map(|frame| (*frame.event).clone())
+            .collect()
+    }
 
     #[test]
-    fn updates_report_status_and_plan_changes_then_removal() {
+    fn updates_publish_status_and_plan_changes_then_say_removed() {
         let root = tempfile::tempdir().expect("tempdir");
         let dir = root.path().join("proj");
         fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
         fs::write(dir.join(".ralph/ralph.pid"), std::process::id().to_string()).expect("pid");
         let dir = dir.canonicalize().expect("canonical");
-        let index = Index::new(Hub::new(16));
-        assert!(index.add(dir.clone()).is_some());
-        assert!(index.add(dir.clone()).is_none(), "added once");
-        let id = index.id_of(&dir).expect("known");
-        assert!(
-            index.update(&id, &FileKind::all()).is_empty(),
-            "nothing changed"
+        let hub = Hub::new(16);
+        let mut receiver = hub.subscribe();
+        let index = Index::new(hub);
+        let id = index.add(dir.clone()).expect("added");
+        assert_eq!(index.add(dir.clone()), None, "added once");
+        assert_eq!(index.id_of(&dir).as_deref(), Some(id.as_str()));
+        assert!(matches!(
+            &published(&mut receiver)[..],
+            [ServerMessage::ProjectAdded { project, .. }] if *project == id
+        ));
+        assert_eq!(
+            index.update(&id, &FileKind::all()),
+            Update::Updated {
+                unfinished: Vec::new()
+            }
         );
+        assert!(published(&mut receiver).is_empty(), "nothing changed");
 
         fs::write(dir.join(".ralph/pause"), "").expect("pause");
         fs::write(
@@ -320,7 +368,11 @@ mod tests {
             "- [x] 1: a\n- [ ] 2: b\n",
         )
         .expect("plan");
-        let events = index.update(&id, &[FileKind::Pause, FileKind::Plan]);
+        assert!(matches!(
+            index.update(&id, &[FileKind::Pause, FileKind::Plan]),
+            Update::Updated { .. }
+        ));
+        let events = published(&mut receiver);
         assert_eq!(events.len(), 2, "{events:?}");
         assert!(matches!(
             &events[0],
@@ -340,11 +392,12 @@ mod tests {
         assert_eq!(summaries[0].1.seq, 2, "two events published on project:ID");
 
         fs::remove_dir_all(&dir).expect("delete project");
-        let events = index.update(&id, &[FileKind::Pid]);
+        assert_eq!(index.update(&id, &[FileKind::Pid]), Update::Removed);
         assert!(matches!(
-            &events[..],
+            &published(&mut receiver)[..],
             [ServerMessage::ProjectRemoved { .. }]
         ));
         assert!(index.is_empty());
+        assert_eq!(index.update(&id, &[FileKind::Pid]), Update::Unknown);
     }
 }

@@ -6,13 +6,7 @@ use std::{sync::Arc, time::Duration};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-use super::{
-    auth,
-    hub::Hub,
-    index::Index,
-    shutdown::Shutdown,
-    stream::{connection, limits},
-};
+use super::{auth, hub::Hub, index::Index, shutdown::Shutdown, stream::limits};
 use crate::contract::request_host::AllowedHost;
 
 /// Everything a request handler may need. Cheap to clone.
@@ -32,12 +26,20 @@ pub struct AppState {
     pub tls: bool,
 }
 
+/// A client silent this long is gone.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A client whose socket has accepted nothing for this long is dropped. Its task would
+/// otherwise sit in a full socket buffer and miss shutdown, expiry and idle checks (the hub has
+/// long stopped waiting for it: it only holds the socket's own buffers).
+pub const WRITE_STALL: Duration = Duration::from_secs(30);
+
 /// How often sockets are pinged, and how long a silent one is kept.
 #[derive(Clone, Copy, Debug)]
 pub struct Keepalive {
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
-    /// A client whose socket accepts nothing for this long is dropped (see `connection::WRITE_STALL`).
+    /// A client whose socket accepts nothing for this long is dropped (see [`WRITE_STALL`]).
     pub write_stall: Duration,
 }
 
@@ -45,8 +47,8 @@ impl Default for Keepalive {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_secs(u64::from(crate::model::protocol::HEARTBEAT_SECONDS)),
-            idle_timeout: connection::IDLE_TIMEOUT,
-            write_stall: connection::WRITE_STALL,
+            idle_timeout: IDLE_TIMEOUT,
+            write_stall: WRITE_STALL,
         }
     }
 }

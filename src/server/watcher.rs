@@ -1,6 +1,7 @@
-//! Turns file-system notifications into index updates (which publish the events).
+//! Turns file-system notifications into index updates (the index publishes the events; the
+//! watcher only learns from each update's outcome whether the project left).
 //!
-//! Watches each project directory, its `.ralph/` and `specs/`, and every directory a new project
+//! Watches each project directory, the directories its kind names (`.ralph/`, `specs/`), and every directory a new project
 //! could appear in (the roots and their subdirectories down to the discovery depth, skipping the
 //! same names discovery skips), each non-recursively; watches follow directories as they come
 //! and go, so `mkdir -p root/a/b/proj/.ralph` is a live project at once. Each change is
@@ -35,12 +36,11 @@ use tokio::{
 
 use super::{
     discovery,
-    index::Index,
+    index::{Index, Update},
     metrics,
-    project::{FileKind, ProjectState},
+    project::{kind::watched_dirs, FileKind},
     Shutdown,
 };
-use crate::model::protocol::ServerMessage;
 
 /// Log and JSONL appends, pid and pause changes: forwarded almost at once, batching only what
 /// arrives together (never held longer than `FAST.1`).
@@ -130,9 +130,7 @@ struct WatchState {
 /// One project's finished update.
 struct Updated {
     id: String,
-    events: Vec<ServerMessage>,
-    /// Files that have more to read than one pass takes.
-    unfinished: Vec<FileKind>,
+    outcome: Update,
 }
 
 /// What a walk of the roots found (see [`walk`]).
@@ -148,11 +146,7 @@ fn walk(roots: &[PathBuf], index: &Index) -> Walk {
     let added = scan
         .projects
         .into_iter()
-        .filter_map(|dir| {
-            let event = index.add(dir.clone())?;
-            let id = event.project()?.to_owned();
-            Some((id, dir))
-        })
+        .filter_map(|dir| Some((index.add(dir.clone())?, dir)))
         .collect();
     Walk {
         dirs: scan.dirs,
@@ -295,13 +289,10 @@ impl WatchState {
             Ok(event) if !event.need_rescan() => {
                 for path in &event.paths {
                     if let Some((id, dir)) = self.project_of(path) {
-                        match FileKind::classify(&dir, path) {
-                            Some(kind) => pending.add(id, kind),
-                            // The project directory itself or its `.ralph/` came or went.
-                            None if *path == dir || *path == dir.join(".ralph") => {
-                                pending.add(id, FileKind::Pid)
-                            }
-                            None => {}
+                        // The project directory and its marker classify too: their coming or
+                        // going re-checks the loop.
+                        if let Some(kind) = FileKind::classify(&dir, path) {
+                            pending.add(id, kind);
                         }
                     }
                     // A directory came or went where a project could appear (or one of those
@@ -378,22 +369,16 @@ impl WatchState {
                 let kinds: Vec<FileKind> = kinds.into_iter().collect();
                 // A panic must not leave the project marked busy for ever.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let events = index.update(&id, &kinds);
-                    let unfinished = index
-                        .with_project(&id, ProjectState::unfinished)
-                        .unwrap_or_default();
-                    (events, unfinished)
+                    index.update(&id, &kinds)
                 }));
-                let (events, unfinished) = result.unwrap_or_else(|_| {
+                let outcome = result.unwrap_or_else(|_| {
                     tracing::error!(project = %id, "updating the project panicked");
-                    (Vec::new(), Vec::new())
+                    Update::Updated {
+                        unfinished: Vec::new(),
+                    }
                 });
                 // The receiver is gone only while shutting down.
-                let _ = done.send(Updated {
-                    id,
-                    events,
-                    unfinished,
-                });
+                let _ = done.send(Updated { id, outcome });
             });
         }
         if batch.rescan_roots {
@@ -404,31 +389,29 @@ impl WatchState {
     /// Takes in a finished update: follows a project leaving, queues another pass for files
     /// with more to read and the changes that waited, and watches `.ralph/` and `specs/`.
     async fn finished(&mut self, updated: Updated, pending: &mut Pending) {
-        let Updated {
-            id,
-            events,
-            unfinished,
-        } = updated;
+        let Updated { id, outcome } = updated;
         self.busy.remove(&id);
         let waited = self.deferred.remove(&id).unwrap_or_default();
-        // The index publishes the events; the watcher only follows projects leaving.
-        if events
-            .iter()
-            .any(|event| matches!(event, ServerMessage::ProjectRemoved { .. }))
-        {
-            tracing::info!(project = %id, "project left");
-            self.untrack(&id);
-            // Its directory may still be there, and may become a project again: it needs a
-            // discovery watch now.
-            self.rescan().await;
-            return;
-        }
+        let unfinished = match outcome {
+            Update::Updated { unfinished } => unfinished,
+            // Gone before this update (the changes that waited were for it too).
+            Update::Unknown => Vec::new(),
+            Update::Removed => {
+                tracing::info!(project = %id, "project left");
+                self.untrack(&id);
+                // Its directory may still be there, and may become a project again: it needs a
+                // discovery watch now.
+                self.rescan().await;
+                return;
+            }
+        };
         for kind in unfinished.into_iter().chain(waited) {
             pending.add(id.clone(), kind);
         }
         if let Some(dir) = self.dir_of(&id) {
-            // `.ralph/` and `specs/` may have been deleted or (re-)created since the last look.
-            for sub in [".ralph", "specs"] {
+            // Its directories (`.ralph/`, `specs/`) may have been deleted or (re-)created since
+            // the last look.
+            for sub in watched_dirs() {
                 let path = dir.join(sub);
                 if is_real_dir(&path) {
                     self.watch(&path);
@@ -500,14 +483,16 @@ impl WatchState {
 
     fn track(&mut self, id: String, dir: PathBuf) {
         self.watch(&dir);
-        self.watch(&dir.join(".ralph"));
-        self.watch(&dir.join("specs"));
+        for sub in watched_dirs() {
+            self.watch(&dir.join(sub));
+        }
         self.dirs.insert(dir, id);
     }
 
     fn untrack(&mut self, id: &str) {
         if let Some(dir) = self.dir_of(id) {
-            for path in [dir.join(".ralph"), dir.join("specs"), dir.clone()] {
+            let inside = watched_dirs().into_iter().map(|sub| dir.join(sub));
+            for path in inside.chain([dir.clone()]) {
                 self.watch_failures.recovered(&path);
                 if self.watched.remove(&path) {
                     // The kernel drops watches of deleted directories by itself.

@@ -57,6 +57,13 @@ impl ProjectKind {
         }
     }
 
+    /// The directories inside the project whose changes matter to this kind; each is watched.
+    pub fn dirs(self) -> &'static [&'static str] {
+        match self {
+            ProjectKind::Ralph => &[".ralph", "specs"],
+        }
+    }
+
     /// The files a full re-read covers (context files are read on request, not kept).
     pub fn files(self) -> Vec<FileKind> {
         match self {
@@ -71,6 +78,18 @@ impl ProjectKind {
             ],
         }
     }
+}
+
+/// Every directory some kind watches inside a project, each once, so the watcher needs to know
+/// no kind.
+pub fn watched_dirs() -> Vec<&'static str> {
+    let mut dirs: Vec<&'static str> = ProjectKind::ALL
+        .into_iter()
+        .flat_map(|kind| kind.dirs().iter().copied())
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs
 }
 
 #[cfg(test)]

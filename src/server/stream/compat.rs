@@ -1,18 +1,19 @@
-//! The compatible streaming endpoints other dashboards speak, as thin views of the same hub: `/ws/instances` (projects as
-//! instances), `/ws/instances/{id}/logs` (a log tail) and `/ws/messages` (notification
-//! transitions, metadata only). Each sends a snapshot first, then deltas; a client that falls
-//! behind gets a fresh snapshot instead of stale deltas.
+//! The compatible streaming endpoints other dashboards speak, as thin views of the same hub:
+//! `/ws/instances` (projects as instances), `/ws/instances/{id}/logs` (a log tail) and
+//! `/ws/messages` (notification transitions, metadata only). Each sends a snapshot first, then
+//! deltas; a client that falls behind gets a fresh snapshot instead of stale deltas. A delta is
+//! made from the event each hub frame carries, never from parsing the frame's text back.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
-    extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade},
+    extract::{Path, Query},
     response::Response,
-    Extension,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::contract::ralph::notification::Notification;
 use crate::model::{
     protocol::{
         ServerMessage, CODE_BAD_REQUEST, CODE_UNKNOWN_PROJECT, DEFAULT_BACKLOG, MAX_BACKLOG,
@@ -20,11 +21,13 @@ use crate::model::{
     Topic,
 };
 use crate::server::{
-    auth::Claims,
-    hub::Frame,
+    archive::Archival,
+    hub::{ArchivedProjects, Frame},
     index::Index,
-    stream::connection::{self, Connection, Endpoint, Internal, Out, Refusal, Reply},
-    AppState,
+    stream::{
+        connection::{self, Endpoint, Internal, Out, Refusal, Reply, SocketContext, SocketRequest},
+        limits,
+    },
 };
 
 /// Lines of one backlog frame, JSON-encoded: room is left for the envelope within the bound.
@@ -34,7 +37,7 @@ const MAX_BACKLOG_TEXT_BYTES: usize = connection::MAX_REPLY_FRAME_BYTES - 1024;
 #[derive(Debug)]
 enum View {
     Instances {
-        include_archived: bool,
+        archived: ArchivedProjects,
     },
     Logs {
         project: String,
@@ -47,16 +50,10 @@ enum View {
     },
 }
 
-pub async fn instances(
-    ws: WebSocketUpgrade,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    claims: Option<Extension<Claims>>,
-    State(state): State<AppState>,
-) -> Response {
-    let view = View::Instances {
-        include_archived: false,
-    };
-    upgrade(ws, peer, claims, &state, view)
+pub async fn instances(socket: SocketRequest) -> Response {
+    socket.serve(View::Instances {
+        archived: ArchivedProjects::Hidden,
+    })
 }
 
 #[derive(Deserialize)]
@@ -65,15 +62,12 @@ pub struct LogQuery {
 }
 
 pub async fn logs(
-    ws: WebSocketUpgrade,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    claims: Option<Extension<Claims>>,
+    socket: SocketRequest,
     Path(project): Path<String>,
     Query(query): Query<LogQuery>,
-    State(state): State<AppState>,
 ) -> Response {
     let backlog = query.backlog.unwrap_or(DEFAULT_BACKLOG).min(MAX_BACKLOG);
-    upgrade(ws, peer, claims, &state, View::Logs { project, backlog })
+    socket.serve(View::Logs { project, backlog })
 }
 
 #[derive(Deserialize)]
@@ -82,79 +76,61 @@ pub struct MessageQuery {
     correlation_id: Option<String>,
 }
 
-pub async fn messages(
-    ws: WebSocketUpgrade,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    claims: Option<Extension<Claims>>,
-    Query(query): Query<MessageQuery>,
-    State(state): State<AppState>,
-) -> Response {
-    let view = View::Messages {
+pub async fn messages(socket: SocketRequest, Query(query): Query<MessageQuery>) -> Response {
+    socket.serve(View::Messages {
         instance: query.instance,
         correlation: query.correlation_id,
-    };
-    upgrade(ws, peer, claims, &state, view)
-}
-
-fn upgrade(
-    ws: WebSocketUpgrade,
-    peer: SocketAddr,
-    claims: Option<Extension<Claims>>,
-    state: &AppState,
-    view: View,
-) -> Response {
-    let claims = claims.map(|Extension(claims)| claims);
-    connection::upgrade(ws, peer, claims.as_ref(), state, view)
+    })
 }
 
 /// Each view is an endpoint of the shared connection loop: it only maps hub events to its own
 /// frames.
 impl Endpoint for View {
-    fn open(&mut self, connection: &Connection) -> Result<Vec<Out>, Refusal> {
+    fn open(&mut self, socket: &SocketContext) -> Result<Vec<Out>, Refusal> {
         let first = match self {
             View::Logs { project, backlog } => {
-                if !connection.index.contains(project) {
+                if !socket.index.contains(project) {
                     return Err(Refusal {
                         code: CODE_UNKNOWN_PROJECT,
                         message: format!("no instance named {project:?}"),
                         reason: "unknown instance",
                     });
                 }
-                let text = connection
+                let text = socket
                     .index
                     .log_backlog(project, *backlog)
                     .map(|(text, _)| text)
                     .unwrap_or_default();
                 // The newest lines that fit one bounded frame (quotes and a comma per line).
-                let kept = connection::tail_within(&text, MAX_BACKLOG_TEXT_BYTES, 3);
+                let kept = limits::tail_within(&text, MAX_BACKLOG_TEXT_BYTES, 3);
                 let mut frame = lines_frame("backlog", kept);
                 if kept.len() < text.len() {
                     frame["truncated"] = json!(true);
                 }
                 frame
             }
-            _ => snapshot(&connection.index, self),
+            _ => snapshot(&socket.index, self),
         };
         Ok(vec![Out::Json(first)])
     }
 
-    fn on_text(&mut self, connection: &Connection, text: &str) -> Reply {
-        client_message(&connection.index, self, text)
+    fn on_text(&mut self, socket: &SocketContext, text: &str) -> Reply {
+        client_message(&socket.index, self, text)
     }
 
     fn on_event(
         &mut self,
-        _connection: &Connection,
+        _socket: &SocketContext,
         frame: &Arc<Frame>,
     ) -> Result<Option<Out>, Internal> {
-        Ok(delta(self, frame)?.map(Out::Json))
+        Ok(delta(self, frame).map(Out::Json))
     }
 
     /// Too far behind to catch up: start over from a fresh snapshot.
-    fn on_lagged(&mut self, connection: &Connection, _missed: u64) -> Vec<Out> {
+    fn on_lagged(&mut self, socket: &SocketContext, _missed: u64) -> Vec<Out> {
         let frame = match self {
             View::Logs { .. } => json!({"type": "rotated", "reason": "fell behind"}),
-            _ => snapshot(&connection.index, self),
+            _ => snapshot(&socket.index, self),
         };
         vec![Out::Json(frame)]
     }
@@ -176,13 +152,13 @@ fn client_message(index: &Index, view: &mut View, text: &str) -> Reply {
             Some(token) => Reply::Reauthenticate(token.to_owned()),
             None => bad("\"token\" must be a string"),
         },
-        (Some("set_include_archived"), View::Instances { include_archived }) => {
+        (Some("set_include_archived"), View::Instances { archived }) => {
             let Some(flag) = value.get("value").and_then(Value::as_bool) else {
                 return bad("\"value\" must be true or false");
             };
-            *include_archived = flag;
+            *archived = ArchivedProjects::included(flag);
             let view = View::Instances {
-                include_archived: flag,
+                archived: *archived,
             };
             Reply::Send(vec![Out::Json(snapshot(index, &view))])
         }
@@ -192,14 +168,14 @@ fn client_message(index: &Index, view: &mut View, text: &str) -> Reply {
 
 fn snapshot(index: &Index, view: &View) -> Value {
     match view {
-        View::Instances { include_archived } => {
+        View::Instances { archived } => {
             let instances: Vec<Value> = index
                 .summaries()
                 .into_iter()
-                .filter(|p| *include_archived || !p.is_archived())
+                .filter(|p| archived.is_shown() || !p.is_archived())
                 .map(|p| json!({"name": p.id, "display_name": p.name, "status": p.status, "pid": null, "archived_at": p.archived_at}))
                 .collect();
-            json!({"type": "snapshot", "instances": instances, "include_archived": include_archived})
+            json!({"type": "snapshot", "instances": instances, "include_archived": archived.is_shown()})
         }
         View::Messages {
             instance,
@@ -228,11 +204,7 @@ fn wanted(
 }
 
 /// Metadata only: the notification's text is the payload and stays out of the stream.
-fn message_event(
-    project: &str,
-    note: &crate::contract::ralph::notification::Notification,
-    timestamp: Option<&str>,
-) -> Value {
+fn message_event(project: &str, note: &Notification, timestamp: Option<&str>) -> Value {
     json!({
         "type": "message_event",
         "message_id": note.id,
@@ -250,13 +222,8 @@ fn lines_frame(kind: &str, text: &str) -> Value {
     json!({"type": kind, "count": lines.len(), "lines": lines})
 }
 
-/// The view's frame for one hub event, if it has one. Every hub frame is a [`ServerMessage`]
-/// the hub encoded itself, so one that does not decode is an internal failure.
-fn delta(view: &View, frame: &Arc<Frame>) -> Result<Option<Value>, Internal> {
-    delta_of(view, frame).map_err(Internal::Decode)
-}
-
-fn delta_of(view: &View, frame: &Arc<Frame>) -> Result<Option<Value>, serde_json::Error> {
+/// The view's frame for one hub event, if it has one: made from the event the frame carries.
+fn delta(view: &View, frame: &Frame) -> Option<Value> {
     let relevant = match (view, &frame.topic) {
         (View::Instances { .. }, Topic::Projects | Topic::Project(_)) => true,
         (View::Logs { project, .. }, Topic::Log(id)) => id == project,
@@ -264,21 +231,20 @@ fn delta_of(view: &View, frame: &Arc<Frame>) -> Result<Option<Value>, serde_json
         _ => false,
     };
     if !relevant {
-        return Ok(None);
+        return None;
     }
     // Archived instances stay out of the deltas unless asked for (the archive transitions
     // themselves are never marked archived, so they always arrive).
     if matches!(
         view,
         View::Instances {
-            include_archived: false
+            archived: ArchivedProjects::Hidden
         }
-    ) && frame.archived
+    ) && frame.archival == Archival::Archived
     {
-        return Ok(None);
+        return None;
     }
-    let message: ServerMessage = serde_json::from_str(frame.text.as_str())?;
-    Ok(match (view, message) {
+    match (view, frame.event.as_ref()) {
         (
             View::Instances { .. },
             ServerMessage::StatusChanged {
@@ -339,33 +305,31 @@ fn delta_of(view: &View, frame: &Arc<Frame>) -> Result<Option<Value>, serde_json
                 timestamp,
                 data,
             },
-        ) => wanted(instance, correlation, &project, &data.id)
-            .then(|| message_event(&project, &data, Some(&timestamp))),
+        ) => wanted(instance, correlation, project, &data.id)
+            .then(|| message_event(project, data, Some(timestamp))),
         _ => None,
-    })
+    }
 }
-
-/// Notifications seen so far, per project, keyed for the snapshot.
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
-        model::{Cursor, Topic},
-        server::{hub::Hub, Keepalive, Shutdown},
+        model::{protocol::StatusChange, Cursor, Status},
+        server::{
+            hub::Hub,
+            stream::testing::{self, close_code, next_json, ClientRx, ClientTx},
+            Shutdown,
+        },
     };
     use axum::extract::ws::Message;
-    use futures::{channel::mpsc, StreamExt};
-    use std::{convert::Infallible, time::Duration};
-    use tokio::sync::broadcast;
+    use tokio::{sync::broadcast, task::JoinHandle};
 
-    type ClientRx = mpsc::Receiver<Message>;
-    type ClientTx = mpsc::Sender<Result<Message, Infallible>>;
     type ViewChannels = (
         broadcast::Sender<Arc<Frame>>,
         ClientTx,
         ClientRx,
-        tokio::task::JoinHandle<()>,
+        JoinHandle<()>,
     );
 
     /// An instances view over channels, fed by a hub channel the test controls.
@@ -377,48 +341,14 @@ mod tests {
     fn instances_view_with(shutdown: &Shutdown, expires: Option<u64>) -> ViewChannels {
         let (events_tx, events) = broadcast::channel(8);
         let hub = Hub::new(8);
-        let keepalive = Keepalive::default();
-        let connection = Connection {
-            id: 9,
-            index: Arc::new(Index::new(hub.clone())),
-            hub,
-            events,
-            shutdown: shutdown.clone(),
-            heartbeat: keepalive.heartbeat,
-            idle_timeout: keepalive.idle_timeout,
-            write_stall: keepalive.write_stall,
-            auth: None,
-            expires,
-            claims: None,
-        };
-        let (server_tx, client_rx) = mpsc::channel::<Message>(16);
-        let (client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
+        let mut socket = testing::context(Arc::new(Index::new(hub.clone())), &hub, shutdown);
+        socket.events = events;
+        socket.expires = expires;
         let view = View::Instances {
-            include_archived: false,
+            archived: ArchivedProjects::Hidden,
         };
-        let task = tokio::spawn(connection::run(connection, view, server_tx, server_rx));
+        let (client_tx, client_rx, task) = testing::serve(socket, view);
         (events_tx, client_tx, client_rx, task)
-    }
-
-    async fn next(rx: &mut ClientRx) -> Message {
-        tokio::time::timeout(Duration::from_secs(5), rx.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("socket open")
-    }
-
-    async fn next_json(rx: &mut ClientRx) -> Value {
-        match next(rx).await {
-            Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON"),
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-
-    async fn close_code(rx: &mut ClientRx) -> Option<u16> {
-        match next(rx).await {
-            Message::Close(frame) => frame.map(|f| f.code),
-            other => panic!("expected close, got {other:?}"),
-        }
     }
 
     #[tokio::test]
@@ -443,24 +373,34 @@ mod tests {
         assert_eq!(close_code(&mut rx).await, Some(1009));
     }
 
+    /// The view reads the event a frame carries: a frame whose text is no event at all still
+    /// makes its delta (a view that parsed the text back would fail here).
     #[tokio::test]
-    async fn an_unreadable_hub_frame_closes_with_4500() {
-        let shutdown = Shutdown::default();
-        let (events, _client, mut rx, task) = instances_view(&shutdown);
+    async fn a_delta_is_made_from_the_frames_event_not_its_text() {
+        let (events, _client, mut rx, task) = instances_view(&Shutdown::default());
         assert_eq!(next_json(&mut rx).await["type"], "snapshot");
+        let status = ServerMessage::StatusChanged {
+            project: "p".into(),
+            timestamp: "t".into(),
+            data: StatusChange {
+                status: Status::Paused,
+                previous: Status::Running,
+            },
+        };
         let _ = events.send(Arc::new(Frame {
-            topic: Topic::Projects,
+            topic: Topic::Project("p".into()),
             cursor: Cursor::default(),
+            event: Arc::new(status),
             text: "not an event".into(),
-            archived: false,
+            archival: Archival::Active,
         }));
-        let error = next_json(&mut rx).await;
-        assert_eq!(error["code"], 4500, "{error}");
-        assert_eq!(close_code(&mut rx).await, Some(4500));
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("task ends")
-            .expect("task did not panic");
+        let delta = next_json(&mut rx).await;
+        assert_eq!(delta["type"], "status_changed", "{delta}");
+        assert_eq!(delta["name"], "p");
+        assert_eq!(delta["status"], "paused");
+        drop(events);
+        assert_eq!(next_json(&mut rx).await["code"], 4500);
+        testing::ended(task).await;
     }
 
     #[tokio::test]

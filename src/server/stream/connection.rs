@@ -8,6 +8,9 @@
 //! failures (4500). An [`Endpoint`] says only what is particular to it: its first
 //! frames, its replies to client messages, what a hub event becomes, and what a client that fell
 //! behind gets. The loop is generic over `Sink + Stream`, so tests drive it with channels.
+//!
+//! [`SocketRequest`] is what every WebSocket handler extracts, and [`SocketContext`] what one
+//! socket works with while it is served.
 
 use std::{
     convert::Infallible,
@@ -20,8 +23,11 @@ use std::{
 };
 
 use axum::{
-    extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-    http::StatusCode,
+    extract::{
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+        ConnectInfo, FromRequestParts,
+    },
+    http::{request::Parts, StatusCode},
     response::{IntoResponse, Response},
 };
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -46,8 +52,6 @@ use crate::server::{
 
 /// Largest frame a client may send.
 pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
-/// A client silent this long is gone.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Hub events written before one flush when they arrive together.
 const MAX_FRAMES_PER_FLUSH: usize = 64;
 /// Close code for "going away" (shutdown, idle).
@@ -73,8 +77,8 @@ pub fn next_connection_id() -> u64 {
     NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
 }
 
-/// What one connection works with, whatever its endpoint.
-pub struct Connection {
+/// What one socket works with, whatever its endpoint.
+pub struct SocketContext {
     pub id: u64,
     pub index: Arc<Index>,
     pub hub: Hub,
@@ -92,7 +96,7 @@ pub struct Connection {
     pub claims: Option<Claims>,
 }
 
-impl Connection {
+impl SocketContext {
     fn new(state: &AppState, claims: Option<&Claims>) -> Self {
         Self {
             id: next_connection_id(),
@@ -151,17 +155,17 @@ pub struct Refusal {
 /// What is particular to one WebSocket endpoint.
 pub trait Endpoint {
     /// The frames sent first (`hello`, a snapshot, a backlog), or a refusal.
-    fn open(&mut self, connection: &Connection) -> Result<Vec<Out>, Refusal>;
+    fn open(&mut self, socket: &SocketContext) -> Result<Vec<Out>, Refusal>;
     /// The reply to one text message (within the size and rate limits).
-    fn on_text(&mut self, connection: &Connection, text: &str) -> Reply;
+    fn on_text(&mut self, socket: &SocketContext, text: &str) -> Reply;
     /// What one hub event becomes for this client, if anything.
     fn on_event(
         &mut self,
-        connection: &Connection,
+        socket: &SocketContext,
         frame: &Arc<Frame>,
     ) -> Result<Option<Out>, Internal>;
     /// What a client gets after falling `missed` events behind: they are lost to it.
-    fn on_lagged(&mut self, connection: &Connection, missed: u64) -> Vec<Out>;
+    fn on_lagged(&mut self, socket: &SocketContext, missed: u64) -> Vec<Out>;
 }
 
 /// A failure inside the server while serving a socket: the client did nothing wrong. It gets an
@@ -173,8 +177,6 @@ pub enum Internal {
     Encode(#[from] serde_json::Error),
     #[error("the event hub closed while the server is running")]
     HubClosed,
-    #[error("an event from the hub cannot be read: {0}")]
-    Decode(serde_json::Error),
 }
 
 /// How a connection ends.
@@ -199,63 +201,89 @@ impl From<Internal> for End {
     }
 }
 
-/// Upgrades the request to a WebSocket served by `endpoint` through the shared loop, with the
-/// limits every socket has (sockets per address, frame sizes, small buffers).
-pub fn upgrade<P>(
+/// What every WebSocket handler takes from its request: the upgrade, the peer's address and the
+/// session (present when authentication is on), with the shared state.
+pub struct SocketRequest {
     ws: WebSocketUpgrade,
     peer: SocketAddr,
-    claims: Option<&Claims>,
-    state: &AppState,
-    endpoint: P,
-) -> Response
-where
-    P: Endpoint + Send + 'static,
-{
-    let Some(slot) = state.connections.acquire(peer.ip()) else {
-        metrics::count(&METRICS.connections_refused);
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many WebSocket connections from this address",
-        )
-            .into_response();
-    };
-    let connection = Connection::new(state, claims);
-    // Small buffers: an idle socket should cost a few kilobytes, not tungstenite's 128 KiB
-    // defaults; a client that stops reading cannot make the server buffer without bound.
-    ws.max_message_size(HARD_FRAME_LIMIT)
-        .max_frame_size(HARD_FRAME_LIMIT)
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1024 * 1024)
-        .on_upgrade(move |socket: WebSocket| async move {
-            let (sink, stream) = socket.split();
-            metrics::count(&METRICS.connections_total);
-            metrics::adjust(&METRICS.connections_open, 1);
-            run(connection, endpoint, sink, stream).await;
-            metrics::adjust(&METRICS.connections_open, -1);
-            drop(slot);
+    claims: Option<Claims>,
+    state: AppState,
+}
+
+impl FromRequestParts<AppState> for SocketRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ws = WebSocketUpgrade::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            ws,
+            peer,
+            claims: parts.extensions.get::<Claims>().cloned(),
+            state: state.clone(),
         })
+    }
+}
+
+impl SocketRequest {
+    /// Upgrades the request to a WebSocket served by `endpoint` through the shared loop, with
+    /// the limits every socket has (sockets per address, frame sizes, small buffers).
+    pub fn serve<P>(self, endpoint: P) -> Response
+    where
+        P: Endpoint + Send + 'static,
+    {
+        let Self {
+            ws,
+            peer,
+            claims,
+            state,
+        } = self;
+        let Some(slot) = state.connections.acquire(peer.ip()) else {
+            metrics::count(&METRICS.connections_refused);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many WebSocket connections from this address",
+            )
+                .into_response();
+        };
+        let socket = SocketContext::new(&state, claims.as_ref());
+        // Small buffers: an idle socket should cost a few kilobytes, not tungstenite's 128 KiB
+        // defaults; a client that stops reading cannot make the server buffer without bound.
+        ws.max_message_size(HARD_FRAME_LIMIT)
+            .max_frame_size(HARD_FRAME_LIMIT)
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
+            .max_write_buffer_size(1024 * 1024)
+            .on_upgrade(move |websocket: WebSocket| async move {
+                let (sink, stream) = websocket.split();
+                metrics::count(&METRICS.connections_total);
+                metrics::adjust(&METRICS.connections_open, 1);
+                run(socket, endpoint, sink, stream).await;
+                metrics::adjust(&METRICS.connections_open, -1);
+                drop(slot);
+            })
+    }
 }
 
 /// Serves one connection until either side ends it.
-pub async fn run<P, Tx, Rx, E>(
-    connection: Connection,
-    mut endpoint: P,
-    mut sink: Tx,
-    mut stream: Rx,
-) where
+pub async fn run<P, Tx, Rx, E>(socket: SocketContext, mut endpoint: P, mut sink: Tx, mut stream: Rx)
+where
     P: Endpoint,
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let id = connection.id;
-    let stall = connection.write_stall;
-    let Err(end) = serve(connection, &mut endpoint, &mut sink, &mut stream).await;
+    let id = socket.id;
+    let stall = socket.write_stall;
+    let Err(end) = serve(socket, &mut endpoint, &mut sink, &mut stream).await;
     let (code, reason, message) = match end {
         End::Quiet => return,
         End::Echo(frame) => {
-            // The client started the close handshake: finish it (RFC 6455, 5.5.1).
+            // The client started the close handshake: finish it by echoing its close code.
             let echo = frame.map(|frame| CloseFrame {
                 code: frame.code,
                 reason: Default::default(),
@@ -314,7 +342,7 @@ where
 
 /// The loop itself; it only ever ends with an [`End`].
 async fn serve<P, Tx, Rx, E>(
-    mut connection: Connection,
+    mut socket: SocketContext,
     endpoint: &mut P,
     sink: &mut Tx,
     stream: &mut Rx,
@@ -325,27 +353,27 @@ where
     Rx: Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let first = endpoint.open(&connection).map_err(|refusal| End::Close {
+    let first = endpoint.open(&socket).map_err(|refusal| End::Close {
         code: refusal.code,
         reason: refusal.reason,
         message: Some(refusal.message),
     })?;
     for out in first {
-        feed(sink, out, connection.write_stall).await?;
+        feed(sink, out, socket.write_stall).await?;
     }
-    flush(sink, connection.write_stall).await?;
+    flush(sink, socket.write_stall).await?;
 
     let mut last_heard = Instant::now();
-    let mut expiry = connection.expires.and_then(deadline_at);
-    let mut session = connection.claims.clone();
+    let mut expiry = socket.expires.and_then(deadline_at);
+    let mut session = socket.claims.clone();
     let mut rate = RateLimit::new();
-    let mut heartbeat = interval_at(Instant::now() + connection.heartbeat, connection.heartbeat);
-    let stop = connection.shutdown.wait();
+    let mut heartbeat = interval_at(Instant::now() + socket.heartbeat, socket.heartbeat);
+    let stop = socket.shutdown.wait();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             // Shutdown first: when the server stops, the hub closes too, and the client must get
-            // the 1001 close frame rather than a dropped connection.
+            // the 1001 close frame rather than a dropped socket.
             biased;
             _ = &mut stop => return Err(going_away("server shutting down")),
             _ = async { sleep_until(expiry.unwrap_or_else(Instant::now)).await }, if expiry.is_some() => {
@@ -382,7 +410,7 @@ where
                             message: Some(format!("messages are limited to {MAX_INBOUND_BYTES} bytes")),
                         });
                     }
-                    Message::Text(text) => endpoint.on_text(&connection, text.as_str()),
+                    Message::Text(text) => endpoint.on_text(&socket, text.as_str()),
                     Message::Binary(_) => Reply::Send(vec![Out::error(CODE_BAD_REQUEST, "binary frames are not supported; send JSON text")]),
                     Message::Close(frame) => return Err(End::Echo(frame)),
                     // Protocol pings are answered by the socket layer; pongs only prove life.
@@ -390,7 +418,7 @@ where
                 };
                 let outgoing = match reply {
                     Reply::Send(outgoing) => outgoing,
-                    Reply::Reauthenticate(token) => match connection.auth.as_ref().map(|auth| auth.verify(&token)) {
+                    Reply::Reauthenticate(token) => match socket.auth.as_ref().map(|auth| auth.verify(&token)) {
                         Some(Ok(claims)) => {
                             expiry = deadline_at(claims.exp);
                             session = Some(claims);
@@ -406,12 +434,12 @@ where
                             // Replayed events.
                             metrics::count(&METRICS.frames_sent);
                         }
-                        feed(sink, out, connection.write_stall).await?;
+                        feed(sink, out, socket.write_stall).await?;
                     }
-                    flush(sink, connection.write_stall).await?;
+                    flush(sink, socket.write_stall).await?;
                 }
             }
-            event = connection.events.recv() => {
+            event = socket.events.recv() => {
                 // Whatever else is already waiting goes out in the same flush (bursts cost one
                 // write, not one per event).
                 let mut next = Some(event);
@@ -419,24 +447,24 @@ where
                 while let Some(event) = next.take() {
                     match event {
                         Ok(frame) => {
-                            if let Some(out) = endpoint.on_event(&connection, &frame)? {
+                            if let Some(out) = endpoint.on_event(&socket, &frame)? {
                                 metrics::count(&METRICS.frames_sent);
-                                feed(sink, out, connection.write_stall).await?;
+                                feed(sink, out, socket.write_stall).await?;
                             }
                         }
                         Err(RecvError::Lagged(missed)) => {
                             metrics::count(&METRICS.lagged_clients);
                             // Too slow to keep up: not waited for; the endpoint says how to
                             // start over.
-                            for out in endpoint.on_lagged(&connection, missed) {
-                                feed(sink, out, connection.write_stall).await?;
+                            for out in endpoint.on_lagged(&socket, missed) {
+                                feed(sink, out, socket.write_stall).await?;
                             }
                         }
                         Err(RecvError::Closed) => {
                             let _ = sink.flush().await;
                             // The connection holds the hub, so its channel cannot close while
                             // the server runs; if it does anyway, that is a bug, not a shutdown.
-                            return Err(if connection.shutdown.is_triggered() {
+                            return Err(if socket.shutdown.is_triggered() {
                                 going_away("server shutting down")
                             } else {
                                 End::Internal(Internal::HubClosed)
@@ -445,7 +473,7 @@ where
                     }
                     handled += 1;
                     if handled < MAX_FRAMES_PER_FLUSH {
-                        next = match connection.events.try_recv() {
+                        next = match socket.events.try_recv() {
                             Ok(frame) => Some(Ok(frame)),
                             Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
                             Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
@@ -453,13 +481,13 @@ where
                         };
                     }
                 }
-                flush(sink, connection.write_stall).await?;
+                flush(sink, socket.write_stall).await?;
             }
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() >= connection.idle_timeout {
+                if last_heard.elapsed() >= socket.idle_timeout {
                     return Err(going_away("idle timeout"));
                 }
-                if let (Some(auth), Some(claims)) = (&connection.auth, &session) {
+                if let (Some(auth), Some(claims)) = (&socket.auth, &session) {
                     if !auth.is_live(claims) {
                         return Err(End::Close {
                             code: CODE_AUTH_EXPIRED,
@@ -469,7 +497,7 @@ where
                     }
                 }
                 let ping = async { sink.send(Message::Ping(Default::default())).await.map_err(|_| End::Quiet) };
-                bounded(connection.write_stall, ping).await?;
+                bounded(socket.write_stall, ping).await?;
             }
         }
     }
@@ -482,11 +510,6 @@ fn going_away(reason: &'static str) -> End {
         message: None,
     }
 }
-
-/// A client whose socket has accepted nothing for this long is dropped. Its task would
-/// otherwise sit in a full socket buffer and miss shutdown, expiry and idle checks (the hub has
-/// long stopped waiting for it: it only holds the connection's own buffers).
-pub const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// Runs one write, giving up on a client that stalls it.
 async fn bounded<F, E>(stall: Duration, write: F) -> Result<(), End>
@@ -561,34 +584,6 @@ pub fn deadline_at(unix_seconds: u64) -> Option<Instant> {
     Instant::now().checked_add(Duration::from_secs(unix_seconds.saturating_sub(now)))
 }
 
-/// The end of `text` that fits in `max_bytes` once JSON-encoded, cut at a line start: the newest
-/// lines of a backlog when all of them would make a frame too big. `per_line` is what each line
-/// costs on top of its encoding (quotes and a comma when lines are sent as an array).
-pub fn tail_within(text: &str, max_bytes: usize, per_line: usize) -> &str {
-    let mut used = 0usize;
-    let mut start = text.len();
-    for line in text.split_inclusive('\n').rev() {
-        let cost = encoded_len(line).saturating_add(per_line);
-        if used.saturating_add(cost) > max_bytes {
-            break;
-        }
-        used += cost;
-        start -= line.len();
-    }
-    &text[start..]
-}
-
-/// The length of `text` inside a JSON string.
-fn encoded_len(text: &str) -> usize {
-    text.bytes()
-        .map(|byte| match byte {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..=0x1f | 0x7f => 6,
-            _ => 1,
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,22 +592,5 @@ mod tests {
     fn a_far_expiry_is_never_rather_than_a_panic() {
         assert!(deadline_at(u64::MAX).is_none());
         assert!(deadline_at(0).is_some_and(|at| at <= Instant::now()));
-    }
-
-    #[test]
-    fn tail_within_keeps_the_newest_whole_lines_that_fit() {
-        let text = "one\ntwo\nthree\n";
-        assert_eq!(tail_within(text, 100, 0), text);
-        // "three\n" encodes to 7 bytes, "two\n" to 5.
-        assert_eq!(tail_within(text, 12, 0), "two\nthree\n");
-        assert_eq!(tail_within(text, 11, 0), "three\n");
-        assert_eq!(
-            tail_within(text, 9, 3),
-            "",
-            "a line and its overhead must fit"
-        );
-        // Escapes count: an ESC is six bytes in JSON.
-        assert_eq!(tail_within("a\n\u{1b}[0m\n", 11, 0), "\u{1b}[0m\n");
-        assert_eq!(tail_within("a\n\u{1b}[0m\n", 10, 0), "");
     }
 }

@@ -1,5 +1,6 @@
 //! What one client may take: sockets and event streams per address (and the count of all, so a
-//! stopping server can wait for them), and messages per second on one socket.
+//! stopping server can wait for them), messages per second on one socket, and how much of a log
+//! backlog fits one bounded frame.
 
 use std::{
     collections::HashMap,
@@ -22,7 +23,14 @@ pub struct RateLimit {
     last: Instant,
 }
 
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RateLimit {
+    /// A full bucket.
     pub fn new() -> Self {
         Self {
             tokens: RATE_BURST,
@@ -117,6 +125,34 @@ impl Drop for Slot {
     }
 }
 
+/// The end of `text` that fits in `max_bytes` once JSON-encoded, cut at a line start: the newest
+/// lines of a backlog when all of them would make a frame too big. `per_line` is what each line
+/// costs on top of its encoding (quotes and a comma when lines are sent as an array).
+pub fn tail_within(text: &str, max_bytes: usize, per_line: usize) -> &str {
+    let mut used = 0usize;
+    let mut start = text.len();
+    for line in text.split_inclusive('\n').rev() {
+        let cost = encoded_len(line).saturating_add(per_line);
+        if used.saturating_add(cost) > max_bytes {
+            break;
+        }
+        used += cost;
+        start -= line.len();
+    }
+    &text[start..]
+}
+
+/// The length of `text` inside a JSON string.
+fn encoded_len(text: &str) -> usize {
+    text.bytes()
+        .map(|byte| match byte {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f | 0x7f => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +194,22 @@ mod tests {
             .await
             .expect("drained once the last one ends")
             .expect("no panic");
+    }
+
+    #[test]
+    fn tail_within_keeps_the_newest_whole_lines_that_fit() {
+        let text = "one\ntwo\nthree\n";
+        assert_eq!(tail_within(text, 100, 0), text);
+        // "three\n" encodes to 7 bytes, "two\n" to 5.
+        assert_eq!(tail_within(text, 12, 0), "two\nthree\n");
+        assert_eq!(tail_within(text, 11, 0), "three\n");
+        assert_eq!(
+            tail_within(text, 9, 3),
+            "",
+            "a line and its overhead must fit"
+        );
+        // Escapes count: an ESC is six bytes in JSON.
+        assert_eq!(tail_within("a\n\u{1b}[0m\n", 11, 0), "\u{1b}[0m\n");
+        assert_eq!(tail_within("a\n\u{1b}[0m\n", 10, 0), "");
     }
 }

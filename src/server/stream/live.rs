@@ -1,19 +1,13 @@
 //! `/api/ws`: the live protocol (subscribe to topics, resume with cursors, replay or resync) as
-//! an [`Endpoint`] of the shared connection loop ([`super::socket`]), which owns the limits,
+//! an [`Endpoint`] of the shared connection loop ([`super::connection`]), which owns the limits,
 //! keepalive, expiry, shutdown and failure handling.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    net::SocketAddr,
     sync::Arc,
 };
 
-use axum::{
-    extract::{ws::Message, ConnectInfo, State, WebSocketUpgrade},
-    response::Response,
-    Extension,
-};
-use futures::{Sink, Stream};
+use axum::response::Response;
 
 use crate::model::{
     protocol::{
@@ -23,31 +17,16 @@ use crate::model::{
     Cursor, Topic,
 };
 use crate::server::{
-    auth::Claims,
-    hub::{Frame, Replay},
+    hub::{ArchivedProjects, Frame, Replay},
     metrics::{self, METRICS},
-    stream::connection::{self, Connection, Endpoint, Internal, Out, Refusal, Reply},
-    AppState,
+    stream::{
+        connection::{self, Endpoint, Internal, Out, Refusal, Reply, SocketContext, SocketRequest},
+        limits,
+    },
 };
 
-pub async fn upgrade(
-    ws: WebSocketUpgrade,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    claims: Option<Extension<Claims>>,
-    State(state): State<AppState>,
-) -> Response {
-    let claims = claims.map(|Extension(claims)| claims);
-    connection::upgrade(ws, peer, claims.as_ref(), &state, Live::default())
-}
-
-/// Serves one `/api/ws` connection until either side ends it.
-pub async fn run<Tx, Rx, E>(connection: Connection, sink: Tx, stream: Rx)
-where
-    Tx: Sink<Message> + Unpin,
-    Rx: Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    connection::run(connection, Live::default(), sink, stream).await;
+pub async fn upgrade(socket: SocketRequest) -> Response {
+    socket.serve(Live::default())
 }
 
 /// What the client asked for on one `/api/ws` connection.
@@ -55,9 +34,9 @@ where
 pub struct Live {
     /// Subscribed topics and the cursor of the last event this client has of each.
     delivered: HashMap<Topic, Cursor>,
-    /// Events of archived projects on `projects` reach the client too (off by default: the
-    /// dashboard hides archived projects unless asked).
-    include_archived: bool,
+    /// Whether events of archived projects on `projects` reach the client (hidden by default:
+    /// the dashboard hides archived projects unless asked).
+    archived: ArchivedProjects,
     /// Log backlog bytes sent so far (bounded by [`MAX_CONNECTION_BACKLOG_BYTES`]).
     backlog_sent: usize,
 }
@@ -81,24 +60,24 @@ impl Drop for Live {
 }
 
 impl Endpoint for Live {
-    fn open(&mut self, connection: &Connection) -> Result<Vec<Out>, Refusal> {
+    fn open(&mut self, socket: &SocketContext) -> Result<Vec<Out>, Refusal> {
         Ok(vec![Out::message(ServerMessage::Hello {
-            connection: connection.id,
-            epoch: connection.hub.epoch(),
-            heartbeat_seconds: connection.heartbeat.as_secs() as u32,
+            connection: socket.id,
+            epoch: socket.hub.epoch(),
+            heartbeat_seconds: socket.heartbeat.as_secs() as u32,
         })])
     }
 
-    fn on_text(&mut self, connection: &Connection, text: &str) -> Reply {
+    fn on_text(&mut self, socket: &SocketContext, text: &str) -> Reply {
         match ClientMessage::parse(text) {
             Ok(ClientMessage::Auth { token }) => Reply::Reauthenticate(token),
-            other => Reply::Send(self.handle(connection, other)),
+            other => Reply::Send(self.handle(socket, other)),
         }
     }
 
     fn on_event(
         &mut self,
-        _connection: &Connection,
+        _socket: &SocketContext,
         frame: &Arc<Frame>,
     ) -> Result<Option<Out>, Internal> {
         let Some(cursor) = self.delivered.get_mut(&frame.topic) else {
@@ -111,11 +90,11 @@ impl Endpoint for Live {
         // A hidden frame still moves the cursor: it is not owed later.
         *cursor = frame.cursor;
         Ok(frame
-            .visible(self.include_archived)
+            .visible(self.archived)
             .then(|| Out::Frame(frame.clone())))
     }
 
-    fn on_lagged(&mut self, _connection: &Connection, missed: u64) -> Vec<Out> {
+    fn on_lagged(&mut self, _socket: &SocketContext, missed: u64) -> Vec<Out> {
         metrics::count(&METRICS.resyncs);
         vec![Out::message(ServerMessage::Resync {
             topic: None,
@@ -128,12 +107,12 @@ impl Live {
     /// The replies to one client frame. Bad frames get an error frame; the socket stays open.
     fn handle(
         &mut self,
-        connection: &Connection,
+        socket: &SocketContext,
         parsed: Result<ClientMessage, ProtocolError>,
     ) -> Vec<Out> {
         match parsed {
             Ok(ClientMessage::SetIncludeArchived { value }) => {
-                self.include_archived = value;
+                self.archived = ArchivedProjects::included(value);
                 vec![Out::message(ServerMessage::IncludeArchived { value })]
             }
             // Answered by the connection loop, which owns the session's expiry.
@@ -143,7 +122,7 @@ impl Live {
                 topics,
                 since,
                 backlog,
-            }) => self.subscribe(connection, topics, &since, backlog),
+            }) => self.subscribe(socket, topics, &since, backlog),
             Ok(ClientMessage::Unsubscribe { topics }) => {
                 for topic in &topics {
                     if self.delivered.remove(topic).is_some() {
@@ -161,7 +140,7 @@ impl Live {
 
     fn subscribe(
         &mut self,
-        connection: &Connection,
+        socket: &SocketContext,
         topics: Vec<Topic>,
         since: &BTreeMap<Topic, Cursor>,
         backlog: u32,
@@ -184,7 +163,7 @@ impl Live {
                 continue;
             }
             if let Some(id) = topic.project() {
-                if !connection.index.contains(id) {
+                if !socket.index.contains(id) {
                     unknown.push(topic.to_string());
                     continue;
                 }
@@ -194,7 +173,7 @@ impl Live {
                 continue;
             }
             let (now, frames) = match since.get(&topic) {
-                Some(cursor) => match connection.hub.replay(&topic, *cursor) {
+                Some(cursor) => match socket.hub.replay(&topic, *cursor) {
                     (Replay::Frames(frames), now) => (now, frames),
                     (Replay::Resync, now) => {
                         metrics::count(&METRICS.resyncs);
@@ -208,13 +187,13 @@ impl Live {
                 None => match (&topic, backlog) {
                     (Topic::Log(id), lines) if lines > 0 && budget == 0 => {
                         without_backlog.push(id.clone());
-                        (connection.hub.cursor(&topic), Vec::new())
+                        (socket.hub.cursor(&topic), Vec::new())
                     }
                     (Topic::Log(id), lines) if lines > 0 => {
-                        match connection.index.log_backlog(id, lines) {
+                        match socket.index.log_backlog(id, lines) {
                             Some((text, cursor)) => {
                                 let room = budget.min(MAX_BACKLOG_TEXT_BYTES);
-                                let kept = connection::tail_within(&text, room, 0);
+                                let kept = limits::tail_within(&text, room, 0);
                                 budget = budget.saturating_sub(kept.len());
                                 self.backlog_sent = self.backlog_sent.saturating_add(kept.len());
                                 if kept.len() < text.len() {
@@ -228,10 +207,10 @@ impl Live {
                                 }));
                                 (cursor, Vec::new())
                             }
-                            None => (connection.hub.cursor(&topic), Vec::new()),
+                            None => (socket.hub.cursor(&topic), Vec::new()),
                         }
                     }
-                    _ => (connection.hub.cursor(&topic), Vec::new()),
+                    _ => (socket.hub.cursor(&topic), Vec::new()),
                 },
             };
             if self.delivered.insert(topic.clone(), now).is_none() {
@@ -270,11 +249,11 @@ impl Live {
             )));
         }
         replies.extend(out);
-        let include_archived = self.include_archived;
+        let archived = self.archived;
         replies.extend(
             replayed
                 .into_iter()
-                .filter(|frame| frame.visible(include_archived))
+                .filter(|frame| frame.visible(archived))
                 .map(Out::Frame),
         );
         replies
@@ -339,61 +318,37 @@ mod tests {
     use crate::server::{
         hub::Hub,
         index::Index,
-        stream::connection::{IDLE_TIMEOUT, MAX_INBOUND_BYTES},
+        stream::connection::MAX_INBOUND_BYTES,
         stream::limits::RATE_BURST,
+        stream::testing::{self, next_close, next_json, ClientRx, ClientTx},
         Shutdown,
     };
     use axum::extract::ws::Message;
-    use futures::{channel::mpsc, SinkExt, StreamExt};
-    use std::{convert::Infallible, sync::atomic::Ordering, time::Duration};
-
-    type ClientRx = mpsc::Receiver<Message>;
-    type ClientTx = mpsc::Sender<Result<Message, Infallible>>;
-
-    async fn next_json(rx: &mut ClientRx) -> serde_json::Value {
-        let message = tokio::time::timeout(Duration::from_secs(5), rx.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("socket open");
-        match message {
-            Message::Text(text) => serde_json::from_str(text.as_str()).expect("valid JSON"),
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
+    use futures::{channel::mpsc, Sink, SinkExt};
+    use std::{convert::Infallible, sync::atomic::Ordering};
 
     async fn say(tx: &mut ClientTx, text: &str) {
         tx.send(Ok(Message::Text(text.into()))).await.expect("send");
     }
 
-    /// A connection knowing one project (in a temporary directory kept alive by the caller).
-    fn one_project_connection(
+    /// A socket knowing one project (in a temporary directory kept alive by the caller).
+    fn one_project_socket(
         hub: &Hub,
         shutdown: &Shutdown,
-    ) -> (String, Connection, tempfile::TempDir) {
+    ) -> (String, SocketContext, tempfile::TempDir) {
         let root = tempfile::tempdir().expect("tempdir");
         let dir = root.path().join("p");
         std::fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
         let index = Arc::new(Index::new(hub.clone()));
-        index.add(dir.canonicalize().expect("canonical"));
-        let id = index.summaries()[0].id.clone();
-        let connection = Connection {
-            id: 7,
-            index,
-            events: hub.subscribe(),
-            hub: hub.clone(),
-            shutdown: shutdown.clone(),
-            heartbeat: Duration::from_secs(20),
-            idle_timeout: IDLE_TIMEOUT,
-            write_stall: super::connection::WRITE_STALL,
-            auth: None,
-            expires: None,
-            claims: None,
-        };
-        (id, connection, root)
+        let id = index
+            .add(dir.canonicalize().expect("canonical"))
+            .expect("a new project");
+        (id, testing::context(index, hub, shutdown), root)
     }
 
-    /// A connection over channels, with one known project; returns the project id.
-    fn connect(
+    /// A `/api/ws` socket over channels, with one known project, past its `hello`; returns the
+    /// project id.
+    async fn connect(
         hub: &Hub,
         shutdown: &Shutdown,
     ) -> (
@@ -403,10 +358,12 @@ mod tests {
         tokio::task::JoinHandle<()>,
         tempfile::TempDir,
     ) {
-        let (id, connection, root) = one_project_connection(hub, shutdown);
-        let (server_tx, client_rx) = mpsc::channel::<Message>(64);
-        let (client_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
-        let task = tokio::spawn(run(connection, server_tx, server_rx));
+        let (id, socket, root) = one_project_socket(hub, shutdown);
+        let (client_tx, mut client_rx, task) = testing::serve(socket, Live::default());
+        let hello = next_json(&mut client_rx).await;
+        assert_eq!(hello["type"], "hello");
+        assert_eq!(hello["connection"], 7);
+        assert_eq!(hello["epoch"], hub.epoch());
         (id, client_tx, client_rx, task, root)
     }
 
@@ -456,8 +413,7 @@ mod tests {
     #[tokio::test]
     async fn a_topic_named_many_times_is_served_once_and_a_close_is_echoed() {
         let hub = Hub::new(8);
-        let (id, mut tx, mut rx, task, root) = connect(&hub, &Shutdown::default());
-        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        let (id, mut tx, mut rx, task, root) = connect(&hub, &Shutdown::default()).await;
         let topics: Vec<String> = (0..50).map(|_| format!("log:{id}")).collect();
         say(
             &mut tx,
@@ -479,10 +435,7 @@ mod tests {
         .await
         .expect("send");
         assert_eq!(next_close(&mut rx).await, 4000, "the code is echoed");
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("task ends")
-            .expect("task did not panic");
+        testing::ended(task).await;
         drop(root);
     }
 
@@ -490,11 +443,7 @@ mod tests {
     async fn bad_frames_get_errors_and_the_socket_stays_open() {
         let hub = Hub::new(8);
         let shutdown = Shutdown::default();
-        let (_id, mut tx, mut rx, task, _root) = connect(&hub, &shutdown);
-        let hello = next_json(&mut rx).await;
-        assert_eq!(hello["type"], "hello");
-        assert_eq!(hello["connection"], 7);
-        assert_eq!(hello["epoch"], hub.epoch());
+        let (_id, mut tx, mut rx, task, _root) = connect(&hub, &shutdown).await;
 
         for bad in [
             "{oops",
@@ -515,25 +464,15 @@ mod tests {
         assert_eq!(next_json(&mut rx).await["type"], "pong");
 
         shutdown.trigger();
-        let close = tokio::time::timeout(Duration::from_secs(5), rx.next())
-            .await
-            .expect("close within 5 s");
-        match close {
-            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, 1001),
-            other => panic!("expected close 1001, got {other:?}"),
-        }
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("task ends")
-            .expect("task did not panic");
+        assert_eq!(testing::close_code(&mut rx).await, Some(1001));
+        testing::ended(task).await;
     }
 
     #[tokio::test]
     async fn events_reach_only_subscribers_and_lag_means_resync() {
         let hub = Hub::new(2);
         let shutdown = Shutdown::default();
-        let (id, mut tx, mut rx, _task, _root) = connect(&hub, &shutdown);
-        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        let (id, mut tx, mut rx, _task, _root) = connect(&hub, &shutdown).await;
         say(
             &mut tx,
             &format!(r#"{{"action":"subscribe","topics":["project:{id}"]}}"#),
@@ -544,8 +483,8 @@ mod tests {
         assert_eq!(ack["topics"][0], format!("project:{id}"));
         assert_eq!(ack["cursors"][format!("project:{id}")]["seq"], 0);
 
-        hub.publish(&status("someone-else"));
-        hub.publish(&status(&id));
+        hub.publish(status("someone-else"));
+        hub.publish(status(&id));
         let event = next_json(&mut rx).await;
         assert_eq!(event["type"], "status_changed");
         assert_eq!(event["project"], id.as_str());
@@ -553,7 +492,7 @@ mod tests {
 
         // Overflow the 2-slot channel before the connection can read: it must be told to resync.
         for _ in 0..5 {
-            hub.publish(&status(&id));
+            hub.publish(status(&id));
         }
         let mut saw_resync = false;
         for _ in 0..4 {
@@ -569,10 +508,9 @@ mod tests {
     async fn a_resuming_client_gets_exactly_what_it_missed() {
         let hub = Hub::new(64);
         let shutdown = Shutdown::default();
-        let (id, mut tx, mut rx, _task, _root) = connect(&hub, &shutdown);
-        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        let (id, mut tx, mut rx, _task, _root) = connect(&hub, &shutdown).await;
         for _ in 0..3 {
-            hub.publish(&status(&id));
+            hub.publish(status(&id));
         }
         let epoch = hub.epoch();
         say(
@@ -587,7 +525,7 @@ mod tests {
             next_json(&mut rx).await["seq"].as_u64().unwrap_or(0),
         ];
         assert_eq!(replayed, [2, 3]);
-        hub.publish(&status(&id));
+        hub.publish(status(&id));
         // Events 2 and 3 also sat in the channel: they must not arrive twice.
         assert_eq!(next_json(&mut rx).await["seq"], 4);
 
@@ -603,49 +541,30 @@ mod tests {
         assert_eq!(resync["topic"], format!("project:{id}"));
     }
 
-    async fn next_close(rx: &mut ClientRx) -> u16 {
-        loop {
-            let message = tokio::time::timeout(Duration::from_secs(5), rx.next())
-                .await
-                .expect("a frame within 5 s");
-            match message {
-                Some(Message::Close(Some(frame))) => return frame.code,
-                Some(_) => continue,
-                None => panic!("socket ended without a close frame"),
-            }
-        }
-    }
-
     #[tokio::test]
     async fn a_hub_that_closes_while_the_server_runs_is_an_internal_error() {
         let hub = Hub::new(8);
         let shutdown = Shutdown::default();
-        let (_id, mut connection, _root) = one_project_connection(&hub, &shutdown);
-        // The connection's own hub cannot close while it holds it; a channel from a hub that
-        // is gone stands in for the impossible.
+        let (_id, mut socket, _root) = one_project_socket(&hub, &shutdown);
+        // The socket's own hub cannot close while it holds it; a channel from a hub that is
+        // gone stands in for the impossible.
         let gone = Hub::new(8);
-        connection.events = gone.subscribe();
+        socket.events = gone.subscribe();
         drop(gone);
-        let (server_tx, mut rx) = mpsc::channel::<Message>(64);
-        let (_tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
-        let task = tokio::spawn(run(connection, server_tx, server_rx));
+        let (_tx, mut rx, task) = testing::serve(socket, Live::default());
         assert_eq!(next_json(&mut rx).await["type"], "hello");
         let error = next_json(&mut rx).await;
         assert_eq!(error["type"], "error");
         assert_eq!(error["code"], 4500);
         assert_eq!(next_close(&mut rx).await, 4500);
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("task ends")
-            .expect("task did not panic");
+        testing::ended(task).await;
         assert!(METRICS.internal_errors.load(Ordering::Relaxed) >= 1);
     }
 
     #[tokio::test]
     async fn an_oversized_message_is_refused_with_1009() {
         let hub = Hub::new(8);
-        let (_id, mut tx, mut rx, _task, _root) = connect(&hub, &Shutdown::default());
-        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        let (_id, mut tx, mut rx, _task, _root) = connect(&hub, &Shutdown::default()).await;
         say(&mut tx, &"x".repeat(MAX_INBOUND_BYTES + 1)).await;
         let error = next_json(&mut rx).await;
         assert_eq!(error["code"], 1009);
@@ -655,8 +574,7 @@ mod tests {
     #[tokio::test]
     async fn a_flooding_client_is_closed_with_1008() {
         let hub = Hub::new(8);
-        let (_id, mut tx, mut rx, _task, _root) = connect(&hub, &Shutdown::default());
-        assert_eq!(next_json(&mut rx).await["type"], "hello");
+        let (_id, mut tx, mut rx, _task, _root) = connect(&hub, &Shutdown::default()).await;
         for _ in 0..(RATE_BURST as usize + 5) {
             if tx
                 .send(Ok(Message::Text(r#"{"action":"ping"}"#.into())))
@@ -711,7 +629,7 @@ mod tests {
     #[tokio::test]
     async fn a_burst_of_events_goes_out_in_one_flush() {
         let hub = Hub::new(64);
-        let (id, connection, _root) = one_project_connection(&hub, &Shutdown::default());
+        let (id, socket, _root) = one_project_socket(&hub, &Shutdown::default());
         let flushes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (server_tx, mut rx) = mpsc::channel::<Message>(64);
         let sink = CountingSink {
@@ -719,7 +637,7 @@ mod tests {
             flushes: flushes.clone(),
         };
         let (mut tx, server_rx) = mpsc::channel::<Result<Message, Infallible>>(16);
-        let _task = tokio::spawn(run(connection, sink, server_rx));
+        let _task = tokio::spawn(connection::run(socket, Live::default(), sink, server_rx));
         assert_eq!(next_json(&mut rx).await["type"], "hello");
         say(
             &mut tx,
@@ -731,7 +649,7 @@ mod tests {
         let before = flushes.load(Ordering::Relaxed);
         // Published while the connection task cannot run (one thread, no await in between).
         for _ in 0..10 {
-            hub.publish(&status(&id));
+            hub.publish(status(&id));
         }
         for seq in 1..=10 {
             assert_eq!(next_json(&mut rx).await["seq"], seq);

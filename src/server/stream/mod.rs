@@ -7,3 +7,5 @@ pub mod connection;
 pub mod limits;
 pub mod live;
 pub mod sse;
+#[cfg(test)]
+mod testing;

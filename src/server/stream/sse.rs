@@ -27,7 +27,7 @@ use crate::model::{
 };
 use crate::server::{
     auth::Claims,
-    hub::{Frame, Replay},
+    hub::{ArchivedProjects, Frame, Replay},
     metrics::{self, METRICS},
     stream::{connection, limits::Slot},
     AppState,
@@ -98,6 +98,7 @@ pub async fn events(
         .map(str::to_owned)
         .or(query.last_event_id);
     let since = last_id.as_deref().map(decode_cursors).unwrap_or_default();
+    let archived = ArchivedProjects::included(query.include_archived);
 
     // Subscribe before reading the rings, so nothing published in between is lost.
     let receiver = state.hub.subscribe();
@@ -109,7 +110,7 @@ pub async fn events(
                 (Replay::Frames(frames), now) => {
                     for frame in frames {
                         delivered.insert(topic.clone(), frame.cursor);
-                        if frame.visible(query.include_archived) {
+                        if frame.visible(archived) {
                             initial.push(frame_event(&frame, &delivered));
                         }
                     }
@@ -131,7 +132,7 @@ pub async fn events(
     let live = live_events(
         receiver,
         delivered,
-        query.include_archived,
+        archived,
         state.shutdown.wait(),
         expiry,
         slot,
@@ -147,7 +148,7 @@ pub async fn events(
 fn live_events(
     receiver: Receiver<Arc<Frame>>,
     delivered: BTreeMap<Topic, Cursor>,
-    include_archived: bool,
+    archived: ArchivedProjects,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
     expiry: Option<tokio::time::Instant>,
     slot: Slot,
@@ -186,7 +187,7 @@ fn live_events(
                         Ok(frame) => match delivered.get_mut(&frame.topic) {
                             Some(cursor) if frame.cursor > *cursor => {
                                 *cursor = frame.cursor;
-                                if !frame.visible(include_archived) {
+                                if !frame.visible(archived) {
                                     continue;
                                 }
                                 let event = frame_event(&frame, &delivered);
