@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::model::api_types::{ApiError, ContextFile};
 
-use super::files::is_spec_name;
+use super::kind::is_spec_name;
 use crate::server::safe_open;
 
 /// Largest context file shown.

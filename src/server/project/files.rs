@@ -16,7 +16,7 @@ use crate::contract::ralph::{
 use crate::model::protocol::{FileChange, ServerMessage};
 use crate::server::{clock::now, safe_open};
 
-use super::kind::ProjectKind;
+use super::kind::FileKind;
 use super::liveness::{loop_liveness, Liveness};
 use super::{ProjectState, Report};
 
@@ -24,54 +24,6 @@ use super::{ProjectState, Report};
 pub const MAX_SMALL_FILE: u64 = 4 * 1024 * 1024;
 /// Notifications remembered per project.
 const NOTIFICATION_HISTORY: usize = 200;
-
-/// Which of a project's files changed.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FileKind {
-    Log,
-    Jsonl,
-    Plan,
-    Pid,
-    Pause,
-    Notification,
-    Config,
-    /// `AGENTS.md`, `PROMPT.md` or `specs/*.md` (the name relative to the project).
-    Context(String),
-}
-
-impl FileKind {
-    /// What `path` (inside the project at `dir`) is, if loopwatch cares about it: the file of
-    /// whichever kind claims the path ([`ProjectKind::classify`]). The project directory itself
-    /// counts as the pid file: when it comes or goes, liveness is re-checked.
-    pub fn classify(dir: &Path, path: &Path) -> Option<FileKind> {
-        let relative = path.strip_prefix(dir).ok()?;
-        if relative.as_os_str().is_empty() {
-            return Some(FileKind::Pid);
-        }
-        ProjectKind::ALL
-            .into_iter()
-            .find_map(|kind| kind.classify(relative))
-    }
-
-    /// Every kind, for a full re-read (of a project of any kind).
-    pub fn all() -> Vec<FileKind> {
-        let mut all: Vec<FileKind> = ProjectKind::ALL
-            .into_iter()
-            .flat_map(ProjectKind::files)
-            .collect();
-        let mut seen = std::collections::HashSet::new();
-        all.retain(|file| seen.insert(file.clone()));
-        all
-    }
-}
-
-/// `specs/NAME.md` with a plain name (no hidden files, no separators).
-pub fn is_spec_name(name: &str) -> bool {
-    name.ends_with(".md")
-        && name.len() > 3
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-}
 
 /// The last part of a relative path, as warnings name a file: `.ralph/ralph.pid` -> `ralph.pid`.
 pub fn file_name(rel: &str) -> &str {
@@ -258,39 +210,5 @@ impl ProjectState {
             }],
             Report::Quiet => Vec::new(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn context_paths_are_classified_and_nothing_else() {
-        let dir = Path::new("/p");
-        let kind = |rel: &str| FileKind::classify(dir, &dir.join(rel));
-        assert_eq!(kind(".ralph/ralph.log"), Some(FileKind::Log));
-        assert_eq!(kind("IMPLEMENTATION_PLAN.md"), Some(FileKind::Plan));
-        assert_eq!(
-            kind("specs/a.md"),
-            Some(FileKind::Context("specs/a.md".into()))
-        );
-        assert_eq!(kind("specs/deep/a.md"), None);
-        assert_eq!(kind("src/main.rs"), None);
-        assert_eq!(kind(".ralph/other"), None);
-        // The project or its loop directory came or went: a liveness re-check.
-        assert_eq!(kind(""), Some(FileKind::Pid));
-        assert_eq!(kind(".ralph"), Some(FileKind::Pid));
-        assert_eq!(
-            FileKind::classify(dir, Path::new("/elsewhere/AGENTS.md")),
-            None
-        );
-    }
-
-    #[test]
-    fn a_full_reread_covers_each_file_once() {
-        let all = FileKind::all();
-        assert_eq!(all, ProjectKind::Ralph.files());
-        assert!(!all.iter().any(|file| matches!(file, FileKind::Context(_))));
     }
 }

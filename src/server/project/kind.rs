@@ -1,11 +1,58 @@
-//! What a project's kind says about its files: where each [`FileKind`] lives, relative to the
-//! project, and which relative paths are its files. Telling a directory's kind is discovery's
-//! half of the seam ([`ProjectKind::detect`]).
+//! A project's files ([`FileKind`]) and what its kind says about them: where each lives,
+//! relative to the project, and which relative paths are its files. Telling a directory's kind
+//! is discovery's half of the seam ([`ProjectKind::detect`]).
 
 use std::path::Path;
 
-use super::files::{is_spec_name, FileKind};
 pub use crate::server::discovery::ProjectKind;
+
+/// Which of a project's files changed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    Log,
+    Jsonl,
+    Plan,
+    Pid,
+    Pause,
+    Notification,
+    Config,
+    /// `AGENTS.md`, `PROMPT.md` or `specs/*.md` (the name relative to the project).
+    Context(String),
+}
+
+impl FileKind {
+    /// What `path` (inside the project at `dir`) is, if loopwatch cares about it: the file of
+    /// whichever kind claims the path ([`ProjectKind::classify`]). The project directory itself
+    /// counts as the pid file: when it comes or goes, liveness is re-checked.
+    pub fn classify(dir: &Path, path: &Path) -> Option<FileKind> {
+        let relative = path.strip_prefix(dir).ok()?;
+        if relative.as_os_str().is_empty() {
+            return Some(FileKind::Pid);
+        }
+        ProjectKind::ALL
+            .into_iter()
+            .find_map(|kind| kind.classify(relative))
+    }
+
+    /// Every kind, for a full re-read (of a project of any kind).
+    pub fn all() -> Vec<FileKind> {
+        let mut all: Vec<FileKind> = ProjectKind::ALL
+            .into_iter()
+            .flat_map(ProjectKind::files)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        all.retain(|file| seen.insert(file.clone()));
+        all
+    }
+}
+
+/// `specs/NAME.md` with a plain name (no hidden files, no separators).
+pub fn is_spec_name(name: &str) -> bool {
+    name.ends_with(".md")
+        && name.len() > 3
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+}
 
 /// The plan a Ralph loop works through, at the project's top.
 const PLAN_FILE: &str = "IMPLEMENTATION_PLAN.md";
@@ -95,6 +142,35 @@ pub fn watched_dirs() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_paths_are_classified_and_nothing_else() {
+        let dir = Path::new("/p");
+        let kind = |rel: &str| FileKind::classify(dir, &dir.join(rel));
+        assert_eq!(kind(".ralph/ralph.log"), Some(FileKind::Log));
+        assert_eq!(kind("IMPLEMENTATION_PLAN.md"), Some(FileKind::Plan));
+        assert_eq!(
+            kind("specs/a.md"),
+            Some(FileKind::Context("specs/a.md".into()))
+        );
+        assert_eq!(kind("specs/deep/a.md"), None);
+        assert_eq!(kind("src/main.rs"), None);
+        assert_eq!(kind(".ralph/other"), None);
+        // The project or its loop directory came or went: a liveness re-check.
+        assert_eq!(kind(""), Some(FileKind::Pid));
+        assert_eq!(kind(".ralph"), Some(FileKind::Pid));
+        assert_eq!(
+            FileKind::classify(dir, Path::new("/elsewhere/AGENTS.md")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_full_reread_covers_each_file_once() {
+        let all = FileKind::all();
+        assert_eq!(all, ProjectKind::Ralph.files());
+        assert!(!all.iter().any(|file| matches!(file, FileKind::Context(_))));
+    }
 
     #[test]
     fn every_file_is_classified_back_from_its_path() {

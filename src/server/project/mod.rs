@@ -28,7 +28,7 @@ use std::{
 use crate::contract::ralph::{config::LoopConfig, notification::Notification, plan::Plan};
 use crate::model::{protocol::ServerMessage, ProjectSummary};
 
-pub use files::FileKind;
+pub use kind::FileKind;
 pub use kind::ProjectKind;
 pub use queries::{IterationLocation, LogView};
 

@@ -15,7 +15,8 @@ use crate::model::{
 };
 use crate::server::clock::now;
 
-use super::files::{modified, FileKind};
+use super::files::modified;
+use super::kind::FileKind;
 use super::ProjectState;
 
 /// Iterations shown in a card's health strip.

@@ -15,7 +15,8 @@ use crate::contract::ralph::{
 use crate::model::protocol::{IterationDone, IterationStart, LogLines, ServerMessage};
 use crate::server::clock::now;
 
-use super::files::{file_name, FileKind};
+use super::files::file_name;
+use super::kind::FileKind;
 use super::tail::{ReadOutcome, Tail};
 use super::{ProjectState, Report};
 
