@@ -2,6 +2,7 @@
 
 pub mod charts;
 mod connection;
+mod controls;
 mod dashboard;
 mod format;
 mod login;

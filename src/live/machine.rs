@@ -123,12 +123,20 @@ impl Machine {
     }
 }
 
+/// What the page shows, which sets how often it polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watching {
+    /// A project page, whose log should keep moving.
+    Project,
+    /// The dashboard's cards.
+    Cards,
+}
+
 /// How often to poll while polling.
-pub fn poll_interval_ms(log_visible: bool) -> u32 {
-    if log_visible {
-        POLL_LOG_MS
-    } else {
-        POLL_STATE_MS
+pub fn poll_interval_ms(watching: Watching) -> u32 {
+    match watching {
+        Watching::Project => POLL_LOG_MS,
+        Watching::Cards => POLL_STATE_MS,
     }
 }
 
@@ -207,6 +215,6 @@ mod tests {
 
     #[test]
     fn log_polls_faster() {
-        assert!(poll_interval_ms(true) < poll_interval_ms(false));
+        assert!(poll_interval_ms(Watching::Project) < poll_interval_ms(Watching::Cards));
     }
 }
