@@ -10,7 +10,7 @@ mod store;
 #[cfg(feature = "hydrate")]
 pub mod socket;
 
-pub use machine::Connection;
+pub use machine::StreamState;
 pub use store::{LiveStore, Overwrite, ProjectCard, ProjectView, Refetch, Toast};
 
 /// How much of the log a project page carries when it is first rendered (a quick first paint).

@@ -16,7 +16,7 @@ use leptos::prelude::*;
 use serde::Deserialize;
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
-use super::machine::{poll_interval_ms, Connection, Machine, Watching};
+use super::machine::{poll_interval_ms, Machine, StreamState, Watching};
 use super::store::{LiveStore, Overwrite, Refetch};
 use crate::api::{list_projects, load_log, load_project, load_recent};
 use crate::model::{
@@ -125,7 +125,7 @@ async fn run(store: LiveStore, mut wake: UnboundedReceiver<()>, mut want: Unboun
             _ => {}
         }
         let (state, delay) = machine.lost(now_ms(), js_sys::Math::random());
-        store.connection.set(state);
+        store.stream.set(state);
         wait(store, state, delay, &mut wake).await;
     }
 }
@@ -133,7 +133,7 @@ async fn run(store: LiveStore, mut wake: UnboundedReceiver<()>, mut want: Unboun
 /// Waits out the backoff delay (polling meanwhile when the state says so); a wake-up ends it.
 async fn wait(
     store: LiveStore,
-    state: Connection,
+    state: StreamState,
     delay_ms: u32,
     wake: &mut UnboundedReceiver<()>,
 ) {
@@ -199,7 +199,7 @@ async fn session(
                 return Ended::NeverLive;
             };
             store.set_server_epoch(epoch);
-            store.connection.set(machine.connected());
+            store.stream.set(machine.connected());
         }
         _ => return Ended::NeverLive,
     }
@@ -351,7 +351,7 @@ where
 }
 
 fn sign_out(store: LiveStore) {
-    store.connection.set(Connection::SignedOut);
+    store.stream.set(StreamState::SignedOut);
     to_login();
 }
 

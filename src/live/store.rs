@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use leptos::prelude::*;
 
 use super::log::LogBuffer;
-use super::machine::Connection;
+use super::machine::StreamState;
 use crate::contract::ralph::notification::Notification;
 use crate::model::{
     api_types::{IterationRow, LogText, ProjectDetail, ProjectList},
@@ -63,7 +63,7 @@ pub enum Overwrite {
 /// The store. `Copy`: every field is an arena handle.
 #[derive(Clone, Copy, Debug)]
 pub struct LiveStore {
-    pub connection: RwSignal<Connection>,
+    pub stream: RwSignal<StreamState>,
     /// Per topic, the cursor of the last event the state reflects: what to resume from.
     cursors: StoredValue<BTreeMap<Topic, Cursor>>,
     cards: StoredValue<Option<RwSignal<Vec<ProjectCard>>>>,
@@ -85,7 +85,7 @@ const MAX_TOASTS: usize = 5;
 impl LiveStore {
     pub fn new() -> Self {
         Self {
-            connection: RwSignal::new(Connection::Connecting),
+            stream: RwSignal::new(StreamState::Connecting),
             cursors: StoredValue::new(BTreeMap::new()),
             cards: StoredValue::new(None),
             project: StoredValue::new(None),
@@ -598,6 +598,11 @@ mod tests {
         }
     }
 
+    /// The log's text as the buffer holds it, one `\n` after each line.
+    fn held_text(log: &LogBuffer) -> String {
+        log.with_lines(|lines| lines.iter().map(|line| format!("{}\n", line.raw)).collect())
+    }
+
     fn log_text(text: &str, seq: u64) -> LogText {
         LogText {
             text: text.into(),
@@ -729,7 +734,7 @@ mod tests {
                 lines: "two\n=== Iteration 2/5 ===\n".into(),
             },
         });
-        assert_eq!(view.log.text(), "one\ntwo\n=== Iteration 2/5 ===\n");
+        assert_eq!(held_text(&view.log), "one\ntwo\n=== Iteration 2/5 ===\n");
         assert_eq!(view.log.headers(), [2]);
         let refetch = store.apply(ServerMessage::LogRotated {
             project: "a".into(),
@@ -737,17 +742,17 @@ mod tests {
         });
         assert_eq!(refetch, [Refetch::Log("a".into())]);
         store.replace_log("a", log_text("fresh\n", 9), Overwrite::IfNewer);
-        assert_eq!(view.log.text(), "fresh\n");
+        assert_eq!(held_text(&view.log), "fresh\n");
         assert_eq!(store.cursor(&Topic::Log("a".into())), Some(cursor(9)));
         // A reload that started before the last applied event is older: ignored.
         store.replace_log("a", log_text("stale\n", 8), Overwrite::IfNewer);
-        assert_eq!(view.log.text(), "fresh\n");
+        assert_eq!(held_text(&view.log), "fresh\n");
         // The same cursor with more of the log (the tab's full load) replaces the tail.
         store.replace_log("a", log_text("earlier\nfresh\n", 9), Overwrite::IfNewer);
-        assert_eq!(view.log.text(), "earlier\nfresh\n");
+        assert_eq!(held_text(&view.log), "earlier\nfresh\n");
         // After a resync the server's state wins even if its cursor looks older.
         store.replace_log("a", log_text("restarted\n", 2), Overwrite::Always);
-        assert_eq!(view.log.text(), "restarted\n");
+        assert_eq!(held_text(&view.log), "restarted\n");
         assert_eq!(store.cursor(&Topic::Log("a".into())), Some(cursor(2)));
     }
 

@@ -147,18 +147,6 @@ impl LogBuffer {
     pub fn headers(&self) -> Vec<usize> {
         self.headers.get_value()
     }
-
-    /// The whole text as held (what a test compares with the file).
-    pub fn text(&self) -> String {
-        self.with_lines(|lines| {
-            let mut text = String::new();
-            for line in lines {
-                text.push_str(&line.raw);
-                text.push('\n');
-            }
-            text
-        })
-    }
 }
 
 /// Splits appended text into lines without their `\n` (or `\r\n`). The protocol sends whole
