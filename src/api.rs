@@ -71,12 +71,13 @@ pub async fn load_iteration_log(
         .map_err(|error| ApiError::Io(format!("ralph.log: {error}")))
 }
 
-/// The log as published so far (its last `max_bytes`, at most and by default 8 MiB), with the
-/// `log:ID` cursor it ends at.
+/// The log as published so far (its last `max_bytes`, at most and by default
+/// [`MAX_LOG_BYTES`](crate::model::api_types::MAX_LOG_BYTES)), with the `log:ID` cursor it
+/// ends at.
 #[server(prefix = "/api", endpoint = "log", input = Json)]
 pub async fn load_log(project: String, max_bytes: Option<u64>) -> Result<LogText, ApiError> {
-    const MAX_LOG: u64 = 8 * 1024 * 1024;
-    let max_bytes = max_bytes.unwrap_or(MAX_LOG).min(MAX_LOG);
+    use crate::model::api_types::MAX_LOG_BYTES;
+    let max_bytes = max_bytes.unwrap_or(MAX_LOG_BYTES).min(MAX_LOG_BYTES);
     let state = ssr::state()?;
     crate::server::safe_open::off_thread(move || {
         match state.index.log_snapshot(&project, max_bytes) {

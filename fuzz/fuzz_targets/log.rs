@@ -5,8 +5,9 @@
 use std::borrow::Cow;
 
 use libfuzzer_sys::fuzz_target;
+use loopwatch::contract::ansi::strip_ansi;
 use loopwatch::contract::ralph::log::{
-    parse_header, parse_marker, parse_token_number, strip_ansi, LogEvent, LogScanner, Marker,
+    parse_header, parse_marker, parse_token_number, LogEvent, LogScanner, Marker,
     MAX_MARKER_TEXT_CHARS,
 };
 

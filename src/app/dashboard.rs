@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 
 use super::{
+    controls::SearchBox,
     format::{cost_label, health_name, iteration_label, time_label, tokens_label},
     toasts::NotificationPermission,
 };
@@ -71,13 +72,7 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
         <div class="toolbar">
             <label class="search">
                 <span class="visually-hidden">"Search projects"</span>
-                <input
-                    type="search"
-                    placeholder="Search projects"
-                    aria-label="Search projects"
-                    prop:value=search
-                    on:input=move |ev| search.set(event_target_value(&ev))
-                />
+                <SearchBox label="Search projects" value=search />
             </label>
             <label>
                 <input

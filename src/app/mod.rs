@@ -1,11 +1,12 @@
 //! The Leptos UI: document shell, routes, pages.
 
 pub mod charts;
-mod connection;
+mod controls;
 mod dashboard;
 mod format;
 mod login;
 mod project;
+mod stream_status;
 mod toasts;
 
 use leptos::prelude::*;
@@ -16,12 +17,12 @@ use leptos_router::{
 };
 
 use crate::live::LiveStore;
-use connection::ConnectionIndicator;
 use dashboard::Dashboard;
 use login::LoginPage;
 use project::{
     FilesTab, IterationsTab, LogTab, NotificationsTab, OverviewTab, PlanTab, ProjectPage,
 };
+use stream_status::StreamStatus;
 use toasts::Toasts;
 
 /// The HTML document around the app, rendered on the server only.
@@ -58,7 +59,7 @@ pub fn App() -> impl IntoView {
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
         <Title text="loopwatch" />
         <Router>
-            <ConnectionIndicator />
+            <StreamStatus />
             <Toasts />
             <Routes fallback=NotFound>
                 // Async: the page is sent once its data is ready, so it arrives complete

@@ -1,9 +1,10 @@
-//! Log lines with ANSI escape codes turned into styled spans for the browser.
-//!
-//! Only SGR (`ESC [ ... m`) changes how text looks; every other escape sequence is removed with
-//! the same grammar as `contract::log::strip_ansi`, so search text and the server's parsing agree.
+//! Terminal escape sequences, read by one grammar for two uses: [`strip_ansi`] removes them (the
+//! server's log parsing, the browser's search text) and [`spans`] turns a line into styled runs
+//! for the UI. Only SGR (`ESC [ ... m`) changes how text looks; every other sequence is dropped.
 //! Basic colours become CSS classes (the theme picks them); 256-colour and truecolour values
 //! become inline styles, since no stylesheet can list 16 million classes.
+
+use std::borrow::Cow;
 
 const ESC: u8 = 0x1B;
 const BEL: u8 = 0x07;
@@ -142,6 +143,7 @@ impl Style {
 /// (so colours can carry over lines). A trailing `\n` or `\r\n` is dropped. A `\r` followed by
 /// more text discards what came before it (progress bars redraw with `\r`); escape sequences
 /// before it still change the style. Adjacent runs with the same look are merged; no span is empty.
+/// Their text is [`strip_ansi`] of the line with that redraw rule applied.
 pub fn spans(line: &str, style: &mut Style) -> Vec<Span> {
     let mut out: Vec<Span> = Vec::new();
     // Rendering a style allocates, so it is redone only when the style changed.
@@ -179,28 +181,24 @@ pub fn spans(line: &str, style: &mut Style) -> Vec<Span> {
     out
 }
 
-/// Plain text with every escape sequence removed (for search): exactly the concatenated text of
-/// [`spans`], with the same newline and `\r` rules.
-pub fn strip(line: &str) -> String {
-    let line = without_newline(line);
-    if !line.bytes().any(|byte| byte == ESC || byte == CR) {
-        return line.to_owned();
+/// Removes every terminal escape sequence: CSI (`ESC [` ... final byte), OSC and the other string
+/// sequences (`ESC ]`, `ESC P`, `ESC X`, `ESC ^`, `ESC _`, ended by BEL or `ESC \`), `ESC` +
+/// intermediates + final (such as `ESC ( B`), two-byte `ESC x`, and a lone `ESC`. Everything
+/// else stays, `\r` and `\n` included (the redraw rule is [`spans`]' business). Borrows when the
+/// line holds no ESC.
+pub fn strip_ansi(line: &str) -> Cow<'_, str> {
+    if !line.as_bytes().contains(&ESC) {
+        return Cow::Borrowed(line);
     }
     let mut plain = String::with_capacity(line.len());
-    let mut pending_return = false;
     for token in Tokens::new(line) {
         match token {
-            Token::Text(text) => {
-                if std::mem::take(&mut pending_return) {
-                    plain.clear();
-                }
-                plain.push_str(text);
-            }
+            Token::Text(text) => plain.push_str(text),
+            Token::CarriageReturn => plain.push('\r'),
             Token::Sgr(_) => {}
-            Token::CarriageReturn => pending_return = true,
         }
     }
-    plain
+    Cow::Owned(plain)
 }
 
 /// Drops one trailing `\n`; a `\r` left before it is a carriage return with no text after it,
@@ -264,10 +262,11 @@ impl<'a> Iterator for Tokens<'a> {
 }
 
 /// Index just past the escape sequence at `escape_at` (which holds ESC), and the byte range of
-/// its parameters when it is an SGR. Mirrors `contract::log`'s grammar: CSI (`ESC [`, parameter
-/// and intermediate bytes, final byte), string sequences (`ESC ]`, `P`, `X`, `^`, `_`, ended by
-/// BEL, `ESC \`, another ESC or the end), `ESC` + intermediates + final, two-byte `ESC x`, and
-/// a lone ESC (dropped alone, so a following multi-byte character survives).
+/// its parameters when it is an SGR. The grammar: CSI (`ESC [`, parameter and intermediate
+/// bytes, final byte), string sequences (`ESC ]`, `P`, `X`, `^`, `_`, ended by BEL, `ESC \`,
+/// another ESC or the end), `ESC` + intermediates + final, two-byte `ESC x`, and a lone ESC
+/// (dropped alone, so a following multi-byte character survives). Only ASCII bytes are consumed
+/// outside string sequences, so multi-byte characters stay whole.
 fn escape_sequence(bytes: &[u8], escape_at: usize) -> (usize, Option<(usize, usize)>) {
     let at = |index: usize| bytes.get(index).copied();
     let mut cursor = escape_at.saturating_add(1);
@@ -456,7 +455,7 @@ fn byte(text: &str) -> Option<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn plain(text: &str) -> Span {
@@ -666,34 +665,61 @@ mod tests {
         );
     }
 
+    // ---------------------------------------------------------------- strip_ansi
+
     #[test]
-    fn strip_matches_contract_strip_ansi_cases() {
-        // The expectations of `contract::log`'s strip tests, which these must agree with.
-        for (line, expected) in [
-            (
-                "\x1b[1;34m[01:23:41] === Iteration 8 ===\x1b[0m",
-                "[01:23:41] === Iteration 8 ===",
-            ),
-            ("a\x1b[mb", "ab"),
-            ("\x1b[38;5;196mred\x1b[39m", "red"),
-            ("\x1b[?25lhidden cursor\x1b[?25h", "hidden cursor"),
-            ("x\x1b[2 qy", "xy"),
-            ("a\x1b]0;title\x07b", "ab"),
-            ("\x1b]8;;https://e.x\x1b\\link\x1b]8;;\x1b\\", "link"),
-            ("a\x1bPdcs payload\x1b\\b", "ab"),
-            ("a\x1b]0;never ends", "a"),
-            ("a\x1b]0;t\x1b[31mred", "ared"),
-            ("a\x1b(Bb", "ab"),
-            ("a\x1b=b\x1bMc", "abc"),
-            ("trailing\x1b", "trailing"),
-            ("\x1b", ""),
-            ("\x1b\x1b[1m", ""),
-            ("a\x1bé", "aé"),
-            ("a\x1b[é", "aé"),
-            ("a\x1b[12", "a"),
-        ] {
-            assert_eq!(strip(line), expected, "{line:?}");
-        }
+    fn strip_ansi_borrows_plain_text() {
+        let stripped = strip_ansi("[01:23:41] plain \u{2705} text\r");
+        assert!(matches!(stripped, Cow::Borrowed(_)));
+        assert_eq!(stripped, "[01:23:41] plain \u{2705} text\r");
+    }
+
+    #[test]
+    fn strip_ansi_removes_csi_sequences() {
+        assert_eq!(
+            strip_ansi("\x1b[1;34m[01:23:41] === Iteration 8 ===\x1b[0m"),
+            "[01:23:41] === Iteration 8 ==="
+        );
+        assert_eq!(strip_ansi("a\x1b[mb"), "ab");
+        assert_eq!(strip_ansi("\x1b[38;5;196mred\x1b[39m"), "red");
+        assert_eq!(
+            strip_ansi("\x1b[?25lhidden cursor\x1b[?25h"),
+            "hidden cursor"
+        );
+        assert_eq!(strip_ansi("x\x1b[2 qy"), "xy");
+    }
+
+    #[test]
+    fn strip_ansi_removes_osc_and_string_sequences() {
+        assert_eq!(strip_ansi("a\x1b]0;title\x07b"), "ab");
+        assert_eq!(
+            strip_ansi("\x1b]8;;https://e.x\x1b\\link\x1b]8;;\x1b\\"),
+            "link"
+        );
+        assert_eq!(strip_ansi("a\x1bPdcs payload\x1b\\b"), "ab");
+        // An unterminated string runs to the end of the line.
+        assert_eq!(strip_ansi("a\x1b]0;never ends"), "a");
+        // An ESC inside it that is not `ESC \` starts a new sequence.
+        assert_eq!(strip_ansi("a\x1b]0;t\x1b[31mred"), "ared");
+    }
+
+    #[test]
+    fn strip_ansi_removes_short_and_lone_escapes() {
+        assert_eq!(strip_ansi("a\x1b(Bb"), "ab");
+        assert_eq!(strip_ansi("a\x1b=b\x1bMc"), "abc");
+        assert_eq!(strip_ansi("trailing\x1b"), "trailing");
+        assert_eq!(strip_ansi("\x1b"), "");
+        assert_eq!(strip_ansi("\x1b\x1b[1m"), "");
+        assert_eq!(strip_ansi("a\x1b\nb"), "a\nb");
+        assert_eq!(strip_ansi("a\x1bé"), "aé");
+        assert_eq!(strip_ansi("a\x1b[é"), "aé");
+        assert_eq!(strip_ansi("a\x1b[12"), "a");
+    }
+
+    #[test]
+    fn strip_ansi_keeps_carriage_returns() {
+        // Only the view redraws on `\r`; the server's parsers see the line as written.
+        assert_eq!(strip_ansi("\x1b[32m10%\r20%\x1b[0m\r\n"), "10%\r20%\r\n");
     }
 
     #[test]
@@ -702,7 +728,7 @@ mod tests {
         assert_eq!(parse("done\r\n"), vec![plain("done")]);
         // A trailing `\r` has nothing after it, so the text before it stays.
         assert_eq!(parse("50%\r"), vec![plain("50%")]);
-        assert_eq!(strip("10%\r20%\r"), "20%");
+        assert_eq!(parse("10%\r20%\r"), vec![plain("20%")]);
         // Styles set before the `\r` still apply after it.
         let mut style = Style::default();
         assert_eq!(
@@ -710,7 +736,7 @@ mod tests {
             vec![classed("new", "ansi-fg-2")]
         );
         assert_eq!(style.fg, Some(Colour::Indexed(2)));
-        assert_eq!(strip("a\x1b[1m\r\x1b[0mb"), "b");
+        assert_eq!(parse("a\x1b[1m\r\x1b[0mb"), vec![plain("b")]);
     }
 
     #[test]
@@ -871,6 +897,17 @@ mod tests {
             })
     }
 
+    /// The redraw rule of [`spans`] on plain text: what follows the last `\r` that has text
+    /// after it.
+    fn redrawn(plain: &str) -> String {
+        plain
+            .split('\r')
+            .rev()
+            .find(|part| !part.is_empty())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     #[test]
     fn random_lines_keep_the_invariants() {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -879,7 +916,7 @@ mod tests {
             let mut style = Style::default();
             let out = spans(&line, &mut style);
             let text: String = out.iter().map(|span| span.text.as_str()).collect();
-            let stripped = strip(&line);
+            let stripped = redrawn(&strip_ansi(without_newline(&line)));
             assert_eq!(text, stripped, "{line:?}");
             assert!(!stripped.contains('\x1b'), "{line:?}");
             assert!(!stripped.contains('\r'), "{line:?}");
@@ -897,9 +934,12 @@ mod tests {
                     "unmerged {line:?}"
                 );
             }
-            if !stripped.ends_with('\n') {
-                assert_eq!(strip(&stripped), stripped, "strip is idempotent: {line:?}");
-            }
+            let once = strip_ansi(&line);
+            assert_eq!(
+                strip_ansi(&once),
+                once,
+                "strip_ansi is idempotent: {line:?}"
+            );
         }
     }
 
@@ -1050,6 +1090,57 @@ mod tests {
             let mut style = Style::default();
             assert_eq!(spans(&line, &mut style), expected, "{line:?}");
             assert_eq!(style, model, "{line:?}");
+        }
+    }
+
+    // ---------------------------------------------------------------- strip_ansi properties
+
+    use proptest::prelude::*;
+
+    /// Escape sequences of every kind the grammar knows, each complete.
+    pub(crate) fn escape_sequence() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\x1b\\[[0-9;?]{0,8}[ -/]{0,2}[@-~]",
+            "\x1b\\][^\x07\x1b]{0,12}\x07",
+            "\x1b[\\]P_^X][^\x07\x1b]{0,12}\x1b\\\\",
+            "\x1b[ -/]{1,2}[0-~]",
+            // Two-byte escapes, minus the letters that open CSI and string sequences.
+            "\x1b[0-OQ-WYZ`-~]",
+        ]
+    }
+
+    pub(crate) fn text_without_escape() -> impl Strategy<Value = String> {
+        "[^\x1b]{0,12}"
+    }
+
+    proptest! {
+        #[test]
+        fn strip_ansi_output_has_no_escape_and_is_idempotent(line in "\\PC{0,60}|[\x1b\\[\\]\\\\\x07;0-9a-zé ]{0,60}") {
+            let once = strip_ansi(&line);
+            prop_assert!(!once.contains('\x1b'));
+            prop_assert_eq!(strip_ansi(&once), once.clone());
+            if !line.contains('\x1b') {
+                prop_assert!(matches!(once, Cow::Borrowed(_)));
+                prop_assert_eq!(once.as_ref(), line.as_str());
+            }
+        }
+
+        #[test]
+        fn strip_ansi_keeps_exactly_the_text_between_sequences(
+            parts in proptest::collection::vec((text_without_escape(), escape_sequence()), 0..8),
+            tail in text_without_escape(),
+        ) {
+            let mut line = String::new();
+            let mut text = String::new();
+            for (plain, escape) in &parts {
+                line.push_str(plain);
+                line.push_str(escape);
+                text.push_str(plain);
+            }
+            line.push_str(&tail);
+            text.push_str(&tail);
+            let stripped = strip_ansi(&line);
+            prop_assert_eq!(stripped.as_ref(), text.as_str());
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The connection state machine, as pure functions: the socket task feeds it what happened and
+//! The live stream's state machine, as pure functions: the socket task feeds it what happened and
 //! shows what it returns. Kept free of browser types so it is unit-tested natively.
 
 use super::backoff::reconnect_delay_ms;
@@ -13,9 +13,9 @@ pub const POLL_STATE_MS: u32 = 5_000;
 /// Poll period while a log is on screen.
 pub const POLL_LOG_MS: u32 = 3_000;
 
-/// What the connection indicator shows.
+/// What the live stream is doing (the stream status indicator shows it).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Connection {
+pub enum StreamState {
     /// No page has asked for live data yet, or the first attempt is under way.
     Connecting,
     Live,
@@ -33,36 +33,36 @@ pub enum Connection {
     SignedOut,
 }
 
-impl Connection {
+impl StreamState {
     pub fn name(self) -> &'static str {
         match self {
-            Connection::Connecting => "connecting",
-            Connection::Live => "live",
-            Connection::Reconnecting { .. } => "reconnecting",
-            Connection::Polling { .. } => "polling",
-            Connection::SignedOut => "signed-out",
+            StreamState::Connecting => "connecting",
+            StreamState::Live => "live",
+            StreamState::Reconnecting { .. } => "reconnecting",
+            StreamState::Polling { .. } => "polling",
+            StreamState::SignedOut => "signed-out",
         }
     }
 
     /// Whether data should come from polling right now.
     pub fn polls(self) -> bool {
-        matches!(self, Connection::Polling { .. })
+        matches!(self, StreamState::Polling { .. })
     }
 
     /// The indicator's text at page time `now_ms`; empty when live.
     pub fn describe(self, now_ms: f64) -> String {
         match self {
-            Connection::Live => String::new(),
-            Connection::Connecting => "Connecting\u{2026}".to_owned(),
-            Connection::Reconnecting {
+            StreamState::Live => String::new(),
+            StreamState::Connecting => "Connecting\u{2026}".to_owned(),
+            StreamState::Reconnecting {
                 attempt,
                 retry_at_ms,
             } => format!(
                 "Reconnecting\u{2026} (attempt {attempt}, next in {} s)",
                 seconds_left(retry_at_ms, now_ms)
             ),
-            Connection::Polling { .. } => "Live updates unavailable - polling".to_owned(),
-            Connection::SignedOut => "Signed out - taking you to the login page".to_owned(),
+            StreamState::Polling { .. } => "Live updates unavailable - polling".to_owned(),
+            StreamState::SignedOut => "Signed out - taking you to the login page".to_owned(),
         }
     }
 }
@@ -85,8 +85,8 @@ pub struct Machine {
 
 impl Machine {
     /// The socket opened and the server said hello.
-    pub fn connected(&mut self) -> Connection {
-        Connection::Live
+    pub fn connected(&mut self) -> StreamState {
+        StreamState::Live
     }
 
     /// A connection that was live for `live_ms` ended. Only one that stayed up a while resets
@@ -99,18 +99,18 @@ impl Machine {
 
     /// An attempt failed or a live socket was lost. Returns the state to show and how long to
     /// wait before the next attempt (`random` in `[0, 1)` jitters it).
-    pub fn lost(&mut self, now_ms: f64, random: f64) -> (Connection, u32) {
+    pub fn lost(&mut self, now_ms: f64, random: f64) -> (StreamState, u32) {
         self.failures = self.failures.saturating_add(1);
         let delay = reconnect_delay_ms(self.failures, random);
         let retry_at_ms = now_ms + f64::from(delay);
         let attempt = self.failures.saturating_add(1);
         let state = if self.failures >= POLL_AFTER_FAILURES {
-            Connection::Polling {
+            StreamState::Polling {
                 attempt,
                 retry_at_ms,
             }
         } else {
-            Connection::Reconnecting {
+            StreamState::Reconnecting {
                 attempt,
                 retry_at_ms,
             }
@@ -123,12 +123,20 @@ impl Machine {
     }
 }
 
+/// What the page shows, which sets how often it polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watching {
+    /// A project page, whose log should keep moving.
+    Project,
+    /// The dashboard's cards.
+    Cards,
+}
+
 /// How often to poll while polling.
-pub fn poll_interval_ms(log_visible: bool) -> u32 {
-    if log_visible {
-        POLL_LOG_MS
-    } else {
-        POLL_STATE_MS
+pub fn poll_interval_ms(watching: Watching) -> u32 {
+    match watching {
+        Watching::Project => POLL_LOG_MS,
+        Watching::Cards => POLL_STATE_MS,
     }
 }
 
@@ -142,7 +150,7 @@ mod tests {
         let (first, delay) = machine.lost(0.0, 1.0);
         assert_eq!(
             first,
-            Connection::Reconnecting {
+            StreamState::Reconnecting {
                 attempt: 2,
                 retry_at_ms: 1_000.0
             }
@@ -151,19 +159,19 @@ mod tests {
         let (second, _) = machine.lost(1_000.0, 1.0);
         assert!(matches!(
             second,
-            Connection::Reconnecting { attempt: 3, .. }
+            StreamState::Reconnecting { attempt: 3, .. }
         ));
         let (third, delay) = machine.lost(3_000.0, 1.0);
         assert!(third.polls(), "{third:?}");
         assert_eq!(delay, 4_000);
         assert_eq!(machine.failures(), 3);
-        assert_eq!(machine.connected(), Connection::Live);
+        assert_eq!(machine.connected(), StreamState::Live);
         // Hello, then hung up at once: still failing, the delays keep growing.
         machine.ended_after(500.0);
         assert_eq!(machine.failures(), 3);
         assert!(machine.lost(0.0, 1.0).0.polls());
         // Live for a while: start over.
-        assert_eq!(machine.connected(), Connection::Live);
+        assert_eq!(machine.connected(), StreamState::Live);
         machine.ended_after(STABLE_MS);
         assert_eq!(machine.failures(), 0);
         assert!(!machine.lost(0.0, 1.0).0.polls());
@@ -186,7 +194,7 @@ mod tests {
         assert_eq!(seconds_left(5_000.0, 5_000.0), 0);
         assert_eq!(seconds_left(5_000.0, 9_000.0), 0);
         assert_eq!(seconds_left(f64::NAN, 0.0), 0);
-        let state = Connection::Reconnecting {
+        let state = StreamState::Reconnecting {
             attempt: 4,
             retry_at_ms: 8_000.0,
         };
@@ -194,9 +202,9 @@ mod tests {
             state.describe(1_500.0),
             "Reconnecting\u{2026} (attempt 4, next in 7 s)"
         );
-        assert_eq!(Connection::Live.describe(0.0), "");
+        assert_eq!(StreamState::Live.describe(0.0), "");
         assert_eq!(
-            Connection::Polling {
+            StreamState::Polling {
                 attempt: 4,
                 retry_at_ms: 0.0
             }
@@ -207,6 +215,6 @@ mod tests {
 
     #[test]
     fn log_polls_faster() {
-        assert!(poll_interval_ms(true) < poll_interval_ms(false));
+        assert!(poll_interval_ms(Watching::Project) < poll_interval_ms(Watching::Cards));
     }
 }

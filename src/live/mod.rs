@@ -4,21 +4,17 @@
 
 pub mod backoff;
 pub mod log;
-pub mod logview;
 pub mod machine;
 mod store;
 
 #[cfg(feature = "hydrate")]
 pub mod socket;
 
-pub use machine::Connection;
-pub use store::{LiveStore, ProjectCard, ProjectView, Refetch, Toast};
+pub use machine::StreamState;
+pub use store::{LiveStore, Overwrite, ProjectCard, ProjectView, Refetch, Toast};
 
 /// How much of the log a project page carries when it is first rendered (a quick first paint).
 pub const LOG_PAGE_BYTES: u64 = 256 * 1024;
-/// How much the log tab loads once it is open (the server's cap); the pane says when the log was
-/// longer still.
-pub const LOG_FULL_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Cuts the reconnect wait short (the Retry button). A no-op on the server.
 pub fn retry_now() {

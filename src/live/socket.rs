@@ -16,8 +16,8 @@ use leptos::prelude::*;
 use serde::Deserialize;
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 
-use super::machine::{poll_interval_ms, Connection, Machine};
-use super::store::{LiveStore, Refetch};
+use super::machine::{poll_interval_ms, Machine, StreamState, Watching};
+use super::store::{LiveStore, Overwrite, Refetch};
 use crate::api::{list_projects, load_log, load_project, load_recent};
 use crate::model::{
     protocol::{ServerMessage, CODE_AUTH_EXPIRED},
@@ -125,7 +125,7 @@ async fn run(store: LiveStore, mut wake: UnboundedReceiver<()>, mut want: Unboun
             _ => {}
         }
         let (state, delay) = machine.lost(now_ms(), js_sys::Math::random());
-        store.connection.set(state);
+        store.stream.set(state);
         wait(store, state, delay, &mut wake).await;
     }
 }
@@ -133,7 +133,7 @@ async fn run(store: LiveStore, mut wake: UnboundedReceiver<()>, mut want: Unboun
 /// Waits out the backoff delay (polling meanwhile when the state says so); a wake-up ends it.
 async fn wait(
     store: LiveStore,
-    state: Connection,
+    state: StreamState,
     delay_ms: u32,
     wake: &mut UnboundedReceiver<()>,
 ) {
@@ -144,7 +144,7 @@ async fn wait(
         if state.polls() {
             let mut parts = store.everything();
             parts.extend(store.take_pending());
-            if refetch_all(store, parts, false).await == Fetched::SignedOut {
+            if refetch_all(store, parts, Overwrite::IfNewer).await == Fetched::SignedOut {
                 return;
             }
         }
@@ -153,7 +153,12 @@ async fn wait(
             return;
         }
         let step = if state.polls() {
-            left.min(poll_interval_ms(store.project().is_some()))
+            let watching = if store.project().is_some() {
+                Watching::Project
+            } else {
+                Watching::Cards
+            };
+            left.min(poll_interval_ms(watching))
         } else {
             left
         };
@@ -194,7 +199,7 @@ async fn session(
                 return Ended::NeverLive;
             };
             store.set_server_epoch(epoch);
-            store.connection.set(machine.connected());
+            store.stream.set(machine.connected());
         }
         _ => return Ended::NeverLive,
     }
@@ -238,7 +243,7 @@ async fn stream_events(
     loop {
         if sync {
             while want.try_recv().is_ok() {}
-            match refetch_all(store, store.take_pending(), false).await {
+            match refetch_all(store, store.take_pending(), Overwrite::IfNewer).await {
                 Fetched::Ok => {}
                 Fetched::Failed => return Ended::Lost,
                 Fetched::SignedOut => return Ended::SignedOut,
@@ -285,7 +290,7 @@ async fn stream_events(
             // Unknown event types from a newer server are skipped, not fatal.
             continue;
         };
-        let (refetch, force) = match message {
+        let (refetch, overwrite) = match message {
             ServerMessage::Subscribed { cursors, .. } => {
                 // Topics the page had no cursor for start here; the others are advanced by the
                 // replayed events themselves.
@@ -294,22 +299,22 @@ async fn stream_events(
                         store.advance(topic, cursor);
                     }
                 }
-                (Vec::new(), false)
+                (Vec::new(), Overwrite::IfNewer)
             }
             // The server cannot serve our cursor: what it gives now replaces our state, even if
             // its cursor looks older (a restarted server), and the stream restarts from there.
-            ServerMessage::Resync { topic, .. } => (store.resync(topic), true),
-            event => (apply_event(store, &text, event), false),
+            ServerMessage::Resync { topic, .. } => (store.resync(topic), Overwrite::Always),
+            event => (apply_event(store, &text, event), Overwrite::IfNewer),
         };
         if refetch.is_empty() {
             continue;
         }
-        match refetch_all(store, refetch, force).await {
+        match refetch_all(store, refetch, overwrite).await {
             Fetched::Ok => {}
             Fetched::Failed => return Ended::Lost,
             Fetched::SignedOut => return Ended::SignedOut,
         }
-        if force {
+        if overwrite == Overwrite::Always {
             let Some(frame) = store.subscribe_frame() else {
                 continue;
             };
@@ -346,7 +351,7 @@ where
 }
 
 fn sign_out(store: LiveStore) {
-    store.connection.set(Connection::SignedOut);
+    store.stream.set(StreamState::SignedOut);
     to_login();
 }
 
@@ -376,10 +381,10 @@ pub enum Fetched {
     SignedOut,
 }
 
-/// Fetches each stale part through the server functions. `force` replaces the state even when
-/// the fetch looks older than it (after a `resync`). A lost session sends the page to the
-/// login page.
-pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>, force: bool) -> Fetched {
+/// Fetches each stale part through the server functions; `overwrite` says whether a fetch that
+/// looks older than the state may replace it (after a `resync`). A lost session sends the page
+/// to the login page.
+pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>, overwrite: Overwrite) -> Fetched {
     let mut outcome = Fetched::Ok;
     for part in refetch {
         let result = match part {
@@ -389,7 +394,7 @@ pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>, force: bool) -
             Refetch::Project(id) => match load_project(id.clone()).await {
                 Ok(detail) => {
                     let recent = load_recent(id).await.ok();
-                    store.replace_project(detail, recent, force);
+                    store.replace_project(detail, recent, overwrite);
                     Ok(())
                 }
                 Err(error) => Err(error),
@@ -400,7 +405,7 @@ pub async fn refetch_all(store: LiveStore, refetch: Vec<Refetch>, force: bool) -
                     .map_or(super::LOG_PAGE_BYTES, |v| v.log.fetch_bytes());
                 load_log(id.clone(), Some(bytes))
                     .await
-                    .map(|log| store.replace_log(&id, log, force))
+                    .map(|log| store.replace_log(&id, log, overwrite))
             }
         };
         if result.is_err() {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use leptos::prelude::*;
 
 use super::log::LogBuffer;
-use super::machine::Connection;
+use super::machine::StreamState;
 use crate::contract::ralph::notification::Notification;
 use crate::model::{
     api_types::{IterationRow, LogText, ProjectDetail, ProjectList},
@@ -50,10 +50,20 @@ pub enum Refetch {
     Log(String),
 }
 
+/// Whether a fetched state may replace what the page shows when it looks older.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Only a fetch at least as new as the applied events counts.
+    IfNewer,
+    /// After a `resync`: the server cannot serve the page's cursor, so what it gives now wins
+    /// even if its cursor looks older (a restarted server).
+    Always,
+}
+
 /// The store. `Copy`: every field is an arena handle.
 #[derive(Clone, Copy, Debug)]
 pub struct LiveStore {
-    pub connection: RwSignal<Connection>,
+    pub stream: RwSignal<StreamState>,
     /// Per topic, the cursor of the last event the state reflects: what to resume from.
     cursors: StoredValue<BTreeMap<Topic, Cursor>>,
     cards: StoredValue<Option<RwSignal<Vec<ProjectCard>>>>,
@@ -75,7 +85,7 @@ const MAX_TOASTS: usize = 5;
 impl LiveStore {
     pub fn new() -> Self {
         Self {
-            connection: RwSignal::new(Connection::Connecting),
+            stream: RwSignal::new(StreamState::Connecting),
             cursors: StoredValue::new(BTreeMap::new()),
             cards: StoredValue::new(None),
             project: StoredValue::new(None),
@@ -147,7 +157,7 @@ impl LiveStore {
             id: StoredValue::new(id),
             detail: RwSignal::new(detail),
             recent: RwSignal::new(recent),
-            log: LogBuffer::new(&log.text, log.truncated),
+            log: LogBuffer::new(&log),
             iterations_changed: RwSignal::new(0),
         };
         self.project.set_value(Some(view));
@@ -407,19 +417,19 @@ impl LiveStore {
     }
 
     /// Replaces the open project's detail (and its recent iterations) with a fetched one.
-    /// Unless `force` (after a `resync`), a fetch older than the applied events is ignored.
+    /// With [`Overwrite::IfNewer`], a fetch older than the applied events is ignored.
     pub fn replace_project(
         &self,
         detail: ProjectDetail,
         recent: Option<Vec<IterationRow>>,
-        force: bool,
+        overwrite: Overwrite,
     ) {
         let id = detail.summary.id.clone();
         let Some(view) = self.open_view(&id) else {
             return;
         };
         let topic = Topic::Project(id.clone());
-        if !force
+        if overwrite == Overwrite::IfNewer
             && self
                 .cursor(&topic)
                 .is_some_and(|known| known > detail.cursor)
@@ -453,14 +463,14 @@ impl LiveStore {
             view.recent.try_set(recent);
         }
         // The iterations table reloads only when there is something new for it.
-        if iterations_changed || force {
+        if iterations_changed || overwrite == Overwrite::Always {
             view.iterations_changed.try_update(|v| *v += 1);
         }
     }
 
     /// Replaces the open project's log (after a rotation, a resync, a poll, or the log tab's
-    /// full load). Unless `force`, a fetch older than the applied events is ignored.
-    pub fn replace_log(&self, id: &str, log: LogText, force: bool) {
+    /// full load). With [`Overwrite::IfNewer`], a fetch older than the applied events is ignored.
+    pub fn replace_log(&self, id: &str, log: LogText, overwrite: Overwrite) {
         let Some(view) = self.open_view(id) else {
             return;
         };
@@ -468,11 +478,12 @@ impl LiveStore {
         // Same state, or older than what the stream already applied: keep what we have. (A
         // rotation starts a new epoch, so the reload after it always counts as newer.)
         let same = self.cursor(&topic) == Some(log.cursor) && view.log.holds(&log.text);
-        if same || (!force && self.cursor(&topic).is_some_and(|known| known > log.cursor)) {
+        let older = self.cursor(&topic).is_some_and(|known| known > log.cursor);
+        if same || (overwrite == Overwrite::IfNewer && older) {
             return;
         }
         self.set_cursor(topic, log.cursor);
-        view.log.reset(&log.text, log.truncated);
+        view.log.reset(&log);
     }
 
     fn toast(&self, project: String, notification: Notification) {
@@ -585,6 +596,11 @@ mod tests {
             skipped_rows: Default::default(),
             cursor: cursor(seq),
         }
+    }
+
+    /// The log's text as the buffer holds it, one `\n` after each line.
+    fn held_text(log: &LogBuffer) -> String {
+        log.with_lines(|lines| lines.iter().map(|line| format!("{}\n", line.raw)).collect())
     }
 
     fn log_text(text: &str, seq: u64) -> LogText {
@@ -718,25 +734,25 @@ mod tests {
                 lines: "two\n=== Iteration 2/5 ===\n".into(),
             },
         });
-        assert_eq!(view.log.text(), "one\ntwo\n=== Iteration 2/5 ===\n");
+        assert_eq!(held_text(&view.log), "one\ntwo\n=== Iteration 2/5 ===\n");
         assert_eq!(view.log.headers(), [2]);
         let refetch = store.apply(ServerMessage::LogRotated {
             project: "a".into(),
             timestamp: String::new(),
         });
         assert_eq!(refetch, [Refetch::Log("a".into())]);
-        store.replace_log("a", log_text("fresh\n", 9), false);
-        assert_eq!(view.log.text(), "fresh\n");
+        store.replace_log("a", log_text("fresh\n", 9), Overwrite::IfNewer);
+        assert_eq!(held_text(&view.log), "fresh\n");
         assert_eq!(store.cursor(&Topic::Log("a".into())), Some(cursor(9)));
         // A reload that started before the last applied event is older: ignored.
-        store.replace_log("a", log_text("stale\n", 8), false);
-        assert_eq!(view.log.text(), "fresh\n");
+        store.replace_log("a", log_text("stale\n", 8), Overwrite::IfNewer);
+        assert_eq!(held_text(&view.log), "fresh\n");
         // The same cursor with more of the log (the tab's full load) replaces the tail.
-        store.replace_log("a", log_text("earlier\nfresh\n", 9), false);
-        assert_eq!(view.log.text(), "earlier\nfresh\n");
+        store.replace_log("a", log_text("earlier\nfresh\n", 9), Overwrite::IfNewer);
+        assert_eq!(held_text(&view.log), "earlier\nfresh\n");
         // After a resync the server's state wins even if its cursor looks older.
-        store.replace_log("a", log_text("restarted\n", 2), true);
-        assert_eq!(view.log.text(), "restarted\n");
+        store.replace_log("a", log_text("restarted\n", 2), Overwrite::Always);
+        assert_eq!(held_text(&view.log), "restarted\n");
         assert_eq!(store.cursor(&Topic::Log("a".into())), Some(cursor(2)));
     }
 
@@ -747,11 +763,11 @@ mod tests {
         let view = store.open_project(detail("a", 5), Vec::new(), log_text("", 1));
         let mut old = detail("a", 3);
         old.summary.name = "old".into();
-        store.replace_project(old, None, false);
+        store.replace_project(old, None, Overwrite::IfNewer);
         assert_eq!(view.detail.with_untracked(|d| d.summary.name.clone()), "a");
         let mut new = detail("a", 8);
         new.summary.name = "new".into();
-        store.replace_project(new, None, false);
+        store.replace_project(new, None, Overwrite::IfNewer);
         assert_eq!(
             view.detail.with_untracked(|d| d.summary.name.clone()),
             "new"
@@ -802,10 +818,10 @@ mod tests {
             panic!("a notification event");
         };
         fetched.notifications.push(data);
-        store.replace_project(fetched.clone(), None, false);
+        store.replace_project(fetched.clone(), None, Overwrite::IfNewer);
         assert_eq!(store.toasts.get_untracked().len(), 1);
         // Fetching the same state again toasts nothing new.
-        store.replace_project(fetched, None, false);
+        store.replace_project(fetched, None, Overwrite::IfNewer);
         assert_eq!(store.toasts.get_untracked().len(), 1);
     }
 

@@ -106,6 +106,10 @@ pub struct IterationLog {
     pub test_output: Option<String>,
 }
 
+/// The most of the log one [`LogText`] carries (its end): the server's cap, and what the log tab
+/// asks for once it is open.
+pub const MAX_LOG_BYTES: u64 = 8 * 1024 * 1024;
+
 /// The log as published so far: load it, then subscribe to `log:ID` with `since` = `cursor`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogText {

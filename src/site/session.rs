@@ -12,6 +12,7 @@ use axum::{
 };
 use serde::Deserialize;
 
+use crate::contract::percent::encode_query_value;
 use crate::server::{
     auth::{Auth, AuthError, SESSION},
     AppState,
@@ -68,7 +69,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
                 .path_and_query()
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_else(|| "/".into());
-            Redirect::to(&format!("/login?next={}", encode(&wanted))).into_response()
+            Redirect::to(&format!("/login?next={}", encode_query_value(&wanted))).into_response()
         }
     }
 }
@@ -148,7 +149,11 @@ fn login(state: AppState, peer: SocketAddr, form: LoginForm) -> Response {
     if !auth.check_credential(form.credential.trim()) {
         auth.login_limiter().failed(address);
         tracing::warn!(%address, "sign-in failed: wrong credential");
-        return Redirect::to(&format!("/login?error=1&next={}", encode(&next))).into_response();
+        return Redirect::to(&format!(
+            "/login?error=1&next={}",
+            encode_query_value(&next)
+        ))
+        .into_response();
     }
     auth.login_limiter().succeeded(address);
     tracing::info!(%address, "signed in");
@@ -215,20 +220,6 @@ fn local_target(next: &str) -> Option<String> {
     Some(format!("{path}{rest}"))
 }
 
-/// Percent-encodes a path for use inside a query parameter.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +250,6 @@ mod tests {
         }
         assert_eq!(safe_next(None), "/");
         assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(4096)))), "/");
-        assert_eq!(encode("/p/a b?x=1&y"), "/p/a%20b%3Fx%3D1%26y");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::project_view;
 use crate::api::{list_context_files, load_context_file};
+use crate::contract::percent::encode_query_value;
 
 /// AGENTS.md, PROMPT.md and the specs, shown as text (never as HTML).
 #[component]
@@ -52,7 +53,7 @@ pub fn FilesTab() -> impl IntoView {
                         let links = names
                             .into_iter()
                             .map(|name| {
-                                let href = format!("{base}?file={}", urlencode(&name));
+                                let href = format!("{base}?file={}", encode_query_value(&name));
                                 let current = selected().as_deref() == Some(name.as_str());
                                 view! {
                                     <li>
@@ -92,18 +93,4 @@ pub fn FilesTab() -> impl IntoView {
             </Suspense>
         </section>
     }
-}
-
-/// Percent-encodes a file name for a query string (names are `specs/x.md` and the like).
-fn urlencode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }

@@ -11,6 +11,42 @@ use crate::model::api_types::{IterationQuery, IterationRow, IterationSort, Statu
 
 const PAGE: u32 = 50;
 
+const STATUS_CHOICES: &[(&str, StatusFilter)] = &[
+    ("success", StatusFilter::Success),
+    ("error", StatusFilter::Error),
+    ("other", StatusFilter::Other),
+];
+
+const HEALTH_CHOICES: &[(&str, Health)] = &[
+    ("productive", Health::Productive),
+    ("partial", Health::Partial),
+    ("failed", Health::Failed),
+];
+
+/// A labelled `<select>` of filter choices after "all"; picking one calls `pick` with it
+/// (`None` for "all").
+fn filter_select<T: Copy + Send + Sync + 'static>(
+    label: &'static str,
+    choices: &'static [(&'static str, T)],
+    pick: impl Fn(Option<T>) + 'static,
+) -> impl IntoView {
+    view! {
+        <label>
+            {format!("{label} ")}
+            <select on:change=move |ev| {
+                let value = event_target_value(&ev);
+                pick(choices.iter().find(|(name, _)| *name == value).map(|(_, choice)| *choice));
+            }>
+                <option value="">"all"</option>
+                {choices
+                    .iter()
+                    .map(|(name, _)| view! { <option value=*name>{*name}</option> })
+                    .collect_view()}
+            </select>
+        </label>
+    }
+}
+
 #[component]
 pub fn IterationsTab() -> impl IntoView {
     let view = project_view();
@@ -53,49 +89,34 @@ pub fn IterationsTab() -> impl IntoView {
         (current, column) if current == column => "descending",
         _ => "none",
     };
+    // The "#" column sorts by number both ways: a click there flips newest and oldest.
+    let sort_header = move |label: &'static str, column: IterationSort| {
+        let next = move || {
+            if column == IterationSort::Newest {
+                number_sort()
+            } else {
+                column
+            }
+        };
+        view! {
+            <th aria-sort=move || aria_sort(column)>
+                <button type="button" on:click=move |_| set_sort(next())>
+                    {label}
+                </button>
+            </th>
+        }
+    };
     view! {
         <section class="tab-panel iterations" aria-label="Iterations">
             <div class="toolbar">
-                <label>
-                    "Status "
-                    <select on:change=move |ev| {
-                        status
-                            .set(
-                                match event_target_value(&ev).as_str() {
-                                    "success" => Some(StatusFilter::Success),
-                                    "error" => Some(StatusFilter::Error),
-                                    "other" => Some(StatusFilter::Other),
-                                    _ => None,
-                                },
-                            );
-                        offset.set(0);
-                    }>
-                        <option value="">"all"</option>
-                        <option value="success">"success"</option>
-                        <option value="error">"error"</option>
-                        <option value="other">"other"</option>
-                    </select>
-                </label>
-                <label>
-                    "Health "
-                    <select on:change=move |ev| {
-                        health
-                            .set(
-                                match event_target_value(&ev).as_str() {
-                                    "productive" => Some(Health::Productive),
-                                    "partial" => Some(Health::Partial),
-                                    "failed" => Some(Health::Failed),
-                                    _ => None,
-                                },
-                            );
-                        offset.set(0);
-                    }>
-                        <option value="">"all"</option>
-                        <option value="productive">"productive"</option>
-                        <option value="partial">"partial"</option>
-                        <option value="failed">"failed"</option>
-                    </select>
-                </label>
+                {filter_select("Status", STATUS_CHOICES, move |choice| {
+                    status.set(choice);
+                    offset.set(0);
+                })}
+                {filter_select("Health", HEALTH_CHOICES, move |choice| {
+                    health.set(choice);
+                    offset.set(0);
+                })}
             </div>
             <Transition>
                 {move || Suspend::new(async move {
@@ -132,29 +153,11 @@ pub fn IterationsTab() -> impl IntoView {
                             <table class="iteration-table">
                                 <thead>
                                     <tr>
-                                        <th aria-sort=move || aria_sort(IterationSort::Newest)>
-                                            <button type="button" on:click=move |_| set_sort(number_sort())>
-                                                "#"
-                                            </button>
-                                        </th>
+                                        {sort_header("#", IterationSort::Newest)}
                                         <th>"Status"</th>
                                         <th>"Health"</th>
-                                        <th aria-sort=move || aria_sort(IterationSort::Duration)>
-                                            <button
-                                                type="button"
-                                                on:click=move |_| set_sort(IterationSort::Duration)
-                                            >
-                                                "Duration"
-                                            </button>
-                                        </th>
-                                        <th aria-sort=move || aria_sort(IterationSort::Tokens)>
-                                            <button
-                                                type="button"
-                                                on:click=move |_| set_sort(IterationSort::Tokens)
-                                            >
-                                                "Tokens"
-                                            </button>
-                                        </th>
+                                        {sort_header("Duration", IterationSort::Duration)}
+                                        {sort_header("Tokens", IterationSort::Tokens)}
                                         <th>"Cost"</th>
                                         <th>"Tasks"</th>
                                         <th>"Commit"</th>

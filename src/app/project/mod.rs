@@ -29,15 +29,21 @@ use crate::model::api_types::{IterationRow, LogText, ProjectDetail};
 
 type PageData = (ProjectDetail, Vec<IterationRow>, LogText);
 
+/// The tab a project page opens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FirstTab {
+    Log,
+    Other,
+}
+
 /// The page's data. The log's text comes along only when the page opens on the Log tab (its
 /// cursor always does, so the stream continues from it); the tab loads it when opened later.
-async fn load_page(id: String, with_log: bool) -> Result<PageData, ApiError> {
+async fn load_page(id: String, first_tab: FirstTab) -> Result<PageData, ApiError> {
     let detail = load_project(id.clone()).await?;
     let recent = load_recent(id.clone()).await?;
-    let bytes = if with_log {
-        crate::live::LOG_PAGE_BYTES
-    } else {
-        0
+    let bytes = match first_tab {
+        FirstTab::Log => crate::live::LOG_PAGE_BYTES,
+        FirstTab::Other => 0,
     };
     let log = load_log(id, Some(bytes)).await?;
     Ok((detail, recent, log))
@@ -48,10 +54,14 @@ pub fn ProjectPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     // Read once: switching tabs later must not refetch the page.
-    let on_log_tab = use_location()
-        .pathname
-        .with_untracked(|path| path.trim_end_matches('/').ends_with("/log"));
-    let data = Resource::new(id, move |id| load_page(id, on_log_tab));
+    let first_tab = use_location().pathname.with_untracked(|path| {
+        if path.trim_end_matches('/').ends_with("/log") {
+            FirstTab::Log
+        } else {
+            FirstTab::Other
+        }
+    });
+    let data = Resource::new(id, move |id| load_page(id, first_tab));
     view! {
         <main class="page project">
             <Suspense>

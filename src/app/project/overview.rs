@@ -201,17 +201,10 @@ fn per_iteration_chart(rows: &[IterationRow]) -> AnyView {
             }
         })
         .collect_view();
-    view! {
-        <svg
-            class="chart"
-            viewBox=format!("0 0 {} {}", FRAME.width, FRAME.height)
-            role="img"
-            aria-label=format!(
-                "Tokens (bars) and tasks completed (line) for iterations {first} to {last}",
-            )
-            data-testid="chart-iterations"
-        >
-            {labels}
+    let label =
+        format!("Tokens (bars) and tasks completed (line) for iterations {first} to {last}");
+    let body = view! {
+        {labels}
             {bars_view}
             <path class="line-tasks" d=task_line fill="none" />
             {task_dots}
@@ -224,9 +217,8 @@ fn per_iteration_chart(rows: &[IterationRow]) -> AnyView {
             <text x=FRAME.width - FRAME.pad_right y=FRAME.height - 6.0 class="axis" text-anchor="end">
                 {format!("#{last}")}
             </text>
-        </svg>
-    }
-    .into_any()
+    };
+    chart_svg(label, "chart-iterations", body)
 }
 
 /// Remaining tasks per iteration, with a dashed projection to zero.
@@ -260,22 +252,16 @@ fn burndown_chart(stats: &Stats) -> AnyView {
             )
         })
         .unwrap_or_default();
-    view! {
-        <svg
-            class="chart"
-            viewBox=format!("0 0 {} {}", FRAME.width, FRAME.height)
-            role="img"
-            aria-label=format!(
-                "Burndown: {} of {} tasks remaining{}",
-                last_y,
-                stats.tasks_total,
-                match stats.projected_iterations_left {
-                    Some(left) => format!(", about {left} iterations to go"),
-                    None => String::new(),
-                },
-            )
-            data-testid="chart-burndown"
-        >
+    let label = format!(
+        "Burndown: {} of {} tasks remaining{}",
+        last_y,
+        stats.tasks_total,
+        match stats.projected_iterations_left {
+            Some(left) => format!(", about {left} iterations to go"),
+            None => String::new(),
+        },
+    );
+    let body = view! {
             <text x=FRAME.pad_left - 4.0 y=FRAME.pad_top + 8.0 class="axis" text-anchor="end">
                 {compact(y_max)}
             </text>
@@ -291,6 +277,21 @@ fn burndown_chart(stats: &Stats) -> AnyView {
             />
             <path class="line-burndown" d=actual fill="none" />
             <path class="line-projection" d=projection fill="none" />
+    };
+    chart_svg(label, "chart-burndown", body)
+}
+
+/// The frame of a line or bar chart: `body` drawn in [`FRAME`], described by `label`.
+fn chart_svg(label: String, testid: &'static str, body: impl IntoView + 'static) -> AnyView {
+    view! {
+        <svg
+            class="chart"
+            viewBox=format!("0 0 {} {}", FRAME.width, FRAME.height)
+            role="img"
+            aria-label=label
+            data-testid=testid
+        >
+            {body}
         </svg>
     }
     .into_any()

@@ -2,86 +2,12 @@
 //! (local time, no date) with ANSI colours anywhere and raw agent output in between. This module
 //! recognises iteration headers, token counts and emoji marker lines; everything else is noise.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 
-const ESC: u8 = 0x1B;
-const BEL: u8 = 0x07;
+use crate::contract::ansi::strip_ansi;
 
 /// Marker texts come from arbitrary agent output; capping keeps events small on the wire.
 pub const MAX_MARKER_TEXT_CHARS: usize = 500;
-
-/// Removes every terminal escape sequence: CSI (`ESC [` ... final byte), OSC and the other string
-/// sequences (`ESC ]`, `ESC P`, `ESC X`, `ESC ^`, `ESC _`, ended by BEL or `ESC \`), `ESC` +
-/// intermediates + final (such as `ESC ( B`), two-byte `ESC x`, and a lone `ESC`.
-/// Borrows when the line holds no ESC.
-pub fn strip_ansi(line: &str) -> Cow<'_, str> {
-    let bytes = line.as_bytes();
-    let Some(first_escape) = bytes.iter().position(|&byte| byte == ESC) else {
-        return Cow::Borrowed(line);
-    };
-    let mut plain = String::with_capacity(line.len());
-    let mut text_start = 0;
-    let mut cursor = first_escape;
-    while cursor < bytes.len() {
-        if bytes.get(cursor) != Some(&ESC) {
-            cursor += 1;
-            continue;
-        }
-        // Every cut lands on ESC or just after an ASCII byte, so it is a char boundary.
-        plain.push_str(line.get(text_start..cursor).unwrap_or_default());
-        cursor = escape_sequence_end(bytes, cursor);
-        text_start = cursor;
-    }
-    plain.push_str(line.get(text_start..).unwrap_or_default());
-    Cow::Owned(plain)
-}
-
-/// Index just past the escape sequence starting at `escape_at` (which holds ESC). Only ASCII
-/// bytes are ever consumed outside string sequences, so multi-byte characters stay whole.
-fn escape_sequence_end(bytes: &[u8], escape_at: usize) -> usize {
-    let at = |index: usize| bytes.get(index).copied();
-    let mut cursor = escape_at + 1;
-    match at(cursor) {
-        Some(b'[') => {
-            cursor += 1;
-            // Parameter (0x30..=0x3F) and intermediate (0x20..=0x2F) bytes, then the final byte.
-            while matches!(at(cursor), Some(0x20..=0x3F)) {
-                cursor += 1;
-            }
-            if matches!(at(cursor), Some(0x40..=0x7E)) {
-                cursor += 1;
-            }
-            cursor
-        }
-        Some(b']' | b'P' | b'X' | b'^' | b'_') => {
-            cursor += 1;
-            loop {
-                match at(cursor) {
-                    None => return cursor,
-                    Some(BEL) => return cursor + 1,
-                    // `ESC \` ends the string; any other ESC starts a new sequence instead.
-                    Some(ESC) if at(cursor + 1) == Some(b'\\') => return cursor + 2,
-                    Some(ESC) => return cursor,
-                    Some(_) => cursor += 1,
-                }
-            }
-        }
-        Some(0x20..=0x2F) => {
-            while matches!(at(cursor), Some(0x20..=0x2F)) {
-                cursor += 1;
-            }
-            if matches!(at(cursor), Some(0x30..=0x7E)) {
-                cursor += 1;
-            }
-            cursor
-        }
-        Some(0x30..=0x7E) => cursor + 1,
-        // Lone trailing ESC, or ESC before a control or non-ASCII character: drop the ESC alone.
-        _ => cursor,
-    }
-}
 
 /// Splits a `[HH:MM:SS]` prefix (leading whitespace allowed) from the rest of the line.
 /// The clock is `Some` only when valid (hours < 24, minutes and seconds < 60); a clock-shaped but
@@ -466,58 +392,8 @@ impl LogScanner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::ansi::tests::{escape_sequence, text_without_escape};
     use proptest::prelude::*;
-
-    // ---------------------------------------------------------------- strip_ansi
-
-    #[test]
-    fn strip_ansi_borrows_plain_text() {
-        let stripped = strip_ansi("[01:23:41] plain ✅ text");
-        assert!(matches!(stripped, Cow::Borrowed(_)));
-        assert_eq!(stripped, "[01:23:41] plain ✅ text");
-    }
-
-    #[test]
-    fn strip_ansi_removes_csi_sequences() {
-        assert_eq!(
-            strip_ansi("\x1b[1;34m[01:23:41] === Iteration 8 ===\x1b[0m"),
-            "[01:23:41] === Iteration 8 ==="
-        );
-        assert_eq!(strip_ansi("a\x1b[mb"), "ab");
-        assert_eq!(strip_ansi("\x1b[38;5;196mred\x1b[39m"), "red");
-        assert_eq!(
-            strip_ansi("\x1b[?25lhidden cursor\x1b[?25h"),
-            "hidden cursor"
-        );
-        assert_eq!(strip_ansi("x\x1b[2 qy"), "xy");
-    }
-
-    #[test]
-    fn strip_ansi_removes_osc_and_string_sequences() {
-        assert_eq!(strip_ansi("a\x1b]0;title\x07b"), "ab");
-        assert_eq!(
-            strip_ansi("\x1b]8;;https://e.x\x1b\\link\x1b]8;;\x1b\\"),
-            "link"
-        );
-        assert_eq!(strip_ansi("a\x1bPdcs payload\x1b\\b"), "ab");
-        // An unterminated OSC runs to the end of the line, as it would on a terminal.
-        assert_eq!(strip_ansi("a\x1b]0;never ends"), "a");
-        // An ESC inside OSC that is not `ESC \` starts a new sequence.
-        assert_eq!(strip_ansi("a\x1b]0;t\x1b[31mred"), "ared");
-    }
-
-    #[test]
-    fn strip_ansi_removes_short_and_lone_escapes() {
-        assert_eq!(strip_ansi("a\x1b(Bb"), "ab");
-        assert_eq!(strip_ansi("a\x1b=b\x1bMc"), "abc");
-        assert_eq!(strip_ansi("trailing\x1b"), "trailing");
-        assert_eq!(strip_ansi("\x1b"), "");
-        assert_eq!(strip_ansi("\x1b\x1b[1m"), "");
-        assert_eq!(strip_ansi("a\x1b\nb"), "a\nb");
-        assert_eq!(strip_ansi("a\x1bé"), "aé");
-        assert_eq!(strip_ansi("a\x1b[é"), "aé");
-        assert_eq!(strip_ansi("a\x1b[12"), "a");
-    }
 
     // ---------------------------------------------------------------- strip_clock
 
@@ -971,22 +847,6 @@ tokens used: 69.310
 
     // ---------------------------------------------------------------- properties
 
-    /// Escape sequences of every kind the stripper knows, each complete.
-    fn escape_sequence() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "\x1b\\[[0-9;?]{0,8}[ -/]{0,2}[@-~]",
-            "\x1b\\][^\x07\x1b]{0,12}\x07",
-            "\x1b[\\]P_^X][^\x07\x1b]{0,12}\x1b\\\\",
-            "\x1b[ -/]{1,2}[0-~]",
-            // Two-byte escapes, minus the letters that open CSI and string sequences.
-            "\x1b[0-OQ-WYZ`-~]",
-        ]
-    }
-
-    fn text_without_escape() -> impl Strategy<Value = String> {
-        "[^\x1b]{0,12}"
-    }
-
     fn clock_text() -> impl Strategy<Value = String> {
         (0u8..24, 0u8..60, 0u8..60).prop_map(|(h, m, s)| format!("{h:02}:{m:02}:{s:02}"))
     }
@@ -1203,35 +1063,6 @@ tokens used: 69.310
     }
 
     proptest! {
-        #[test]
-        fn strip_ansi_output_has_no_escape_and_is_idempotent(line in "\\PC{0,60}|[\x1b\\[\\]\\\\\x07;0-9a-zé ]{0,60}") {
-            let once = strip_ansi(&line);
-            prop_assert!(!once.contains('\x1b'));
-            prop_assert_eq!(strip_ansi(&once), once.clone());
-            if !line.contains('\x1b') {
-                prop_assert!(matches!(once, Cow::Borrowed(_)));
-                prop_assert_eq!(once.as_ref(), line.as_str());
-            }
-        }
-
-        #[test]
-        fn strip_ansi_keeps_exactly_the_text_between_sequences(
-            parts in proptest::collection::vec((text_without_escape(), escape_sequence()), 0..8),
-            tail in text_without_escape(),
-        ) {
-            let mut line = String::new();
-            let mut text = String::new();
-            for (plain, escape) in &parts {
-                line.push_str(plain);
-                line.push_str(escape);
-                text.push_str(plain);
-            }
-            line.push_str(&tail);
-            text.push_str(&tail);
-            let stripped = strip_ansi(&line);
-            prop_assert_eq!(stripped.as_ref(), text.as_str());
-        }
-
         #[test]
         fn parsers_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
             let line = String::from_utf8_lossy(&bytes);

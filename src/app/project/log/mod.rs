@@ -1,12 +1,15 @@
 //! The live log: ANSI colours, search, errors-only filter, jumps between iteration headers, and
 //! auto-scroll with a pin. Only the visible lines are in the DOM, so 100,000+ lines stay smooth.
 
+mod window;
+
 use leptos::{html::Div, prelude::*};
 
 use super::project_view;
+use crate::app::controls::SearchBox;
 use crate::contract::ansi::{spans, Style};
-use crate::live::log::LogBuffer;
-use crate::live::logview::{at_bottom, next_header, prev_header, window};
+use crate::live::log::search::{Lines, Query};
+use window::{at_bottom, jump_target, window, Direction};
 
 /// Every line is one fixed-height row (CSS `.log-line` uses the same value).
 const LINE_PX: f64 = 18.0;
@@ -38,9 +41,14 @@ pub fn LogTab() -> impl IntoView {
     // Indices of the shown lines; `None` while no filter is on (all lines, no copy).
     let matches = Memo::new(move |_| {
         log.version.track();
-        let query = query.get().to_lowercase();
-        let errors = errors_only.get();
-        (errors || !query.is_empty()).then(|| matching_lines(log, &query, errors))
+        let query = Query::new(&query.get());
+        let lines = if errors_only.get() {
+            Lines::ErrorsOnly
+        } else {
+            Lines::All
+        };
+        (lines == Lines::ErrorsOnly || !query.matches_everything())
+            .then(|| log.matching(&query, lines))
     });
     let count = move || {
         log.version.track();
@@ -92,40 +100,13 @@ pub fn LogTab() -> impl IntoView {
         }
     });
 
-    let jump = move |forward: bool| {
-        let top_position = (scroll_top.get_untracked().min(count() as f64 * LINE_PX) / LINE_PX)
+    let jump = move |direction: Direction| {
+        let top = (scroll_top.get_untracked().min(count() as f64 * LINE_PX) / LINE_PX)
             .floor()
             .max(0.0) as usize;
-        let position_to_line = |position: usize| {
-            matches.with_untracked(|m| match m {
-                Some(m) => m.get(position).copied().unwrap_or(log.len()),
-                None => position,
-            })
-        };
-        let position_of = |line: usize| {
-            matches.with_untracked(|m| match m {
-                Some(m) => m.partition_point(|&i| i < line),
-                None => line,
-            })
-        };
         let headers = log.headers();
-        // With a filter on, a header maps to the first shown line after it, which can be where
-        // the pane already is: keep going until the position actually moves.
-        let mut line = position_to_line(top_position);
-        let target = loop {
-            let Some(header) = (if forward {
-                next_header(&headers, line)
-            } else {
-                prev_header(&headers, line)
-            }) else {
-                break None;
-            };
-            let position = position_of(header);
-            if (forward && position > top_position) || (!forward && position < top_position) {
-                break Some(position);
-            }
-            line = header;
-        };
+        let target = matches
+            .with_untracked(|m| jump_target(&headers, m.as_deref(), log.len(), top, direction));
         if let Some(position) = target {
             pinned.set(false);
             scroll_to(position as f64 * LINE_PX);
@@ -168,13 +149,7 @@ pub fn LogTab() -> impl IntoView {
     view! {
         <section class="tab-panel log" aria-label="Live log">
             <div class="toolbar log-toolbar">
-                <input
-                    type="search"
-                    placeholder="Search the log"
-                    aria-label="Search the log"
-                    prop:value=query
-                    on:input=move |ev| query.set(event_target_value(&ev))
-                />
+                <SearchBox label="Search the log" value=query />
                 <label>
                     <input
                         type="checkbox"
@@ -183,10 +158,10 @@ pub fn LogTab() -> impl IntoView {
                     />
                     " Errors only"
                 </label>
-                <button type="button" on:click=move |_| jump(false) title="Previous iteration header">
+                <button type="button" on:click=move |_| jump(Direction::Previous) title="Previous iteration header">
                     "\u{2191} Previous iteration"
                 </button>
-                <button type="button" on:click=move |_| jump(true) title="Next iteration header">
+                <button type="button" on:click=move |_| jump(Direction::Next) title="Next iteration header">
                     "\u{2193} Next iteration"
                 </button>
                 <label>
@@ -239,17 +214,4 @@ pub fn LogTab() -> impl IntoView {
             </div>
         </section>
     }
-}
-
-fn matching_lines(log: LogBuffer, query: &str, errors_only: bool) -> Vec<usize> {
-    log.with_lines(|lines| {
-        lines
-            .iter()
-            .enumerate()
-            .filter(|(_, line)| {
-                (!errors_only || line.error) && (query.is_empty() || line.folded.contains(query))
-            })
-            .map(|(i, _)| i)
-            .collect()
-    })
 }

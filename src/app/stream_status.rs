@@ -1,15 +1,15 @@
-//! The connection indicator: what the live stream is doing when it is not simply live.
+//! The stream status indicator: what the live stream is doing when it is not simply live.
 
 use leptos::prelude::*;
 
-use crate::live::{now_ms, retry_now, Connection, LiveStore};
+use crate::live::{now_ms, retry_now, LiveStore, StreamState};
 
-/// Hidden while the stream is live (or first connecting); says what it is doing otherwise, counting down to the next
-/// attempt, with a Retry button.
+/// Hidden while the stream is live (or first connecting); says what it is doing otherwise,
+/// counting down to the next attempt, with a Retry button.
 #[component]
-pub fn ConnectionIndicator() -> impl IntoView {
+pub fn StreamStatus() -> impl IntoView {
     let store = expect_context::<LiveStore>();
-    let state = store.connection;
+    let state = store.stream;
     // Ticks once a second while not live, so the countdown moves.
     let now = RwSignal::new(now_ms());
     #[cfg(feature = "hydrate")]
@@ -17,7 +17,7 @@ pub fn ConnectionIndicator() -> impl IntoView {
         use leptos::leptos_dom::helpers::set_interval_with_handle;
         let handle = set_interval_with_handle(
             move || {
-                if state.get_untracked() != Connection::Live {
+                if state.get_untracked() != StreamState::Live {
                     now.set(now_ms());
                 }
             },
@@ -31,7 +31,7 @@ pub fn ConnectionIndicator() -> impl IntoView {
     let waiting = move || {
         matches!(
             state.get(),
-            Connection::Reconnecting { .. } | Connection::Polling { .. }
+            StreamState::Reconnecting { .. } | StreamState::Polling { .. }
         )
     };
     view! {
@@ -39,7 +39,7 @@ pub fn ConnectionIndicator() -> impl IntoView {
             class="connection"
             data-state=move || state.get().name()
             // The first attempt is not worth a banner; a failed one is.
-            hidden=move || matches!(state.get(), Connection::Live | Connection::Connecting)
+            hidden=move || matches!(state.get(), StreamState::Live | StreamState::Connecting)
         >
             // Screen readers hear state changes, not the countdown ticking every second.
             <span class="visually-hidden" role="status" aria-live="polite">
@@ -57,11 +57,11 @@ pub fn ConnectionIndicator() -> impl IntoView {
     }
 }
 
-fn announcement(state: Connection) -> &'static str {
+fn announcement(state: StreamState) -> &'static str {
     match state {
-        Connection::Live | Connection::Connecting => "",
-        Connection::Reconnecting { .. } => "Connection lost; reconnecting",
-        Connection::Polling { .. } => "Live updates unavailable - polling",
-        Connection::SignedOut => "Signed out",
+        StreamState::Live | StreamState::Connecting => "",
+        StreamState::Reconnecting { .. } => "Connection lost; reconnecting",
+        StreamState::Polling { .. } => "Live updates unavailable - polling",
+        StreamState::SignedOut => "Signed out",
     }
 }
