@@ -131,44 +131,6 @@ pub fn bars_to(values: &[f64], frame: &Frame, max_bars: usize, top: f64) -> Vec<
         .collect()
 }
 
-/// Two series side by side in each slot (tasks and tokens per iteration), each scaled to its
-/// own axis: `tops.0` for `first`, `tops.1` for `second`, with the same fallback as [`bars_to`].
-/// The series are aligned by index (a missing value is 0); at most `max_bars` slots, the last
-/// ones. Each returned pair shares its `index`.
-pub fn paired_bars(
-    first: &[f64],
-    second: &[f64],
-    frame: &Frame,
-    max_bars: usize,
-    tops: (f64, f64),
-) -> Vec<(Bar, Bar)> {
-    let plot = frame.plot();
-    let count = first.len().max(second.len());
-    let shown = count.min(max_bars);
-    let first_index = count.saturating_sub(shown);
-    let value_at = |series: &[f64], index: usize| series.get(index).copied().unwrap_or(0.0);
-    let top_first = scale_top(tops.0, tail_from(first, first_index));
-    let top_second = scale_top(tops.1, tail_from(second, first_index));
-    slots(shown, &plot, BAR_GAP)
-        .enumerate()
-        .map(|(position, (x, width))| {
-            let index = first_index.saturating_add(position);
-            let half = width / 2.0;
-            (
-                bar(&plot, x, half, value_at(first, index), top_first, index),
-                bar(
-                    &plot,
-                    x + half,
-                    half,
-                    value_at(second, index),
-                    top_second,
-                    index,
-                ),
-            )
-        })
-        .collect()
-}
-
 /// One full-height cell per iteration for the health timeline; at most `max_cells`, the last.
 pub fn cells(count: usize, frame: &Frame, max_cells: usize) -> Vec<Cell> {
     let plot = frame.plot();
@@ -284,42 +246,6 @@ pub fn compact(value: f64) -> String {
     signed(value, text)
 }
 
-/// Burndown projection: a least-squares line through the last `window` points with finite
-/// coordinates, `(iteration, remaining)`. Returns the iteration where that line reaches zero
-/// remaining when its slope is negative; `None` with fewer than two points, equal iterations, a
-/// flat or rising trend, or overflow. The result may lie before the last point when the newest
-/// points sit above the trend; clamp it when drawing if that matters.
-pub fn projected_zero(points: &[(f64, f64)], window: usize) -> Option<f64> {
-    let recent = || {
-        points
-            .iter()
-            .rev()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .take(window)
-    };
-    let count = recent().count();
-    if count < 2 {
-        return None;
-    }
-    let n = count as f64;
-    let mean_x = recent().map(|(x, _)| x).sum::<f64>() / n;
-    let mean_y = recent().map(|(_, y)| y).sum::<f64>() / n;
-    // Centred sums: numerically sound for iteration numbers far from zero.
-    let (sxx, sxy) = recent().fold((0.0, 0.0), |(sxx, sxy), (x, y)| {
-        let (dx, dy) = (x - mean_x, y - mean_y);
-        (sxx + dx * dx, sxy + dx * dy)
-    });
-    if !(sxx.is_finite() && sxx > 0.0) {
-        return None;
-    }
-    let slope = sxy / sxx;
-    if !(slope.is_finite() && slope < 0.0) {
-        return None;
-    }
-    let zero = mean_x - mean_y / slope;
-    zero.is_finite().then_some(zero)
-}
-
 /// A number for an SVG attribute: at most two decimals, no trailing zeros, never `-0`.
 pub fn number(value: f64) -> String {
     let text = trim_zeros(format!("{:.2}", clamp(value)));
@@ -364,11 +290,6 @@ fn newest(values: &[f64], max: usize) -> &[f64] {
     values
         .get(values.len().saturating_sub(max)..)
         .unwrap_or(&[])
-}
-
-/// The values from `start` on (none when the series is shorter).
-fn tail_from(values: &[f64], start: usize) -> &[f64] {
-    values.get(start.min(values.len())..).unwrap_or(&[])
 }
 
 /// A drawable value: negative and non-finite values count as 0.
@@ -547,32 +468,6 @@ mod tests {
     }
 
     #[test]
-    fn paired_bars_use_their_own_axes() {
-        let out = paired_bars(
-            &[1.0, 2.0],
-            &[1000.0, 500.0, 250.0],
-            &frame(),
-            10,
-            (0.0, 0.0),
-        );
-        assert_eq!(out.len(), 3);
-        let (task, tokens) = out[0];
-        assert!(close(task.height, 45.0) && close(tokens.height, 90.0));
-        assert!(close(tokens.x, task.x + task.width));
-        assert_eq!((task.index, tokens.index), (0, 0));
-        // The missing third task value is 0.
-        assert_eq!(out[2].0.value, 0.0);
-        assert!(close(out[2].1.height, 22.5));
-        // Newest only, scaled within the shown window.
-        let newest = paired_bars(&[9.0, 1.0, 2.0], &[9.0, 3.0, 6.0], &frame(), 2, (0.0, 0.0));
-        assert_eq!(newest.len(), 2);
-        assert_eq!(newest[0].0.index, 1);
-        assert!(close(newest[1].0.height, 90.0) && close(newest[1].1.height, 90.0));
-        let fixed = paired_bars(&[1.0], &[5.0], &frame(), 2, (2.0, 10.0));
-        assert!(close(fixed[0].0.height, 45.0) && close(fixed[0].1.height, 45.0));
-    }
-
-    #[test]
     fn cells_span_the_plot_height() {
         let out = cells(5, &frame(), 4);
         assert_eq!(out.len(), 4);
@@ -683,47 +578,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn projection_of_a_straight_burndown() {
-        let points = [(1.0, 10.0), (2.0, 8.0), (3.0, 6.0), (4.0, 4.0)];
-        assert!(close(projected_zero(&points, 10).unwrap_or(f64::NAN), 6.0));
-        // Only the window counts: a late speed-up moves the projection.
-        let faster = [
-            (1.0, 20.0),
-            (2.0, 19.0),
-            (3.0, 18.0),
-            (4.0, 12.0),
-            (5.0, 6.0),
-        ];
-        assert!(close(projected_zero(&faster, 2).unwrap_or(f64::NAN), 6.0));
-        assert!(projected_zero(&faster, 10).is_some_and(|zero| zero > 6.0));
-    }
-
-    #[test]
-    fn no_projection_without_a_falling_trend() {
-        assert_eq!(projected_zero(&[], 5), None);
-        assert_eq!(projected_zero(&[(1.0, 5.0)], 5), None);
-        assert_eq!(projected_zero(&[(1.0, 5.0), (2.0, 5.0)], 5), None);
-        assert_eq!(projected_zero(&[(1.0, 5.0), (2.0, 6.0)], 5), None);
-        assert_eq!(projected_zero(&[(2.0, 5.0), (2.0, 3.0)], 5), None);
-        assert_eq!(projected_zero(&[(1.0, 5.0), (2.0, 3.0)], 1), None);
-        assert_eq!(projected_zero(&[(1.0, 5.0), (2.0, 3.0)], 0), None);
-        // Squares that overflow give no answer rather than a wrong one.
-        assert_eq!(projected_zero(&[(-1e200, 3.0), (1e200, 1.0)], 5), None);
-        assert!(close(
-            projected_zero(&[(1.0, 1e300), (2.0, -1e300)], 5).unwrap_or(0.0),
-            1.5
-        ));
-        // Non-finite points are skipped, not poisoning the fit.
-        let noisy = [
-            (1.0, 4.0),
-            (f64::NAN, 1.0),
-            (2.0, f64::INFINITY),
-            (3.0, 2.0),
-        ];
-        assert!(close(projected_zero(&noisy, 5).unwrap_or(f64::NAN), 5.0));
-    }
-
     // ---------------------------------------------------------------- properties
 
     use crate::test_rng::Rng;
@@ -801,13 +655,6 @@ mod tests {
                 assert!(pair[0].x <= pair[1].x);
                 assert!(pair[0].x + pair[0].width <= pair[1].x + 1e-9);
             }
-            let second: Vec<f64> = (0..rng.below(60)).map(|_| any_value(&mut rng)).collect();
-            let tops = (any_value(&mut rng), any_value(&mut rng));
-            for (a, b) in paired_bars(&values, &second, &frame, max_bars, tops) {
-                assert!(inside(&plot, a.x, a.y, a.width, a.height));
-                assert!(inside(&plot, b.x, b.y, b.width, b.height));
-                assert_eq!(a.index, b.index);
-            }
             for cell in cells(values.len(), &frame, max_bars) {
                 assert!(inside(&plot, cell.x, cell.y, cell.width, cell.height));
             }
@@ -831,13 +678,6 @@ mod tests {
         let path = line_path(&points, (0.0, 99_999.0), (0.0, 976.0), &frame());
         assert_eq!(path.matches('L').count(), 99_999);
         assert!(!path.contains("NaN") && !path.contains("inf"));
-        let burndown: Vec<(f64, f64)> = (0..100_000)
-            .map(|i| (f64::from(i), 200_000.0 - 2.0 * f64::from(i)))
-            .collect();
-        assert!(close(
-            projected_zero(&burndown, 100_000).unwrap_or(0.0),
-            100_000.0
-        ));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
@@ -277,14 +277,6 @@ impl Index {
         (summaries, list_cursor)
     }
 
-    /// The id of the project whose directory is `dir`, if any.
-    pub fn id_of(&self, dir: &Path) -> Option<String> {
-        self.all()
-            .into_iter()
-            .find(|(_, project)| lock(project).dir() == dir)
-            .map(|(id, _)| id)
-    }
-
     /// Runs `f` on one project's state (briefly: the watcher waits meanwhile).
     pub fn with_project<T>(&self, id: &str, f: impl FnOnce(&ProjectState) -> T) -> Option<T> {
         self.get(id).map(|project| f(&lock(&project)))
@@ -349,7 +341,7 @@ mod tests {
         let index = Index::new(hub);
         let id = index.add(dir.clone()).expect("added");
         assert_eq!(index.add(dir.clone()), None, "added once");
-        assert_eq!(index.id_of(&dir).as_deref(), Some(id.as_str()));
+        assert!(index.contains(&id));
         assert!(matches!(
             &published(&mut receiver)[..],
             [ServerMessage::ProjectAdded { project, .. }] if *project == id
