@@ -34,9 +34,9 @@ enum Ending {
 }
 
 fn ending(n: u32) -> Ending {
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         Ending::Exited
-    } else if n % 3 == 0 {
+    } else if n.is_multiple_of(3) {
         Ending::TestsFailed
     } else {
         Ending::TestsPassed
@@ -53,20 +53,27 @@ fn long_log(count: u32) -> String {
     let mut log = String::new();
     for n in 1..=count {
         let at = n * 60;
-        let header = if n % 2 == 0 {
+        let header = if n.is_multiple_of(2) {
             format!("=== Iteration {n}/{count} ===")
         } else {
             format!("=== Iteration {n} (loop {n}/{count}) ===")
         };
         log.push_str(&format!("{} {header}\n", clock(at)));
-        log.push_str(&format!("{} reading the plan\nsome agent output\n", clock(at + 5)));
+        log.push_str(&format!(
+            "{} reading the plan\nsome agent output\n",
+            clock(at + 5)
+        ));
         log.push_str(&format!("{} tokens used\n1,500\n", clock(at + 20)));
         match ending(n) {
-            Ending::Exited => {
-                log.push_str(&format!("{} \u{26a0}\u{fe0f} Agent exited with code 1\n", clock(at + 30)))
-            }
+            Ending::Exited => log.push_str(&format!(
+                "{} \u{26a0}\u{fe0f} Agent exited with code 1\n",
+                clock(at + 30)
+            )),
             Ending::TestsFailed => {
-                log.push_str(&format!("{} \u{26a0}\u{fe0f} Agent exited with code 0\n", clock(at + 30)));
+                log.push_str(&format!(
+                    "{} \u{26a0}\u{fe0f} Agent exited with code 0\n",
+                    clock(at + 30)
+                ));
                 log.push_str(&format!("{} \u{274c} Tests failed\n", clock(at + 40)));
             }
             Ending::TestsPassed => {
@@ -132,7 +139,11 @@ async fn a_long_log_only_project_lists_counts_and_charts_every_iteration() {
     let server = start_server(root).await;
 
     let (rows, total) = all_rows(&server, &id).await;
-    assert_eq!(total, u64::from(COUNT), "every iteration, the last one completed");
+    assert_eq!(
+        total,
+        u64::from(COUNT),
+        "every iteration, the last one completed"
+    );
     assert_eq!(rows.len(), COUNT as usize);
     for (index, row) in rows.iter().enumerate() {
         let n = index as u32 + 1;
@@ -151,7 +162,10 @@ async fn a_long_log_only_project_lists_counts_and_charts_every_iteration() {
         assert_eq!(record["status"], status, "iteration {n}");
         assert_eq!(row["health"], health, "iteration {n}");
         let duration = if n == COUNT { 50.0 } else { 60.0 };
-        assert_eq!(record["duration_seconds"], duration, "iteration {n} (midnight too)");
+        assert_eq!(
+            record["duration_seconds"], duration,
+            "iteration {n} (midnight too)"
+        );
     }
     assert_eq!(rows[0]["record"]["start"], "00:01:00");
     assert_eq!(rows[0]["record"]["end"], "00:02:00");
@@ -159,14 +173,22 @@ async fn a_long_log_only_project_lists_counts_and_charts_every_iteration() {
     let detail = detail(&server, &id).await;
     let stats = &detail["stats"];
     let exited = (1..=COUNT).filter(|&n| ending(n) == Ending::Exited).count();
-    let passed = (1..=COUNT).filter(|&n| ending(n) == Ending::TestsPassed).count();
+    let passed = (1..=COUNT)
+        .filter(|&n| ending(n) == Ending::TestsPassed)
+        .count();
     assert_eq!(stats["iterations"], COUNT);
     assert_eq!(stats["total_tokens"], 1.5 * f64::from(COUNT));
     assert_eq!(stats["errors"], exited);
     assert_eq!(stats["health"]["partial"], passed);
     assert_eq!(stats["health"]["failed"], COUNT as usize - passed);
-    assert_eq!(stats["burndown"].as_array().map(Vec::len), Some(COUNT as usize + 1));
-    assert_eq!(detail["summary"]["recent_health"].as_array().map(Vec::len), Some(20));
+    assert_eq!(
+        stats["burndown"].as_array().map(Vec::len),
+        Some(COUNT as usize + 1)
+    );
+    assert_eq!(
+        detail["summary"]["recent_health"].as_array().map(Vec::len),
+        Some(20)
+    );
     assert_eq!(detail["summary"]["iteration"], COUNT);
 
     // The overview's recent rows are the newest iterations.
@@ -192,7 +214,10 @@ async fn a_long_log_only_project_lists_counts_and_charts_every_iteration() {
         .await,
     );
     let text = log["text"].as_str().unwrap_or_default();
-    assert!(text.starts_with("[00:08:00] === Iteration 8/2000 ==="), "{text}");
+    assert!(
+        text.starts_with("[00:08:00] === Iteration 8/2000 ==="),
+        "{text}"
+    );
     assert!(!text.contains("Iteration 9"), "{text}");
 }
 
@@ -299,7 +324,10 @@ async fn a_new_header_announces_the_previous_iteration_live() {
     .await;
     ws_wait_for(&mut client, "subscribed", |f| f["type"] == "subscribed").await;
 
-    append(&log, "[10:00:40] \u{274c} Tests failed\n[10:02:00] === Iteration 2/5 ===\n");
+    append(
+        &log,
+        "[10:00:40] \u{274c} Tests failed\n[10:02:00] === Iteration 2/5 ===\n",
+    );
     let done = ws_wait_for(&mut client, "iteration_completed", |f| {
         f["type"] == "iteration_completed"
     })

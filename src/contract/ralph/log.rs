@@ -578,7 +578,10 @@ mod tests {
         assert_eq!(line.event, None);
         let header = scanner.scan(9, "[23:59:59] === Iteration 8 (loop 1/50) ===");
         assert_eq!(header.clock, Some(86_399));
-        assert!(matches!(header.event, Some(LogEvent::IterationStarted { offset: 9, .. })));
+        assert!(matches!(
+            header.event,
+            Some(LogEvent::IterationStarted { offset: 9, .. })
+        ));
         assert_eq!(scanner.scan(0, "[25:00:00] bad clock").clock, None);
         assert_eq!(scanner.scan(0, "no clock").clock, None);
     }
@@ -619,7 +622,11 @@ mod tests {
             Marker::Failure { text: "y".into() },
             Marker::Paused,
         ]);
-        assert_eq!(failed.tests_passed, Some(false), "the last tests marker wins");
+        assert_eq!(
+            failed.tests_passed,
+            Some(false),
+            "the last tests marker wins"
+        );
         assert_eq!(failed.status(), IterationStatus::Error);
         assert_eq!(failed.errors(), ["2 failures were reported in the log"]);
 

@@ -587,6 +587,17 @@ STATUS: IN PROGRESS
     }
 
     #[test]
+    fn borrowed_records_give_the_same_stats() {
+        let (records, _) = parse_all(FIXTURE);
+        let borrowed: Vec<std::borrow::Cow<'_, IterationRecord>> =
+            records.iter().map(std::borrow::Cow::Borrowed).collect();
+        assert_eq!(
+            stats_over(&borrowed, &parse_plan(PLAN), PRICE, NOW),
+            compute_stats(&records, &parse_plan(PLAN), PRICE, NOW)
+        );
+    }
+
+    #[test]
     fn health_of_each_fixture_row() {
         let (records, _) = parse_all(FIXTURE);
         let healths: Vec<Health> = records.iter().map(health).collect();

@@ -187,7 +187,10 @@ mod tests {
         let log = dir.join(".ralph/ralph.log");
         append(&log, LOG);
         let mut state = open(&dir);
-        append(&log, "[09:05:00] \u{1f389} All tasks COMPLETE\n[09:05:02] bye\n");
+        append(
+            &log,
+            "[09:05:00] \u{1f389} All tasks COMPLETE\n[09:05:02] bye\n",
+        );
         let events = state.update(&[FileKind::Log]);
         let done: Vec<u32> = events
             .iter()
@@ -200,7 +203,11 @@ mod tests {
         let page = state.iterations(&IterationQuery::default(), Cursor::default());
         let third = &page.rows[0].record;
         assert_eq!(third.iteration, 3);
-        assert_eq!(third.end.as_deref(), Some("09:05:02"), "the last line's time");
+        assert_eq!(
+            third.end.as_deref(),
+            Some("09:05:02"),
+            "the last line's time"
+        );
         assert_eq!(third.duration_seconds, Some(122.0));
         assert_eq!(third.status, IterationStatus::Success);
 
@@ -218,7 +225,10 @@ mod tests {
         let log = dir.join(".ralph/ralph.log");
         append(&log, LOG);
         let mut state = open(&dir);
-        append(&log, "tokens used: 2,000\n[09:04:00] === Iteration 4/5 ===\n");
+        append(
+            &log,
+            "tokens used: 2,000\n[09:04:00] === Iteration 4/5 ===\n",
+        );
         let events = state.update(&[FileKind::Log]);
         let done: Vec<_> = events
             .iter()
@@ -245,11 +255,18 @@ mod tests {
         use RowSource::{Jsonl, Log};
         assert_eq!(listed(&state), [(1, 1, Log), (1, 2, Jsonl)]);
         let page = state.iterations(&IterationQuery::default(), Cursor::default());
-        assert_eq!(page.rows[0].record.tokens, Some(7.0), "the row, not the log");
+        assert_eq!(
+            page.rows[0].record.tokens,
+            Some(7.0),
+            "the row, not the log"
+        );
         assert_eq!(page.total, 2);
 
         // A project that writes rows announces its iterations by its rows only.
-        append(&dir.join(".ralph/ralph.log"), "[09:04:00] === Iteration 4/5 ===\n");
+        append(
+            &dir.join(".ralph/ralph.log"),
+            "[09:04:00] === Iteration 4/5 ===\n",
+        );
         let events = state.update(&[FileKind::Log]);
         assert!(!events
             .iter()

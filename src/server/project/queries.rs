@@ -45,7 +45,12 @@ impl ProjectState {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         let records: Vec<_> = self.records().into_iter().map(|(_, r)| r).collect();
-        let stats = stats_over(&records, &plan, self.config.price_per_k_tokens().0, now_unix);
+        let stats = stats_over(
+            &records,
+            &plan,
+            self.config.price_per_k_tokens().0,
+            now_unix,
+        );
         let mut completed_in = BTreeMap::new();
         // Only rows report tasks.
         for record in &self.jsonl.rows {
