@@ -37,7 +37,8 @@ use loopwatch::{
     },
     model::{
         api_types::{
-            IterationLog, IterationPage, IterationQuery, IterationSort, ProjectDetail, StatusFilter,
+            IterationLog, IterationPage, IterationQuery, IterationSort, ProjectDetail, RowSource,
+            StatusFilter,
         },
         PhaseStatus, ProjectSummary, Status,
     },
@@ -1597,7 +1598,28 @@ fn contract_a_row_after_a_restart_expands_to_its_own_log() {
         },
     )
     .rows;
+    // Run 1 has no rows: its two ended iterations are listed from the log, before run 2's.
+    let (rows, logged): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|row| row.source == RowSource::Jsonl);
     assert_eq!(rows.len(), 6);
+    let logged: Vec<_> = logged
+        .iter()
+        .map(|row| {
+            (
+                row.record.run,
+                row.record.iteration,
+                row.record.start.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            (1, 1, Some("14:02:11".to_owned())),
+            (1, 2, Some("14:15:42".to_owned()))
+        ]
+    );
     let first = &rows[0].record;
     assert_eq!(first.iteration, 1);
     assert_eq!(first.start.as_deref(), Some("2025-02-10T15:02:31+01:00"));

@@ -50,6 +50,21 @@ pub struct IterationRow {
     pub cost_usd: Option<f64>,
     /// The iteration's slice of `ralph.log` is known.
     pub has_log: bool,
+    /// Where the row comes from: `iterations.jsonl`, or the log alone (no row was written).
+    #[serde(default)]
+    pub source: RowSource,
+}
+
+/// Where an iterations-table row comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowSource {
+    /// A row of `iterations.jsonl` (it wins when the log shows the same iteration).
+    #[default]
+    Jsonl,
+    /// Built from the iteration's header and lines in `ralph.log`: its number, times, tokens and
+    /// markers; no tasks, commit or test output.
+    Log,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

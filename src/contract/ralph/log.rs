@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::iterations::IterationStatus;
 use crate::contract::ansi::strip_ansi;
 
 /// Marker texts come from arbitrary agent output; capping keeps events small on the wire.
@@ -367,8 +368,21 @@ impl LogScanner {
     /// If a `tokens used` line is followed by a line that is not a number, no token event is
     /// emitted, and that line is still read as a header or marker, so nothing else is lost.
     pub fn push(&mut self, offset: u64, line: &str) -> Option<LogEvent> {
+        self.scan(offset, line).event
+    }
+
+    /// [`LogScanner::push`], with the line's clock as well (read from the same stripped text).
+    pub fn scan(&mut self, offset: u64, line: &str) -> ScannedLine {
         let plain = strip_ansi(line);
         let (clock, message) = clock_and_message(&plain);
+        let event = self.event(offset, clock, message);
+        ScannedLine {
+            clock: clock.and_then(clock_seconds),
+            event,
+        }
+    }
+
+    fn event(&mut self, offset: u64, clock: Option<&str>, message: &str) -> Option<LogEvent> {
         if std::mem::take(&mut self.expecting_token_count) {
             if let Some(thousands) = parse_token_number(message) {
                 return Some(LogEvent::Tokens { thousands });
@@ -389,11 +403,163 @@ impl LogScanner {
     }
 }
 
+/// One line as [`LogScanner::scan`] read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScannedLine {
+    /// The line's `[HH:MM:SS]` clock as seconds since midnight, when it has a valid one.
+    pub clock: Option<u32>,
+    pub event: Option<LogEvent>,
+}
+
+/// A valid `HH:MM:SS` clock as seconds since midnight.
+pub fn clock_seconds(clock: &str) -> Option<u32> {
+    let [hours, minutes, seconds] = clock_fields(clock)?;
+    (hours < 24 && minutes < 60 && seconds < 60)
+        .then(|| u32::from(hours) * 3600 + u32::from(minutes) * 60 + u32::from(seconds))
+}
+
+/// Seconds since midnight as `HH:MM:SS` (the log's clocks carry no date).
+pub fn format_clock(seconds: u32) -> String {
+    let seconds = seconds % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// Seconds from clock `start` to clock `end`; an end before the start crossed midnight once.
+pub fn clock_span(start: u32, end: u32) -> u32 {
+    (end % 86_400 + 86_400 - start % 86_400) % 86_400
+}
+
+/// What an iteration's markers said about how it went, folded as they are read: a few bytes
+/// whatever the iteration's length, so every iteration of a huge log can keep one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IterationMarks {
+    /// The agent's last exit code.
+    pub exit_code: Option<i32>,
+    /// The last tests marker: passed or failed.
+    pub tests_passed: Option<bool>,
+    /// `❌` lines other than failed tests.
+    pub failures: u32,
+    /// A completion marker: the loop says it is done.
+    pub complete: bool,
+}
+
+impl IterationMarks {
+    pub fn note(&mut self, marker: &Marker) {
+        match marker {
+            Marker::AgentExited { code } => self.exit_code = Some(*code),
+            Marker::TestsPassed => self.tests_passed = Some(true),
+            Marker::TestsFailed => self.tests_passed = Some(false),
+            Marker::Failure { .. } => self.failures = self.failures.saturating_add(1),
+            Marker::Complete => self.complete = true,
+            Marker::Paused
+            | Marker::Resumed
+            | Marker::Stopped { .. }
+            | Marker::RateLimited { .. } => {}
+        }
+    }
+
+    /// The error entries the markers amount to: a non-zero exit code, and the `❌` lines.
+    pub fn errors(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Some(code @ (..=-1 | 1..)) = self.exit_code {
+            errors.push(format!("agent exited with code {code}"));
+        }
+        match self.failures {
+            0 => {}
+            1 => errors.push("a failure was reported in the log".to_owned()),
+            n => errors.push(format!("{n} failures were reported in the log")),
+        }
+        errors
+    }
+
+    /// `Error` with any error entry; `Success` when the agent exited with 0, the tests passed or
+    /// the loop completed; otherwise unknown (`Other("")`), as a row without a status is.
+    pub fn status(&self) -> IterationStatus {
+        if !self.errors().is_empty() {
+            IterationStatus::Error
+        } else if self.exit_code == Some(0) || self.tests_passed == Some(true) || self.complete {
+            IterationStatus::Success
+        } else {
+            IterationStatus::Other(String::new())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::contract::ansi::tests::{escape_sequence, text_without_escape};
     use proptest::prelude::*;
+
+    #[test]
+    fn scan_gives_the_clock_of_any_line() {
+        let mut scanner = LogScanner::default();
+        let line = scanner.scan(0, "\u{1b}[2m[01:02:03]\u{1b}[0m working");
+        assert_eq!(line.clock, Some(3723));
+        assert_eq!(line.event, None);
+        let header = scanner.scan(9, "[23:59:59] === Iteration 8 (loop 1/50) ===");
+        assert_eq!(header.clock, Some(86_399));
+        assert!(matches!(
+            header.event,
+            Some(LogEvent::IterationStarted { offset: 9, .. })
+        ));
+        assert_eq!(scanner.scan(0, "[25:00:00] bad clock").clock, None);
+        assert_eq!(scanner.scan(0, "no clock").clock, None);
+    }
+
+    #[test]
+    fn clocks_print_and_span_midnight() {
+        assert_eq!(clock_seconds("00:00:00"), Some(0));
+        assert_eq!(clock_seconds("24:00:00"), None);
+        assert_eq!(format_clock(3723), "01:02:03");
+        assert_eq!(clock_span(3600, 3700), 100);
+        assert_eq!(clock_span(86_390, 10), 20, "crossing midnight");
+        assert_eq!(clock_span(5, 5), 0);
+    }
+
+    #[test]
+    fn marks_fold_into_status_and_errors() {
+        let marks = |markers: &[Marker]| {
+            let mut marks = IterationMarks::default();
+            markers.iter().for_each(|m| marks.note(m));
+            marks
+        };
+        let none = marks(&[]);
+        assert_eq!(none.status(), IterationStatus::Other(String::new()));
+        assert!(none.errors().is_empty());
+
+        let passed = marks(&[Marker::AgentExited { code: 0 }, Marker::TestsPassed]);
+        assert_eq!(passed.status(), IterationStatus::Success);
+        assert_eq!(passed.tests_passed, Some(true));
+
+        let exited = marks(&[Marker::TestsPassed, Marker::AgentExited { code: 2 }]);
+        assert_eq!(exited.status(), IterationStatus::Error);
+        assert_eq!(exited.errors(), ["agent exited with code 2"]);
+
+        let failed = marks(&[
+            Marker::TestsPassed,
+            Marker::TestsFailed,
+            Marker::Failure { text: "x".into() },
+            Marker::Failure { text: "y".into() },
+            Marker::Paused,
+        ]);
+        assert_eq!(
+            failed.tests_passed,
+            Some(false),
+            "the last tests marker wins"
+        );
+        assert_eq!(failed.status(), IterationStatus::Error);
+        assert_eq!(failed.errors(), ["2 failures were reported in the log"]);
+
+        let complete = marks(&[Marker::Complete]);
+        assert!(complete.complete);
+        assert_eq!(complete.status(), IterationStatus::Success);
+    }
 
     // ---------------------------------------------------------------- strip_clock
 

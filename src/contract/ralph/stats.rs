@@ -4,7 +4,10 @@
 //! Every number here is finite: an undefined ratio is `None`, and a sum too large for `f64`
 //! saturates at `f64::MAX` instead of turning into infinity (which JSON cannot carry).
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    borrow::Borrow,
+    collections::{HashMap, HashSet},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +115,17 @@ pub fn compute_stats(
     price_per_k_tokens: f64,
     now_unix: f64,
 ) -> Stats {
+    stats_over(records, plan, price_per_k_tokens, now_unix)
+}
+
+/// [`compute_stats`] over records held or borrowed (the server mixes the rows it keeps with
+/// iterations built from the log).
+pub fn stats_over<R: Borrow<IterationRecord>>(
+    records: &[R],
+    plan: &Plan,
+    price_per_k_tokens: f64,
+    now_unix: f64,
+) -> Stats {
     let price = if price_per_k_tokens.is_finite() && price_per_k_tokens > 0.0 {
         price_per_k_tokens
     } else {
@@ -137,12 +151,15 @@ pub fn compute_stats(
     let mut phase_used = vec![false; index.buckets.len()];
     let mut burndown = Vec::with_capacity(records.len().saturating_add(1));
     burndown.push(BurndownPoint {
-        iteration: records.first().map_or(0, |r| r.iteration.saturating_sub(1)),
-        run: records.first().map_or(0, |r| r.run),
+        iteration: records
+            .first()
+            .map_or(0, |r| r.borrow().iteration.saturating_sub(1)),
+        run: records.first().map_or(0, |r| r.borrow().run),
         remaining: progress.tasks_total,
     });
 
     for record in records {
+        let record: &IterationRecord = record.borrow();
         match health(record) {
             Health::Failed => health_counts.failed = health_counts.failed.saturating_add(1),
             Health::Productive => {
@@ -567,6 +584,17 @@ STATUS: IN PROGRESS
     fn fixture_stats() -> Stats {
         let (records, _) = parse_all(FIXTURE);
         compute_stats(&records, &parse_plan(PLAN), PRICE, NOW)
+    }
+
+    #[test]
+    fn borrowed_records_give_the_same_stats() {
+        let (records, _) = parse_all(FIXTURE);
+        let borrowed: Vec<std::borrow::Cow<'_, IterationRecord>> =
+            records.iter().map(std::borrow::Cow::Borrowed).collect();
+        assert_eq!(
+            stats_over(&borrowed, &parse_plan(PLAN), PRICE, NOW),
+            compute_stats(&records, &parse_plan(PLAN), PRICE, NOW)
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - `kind`: where a project of each kind keeps its files.
 //! - `files`: which file changed, and reading the small ones whole.
 //! - `tracking`: the appended log and rows, read by offset and paired.
+//! - `logged`: iterations no row stands for, built from the log alone.
 //! - `summary`: the card, and the events for what changed on it.
 //! - `queries`: detail, iteration pages, one iteration's text, the published log.
 //! - `tail`, `pairing`, `liveness`, `context_files`: their helpers.
@@ -13,6 +14,7 @@ pub mod context_files;
 pub mod files;
 pub mod kind;
 pub mod liveness;
+pub mod logged;
 pub mod pairing;
 pub mod queries;
 pub mod summary;
@@ -125,6 +127,8 @@ impl ProjectState {
             // A header read after its row (different batches) pairs up now.
             self.relink();
         }
+        // Only once paired: an iteration whose row arrived in the same batch is not log-only.
+        events.extend(self.announce_ended());
         events.extend(self.refresh_summary());
         events
     }

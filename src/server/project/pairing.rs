@@ -31,6 +31,15 @@ pub struct Links {
     header_rows: Vec<u32>,
 }
 
+/// Where one iteration of a project's list comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The JSONL row at this index.
+    Row(usize),
+    /// The log header at this index (no row belongs to it).
+    Log(usize),
+}
+
 impl Links {
     /// Forgets everything: the next [`Links::update`] pairs every row again. Needed when the log
     /// or the JSONL file starts over (truncated, replaced), since `update` assumes appends.
@@ -99,6 +108,33 @@ impl Links {
     /// Whether some row belongs to header `header` (its iteration has finished).
     pub fn has_row(&self, header: usize) -> bool {
         self.header_rows.get(header).is_some_and(|&rows| rows > 0)
+    }
+
+    /// Every iteration once, oldest first: each row, and each header no row belongs to for which
+    /// `listed` says yes. Paired rows follow their headers' order (the walk pairs a row only with
+    /// a header before the next row's), so the two files merge like two sorted lists; an
+    /// unpaired row stays where it is among the rows.
+    pub fn merge(&self, headers: usize, listed: impl Fn(usize) -> bool) -> Vec<Source> {
+        let rows = self.row_header.len();
+        let mut merged = Vec::with_capacity(rows.max(headers));
+        let mut next_header = 0;
+        let headers_until = |end: usize, merged: &mut Vec<Source>, next_header: &mut usize| {
+            for header in *next_header..end.min(headers) {
+                if !self.has_row(header) && listed(header) {
+                    merged.push(Source::Log(header));
+                }
+            }
+            *next_header = (*next_header).max(end);
+        };
+        for row in 0..rows {
+            if let Some(header) = self.header_of(row) {
+                headers_until(header, &mut merged, &mut next_header);
+                next_header = next_header.max(header + 1);
+            }
+            merged.push(Source::Row(row));
+        }
+        headers_until(headers, &mut merged, &mut next_header);
+        merged
     }
 
     #[cfg(test)]
@@ -192,6 +228,33 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn merge_puts_log_only_iterations_between_the_rows() {
+        // Headers 1 2 3 | 1 2 (a restart); rows for the first run's 2 and the second run's 1.
+        let headers = [1, 2, 3, 1, 2];
+        let rows = [2, 1];
+        let mut links = Links::default();
+        update(&mut links, &headers, &rows);
+        assert_eq!(links.pairs(), [Some(1), Some(3)]);
+        let all = links.merge(headers.len(), |_| true);
+        assert_eq!(
+            all,
+            [
+                Source::Log(0),
+                Source::Row(0),
+                Source::Log(2),
+                Source::Row(1),
+                Source::Log(4)
+            ]
+        );
+        // The current iteration (not ended) is left out.
+        let ended = links.merge(headers.len(), |h| h + 1 < headers.len());
+        assert_eq!(ended.last(), Some(&Source::Row(1)));
+        // Without rows the log is the list.
+        let log_only = Links::default().merge(3, |_| true);
+        assert_eq!(log_only, [Source::Log(0), Source::Log(1), Source::Log(2)]);
+    }
+
     proptest! {
         #[test]
         fn incremental_pairing_equals_the_full_one(steps in prop::collection::vec(step(), 0..120)) {
@@ -220,6 +283,32 @@ mod tests {
             let mut fresh = Links::default();
             update(&mut fresh, &headers, &rows);
             prop_assert_eq!(fresh.pairs(), links.pairs());
+
+            // The merge lists every row once in file order, and every unpaired listed header
+            // once; the headers it stands on (a row's, or its own) only go forward.
+            let listed = |header: usize| header % 3 != 1;
+            let merged = links.merge(headers.len(), listed);
+            let merged_rows: Vec<usize> = merged
+                .iter()
+                .filter_map(|s| match s { Source::Row(r) => Some(*r), Source::Log(_) => None })
+                .collect();
+            prop_assert_eq!(merged_rows, (0..rows.len()).collect::<Vec<_>>());
+            let logged: Vec<usize> = merged
+                .iter()
+                .filter_map(|s| match s { Source::Log(h) => Some(*h), Source::Row(_) => None })
+                .collect();
+            let expected_logged: Vec<usize> = (0..headers.len())
+                .filter(|&h| !links.has_row(h) && listed(h))
+                .collect();
+            prop_assert_eq!(logged, expected_logged);
+            let standing: Vec<usize> = merged
+                .iter()
+                .filter_map(|s| match s {
+                    Source::Row(r) => links.header_of(*r),
+                    Source::Log(h) => Some(*h),
+                })
+                .collect();
+            prop_assert!(standing.windows(2).all(|w| w[0] < w[1]));
         }
     }
 }

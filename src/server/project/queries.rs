@@ -6,18 +6,19 @@ use std::{collections::BTreeMap, io, path::PathBuf, time::SystemTime};
 use crate::contract::ralph::{
     iterations::{parse_line, IterationRecord, LineOutcome},
     plan::normalize_task_id,
-    stats::{compute_stats, health},
+    stats::{health, stats_over},
 };
 use crate::model::{
     api_types::{
         IterationLog, IterationPage, IterationQuery, IterationRow, IterationSort, ProjectDetail,
-        StatusFilter, MAX_PAGE,
+        RowSource, StatusFilter, MAX_PAGE,
     },
     Cursor,
 };
 use crate::server::safe_open;
 
 use super::files::MAX_SMALL_FILE;
+use super::pairing::Source;
 use super::tail::{read_lines, read_range};
 use super::ProjectState;
 
@@ -38,15 +39,21 @@ impl ProjectState {
 
     /// The project's full state, as of `cursor` (its `project:ID` topic).
     pub fn detail(&self, cursor: Cursor) -> ProjectDetail {
-        let records = &self.jsonl.rows;
         let plan = self.plan.clone().unwrap_or_default();
         let now_unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        let stats = compute_stats(records, &plan, self.config.price_per_k_tokens().0, now_unix);
+        let records: Vec<_> = self.records().into_iter().map(|(_, r)| r).collect();
+        let stats = stats_over(
+            &records,
+            &plan,
+            self.config.price_per_k_tokens().0,
+            now_unix,
+        );
         let mut completed_in = BTreeMap::new();
-        for record in records {
+        // Only rows report tasks.
+        for record in &self.jsonl.rows {
             for id in &record.tasks_completed {
                 completed_in
                     .entry(normalize_task_id(id))
@@ -69,12 +76,12 @@ impl ProjectState {
     pub fn iterations(&self, query: &IterationQuery, cursor: Cursor) -> IterationPage {
         let price = self.config.price_per_k_tokens().0;
 
-        // Filter and sort references; only the requested page is cloned.
-        let mut rows: Vec<(usize, &IterationRecord)> = self
-            .jsonl
-            .rows
+        // Filter and sort references to the rows (and the log's own rows, built for this query);
+        // only the requested page is cloned.
+        let records = self.records();
+        let mut rows: Vec<(Source, &IterationRecord)> = records
             .iter()
-            .enumerate()
+            .map(|(source, record)| (*source, record.as_ref()))
             .filter(|(_, record)| match query.status {
                 None => true,
                 Some(StatusFilter::Success) => record.status.is_success(),
@@ -108,11 +115,18 @@ impl ProjectState {
             .into_iter()
             .skip(query.offset as usize)
             .take(limit as usize)
-            .map(|(index, record)| IterationRow {
-                health: health(record),
-                cost_usd: record.tokens.map(|k| k * price),
-                has_log: self.links.header_of(index).is_some(),
-                record: record.clone(),
+            .map(|(source, record)| {
+                let (has_log, source) = match source {
+                    Source::Row(index) => (self.links.header_of(index).is_some(), RowSource::Jsonl),
+                    Source::Log(_) => (true, RowSource::Log),
+                };
+                IterationRow {
+                    health: health(record),
+                    cost_usd: record.tokens.map(|k| k * price),
+                    has_log,
+                    source,
+                    record: record.clone(),
+                }
             })
             .collect();
         IterationPage {

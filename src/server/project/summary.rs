@@ -57,6 +57,16 @@ impl ProjectState {
 
     pub(super) fn build_summary(&self) -> ProjectSummary {
         let last_row = self.jsonl.rows.last();
+        // The finished iterations, rows and log-only ones: only the last few are built.
+        let sources = self.sources();
+        let latest: Vec<Health> = sources
+            .iter()
+            .rev()
+            .take(HEALTH_STRIP)
+            .rev()
+            .filter_map(|source| self.record_of(*source))
+            .map(|record| health(&record))
+            .collect();
         let last_header = self.log.iterations.last();
         // The current iteration starts when its header appears in the log.
         let iteration = match (last_header, last_row) {
@@ -71,7 +81,7 @@ impl ProjectState {
             .unwrap_or(0);
         let tokens = self.total_tokens();
         let price = self.config.price_per_k_tokens().0;
-        let last_failed = last_row.is_some_and(|row| health(row) == Health::Failed);
+        let last_failed = latest.last() == Some(&Health::Failed);
         let alarm_is_newer = self.pending_alarm_is_newer();
         let status = derive_status(StatusInputs {
             loop_alive: self.loop_alive,
@@ -88,15 +98,7 @@ impl ProjectState {
             .checked_sub(1)
             .is_some_and(|last| !self.links.has_row(last));
         let pausing = status == Status::Paused && current_unfinished;
-        let recent_health = self
-            .jsonl
-            .rows
-            .iter()
-            .rev()
-            .take(HEALTH_STRIP)
-            .rev()
-            .map(health)
-            .collect();
+        let recent_health = latest;
         ProjectSummary {
             id: self.id.clone(),
             name: self.summary.name.clone(),

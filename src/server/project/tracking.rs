@@ -9,7 +9,7 @@ use crate::contract::ralph::{
     iterations::{
         parse_line, IterationRecord, IterationStatus, LineOutcome, RunTracker, SkipCounts,
     },
-    log::{LogEvent, LogScanner},
+    log::{clock_seconds, IterationMarks, LogEvent, LogScanner, Marker},
     stats::health,
 };
 use crate::model::protocol::{IterationDone, IterationStart, LogLines, ServerMessage};
@@ -41,6 +41,11 @@ pub(super) struct LogIteration {
     pub(super) start: u64,
     pub(super) end: Option<u64>,
     pub(super) tokens: Option<f64>,
+    /// The header's clock (seconds since midnight).
+    pub(super) start_clock: Option<u32>,
+    /// The next header's clock, else the clock of the iteration's last line that has one.
+    pub(super) end_clock: Option<u32>,
+    pub(super) marks: IterationMarks,
 }
 
 #[derive(Debug)]
@@ -50,6 +55,9 @@ pub(super) struct LogTracker {
     runs: RunTracker,
     pub(super) iterations: Vec<LogIteration>,
     pub(super) lines: u64,
+    /// Iterations that ended (the next header, or a completion marker) since the last update
+    /// took them: announced once the rows are paired, if no row stands for them.
+    pub(super) ended: Vec<usize>,
 }
 
 impl LogTracker {
@@ -60,6 +68,7 @@ impl LogTracker {
             runs: RunTracker::default(),
             iterations: Vec::new(),
             lines: 0,
+            ended: Vec::new(),
         }
     }
 }
@@ -257,10 +266,21 @@ impl ProjectState {
         let mut started = Vec::new();
         let result = log.tail.read_new(|offset, bytes| {
             let line = String::from_utf8_lossy(bytes);
-            match log.scanner.push(offset, &line) {
+            let scanned = log.scanner.scan(offset, &line);
+            if let (Some(clock), Some(current)) = (scanned.clock, log.iterations.last_mut()) {
+                current.end_clock = Some(clock);
+            }
+            match scanned.event {
                 Some(LogEvent::IterationStarted { header, offset }) => {
-                    if let Some(previous) = log.iterations.last_mut() {
+                    let start_clock = header.clock.as_deref().and_then(clock_seconds);
+                    let last = log.iterations.len().checked_sub(1);
+                    if let Some((index, previous)) = last.zip(log.iterations.last_mut()) {
                         previous.end.get_or_insert(offset);
+                        // The header's clock was just taken as the previous one's last line.
+                        previous.end_clock = start_clock.or(previous.end_clock);
+                        if !previous.marks.complete {
+                            log.ended.push(index);
+                        }
                     }
                     let run = log.runs.assign(header.iteration);
                     log.iterations.push(LogIteration {
@@ -270,6 +290,9 @@ impl ProjectState {
                         start: offset,
                         end: None,
                         tokens: None,
+                        start_clock,
+                        end_clock: start_clock,
+                        marks: IterationMarks::default(),
                     });
                     started.push((header, run));
                 }
@@ -278,7 +301,16 @@ impl ProjectState {
                         current.tokens = Some(current.tokens.unwrap_or(0.0) + thousands);
                     }
                 }
-                Some(LogEvent::Marker(_)) | None => {}
+                Some(LogEvent::Marker(marker)) => {
+                    let last = log.iterations.len().checked_sub(1);
+                    if let Some((index, current)) = last.zip(log.iterations.last_mut()) {
+                        if marker == Marker::Complete && !current.marks.complete {
+                            log.ended.push(index);
+                        }
+                        current.marks.note(&marker);
+                    }
+                }
+                None => {}
             }
             log.lines += 1;
             if report == Report::Changes {
@@ -301,6 +333,10 @@ impl ProjectState {
                 }],
                 Report::Quiet => Vec::new(),
             };
+        }
+        if report == Report::Quiet {
+            // Nobody to tell: these iterations ended before anyone listened.
+            self.log.ended.clear();
         }
         if report == Report::Changes {
             for (header, run) in started {
@@ -376,20 +412,7 @@ impl ProjectState {
             .map(|record| ServerMessage::IterationCompleted {
                 project: self.id.clone(),
                 timestamp: now(),
-                data: IterationDone {
-                    iteration: record.iteration,
-                    max: record.max,
-                    run: record.run,
-                    duration_seconds: record.duration_seconds,
-                    tokens: record.tokens,
-                    cost_usd: record.tokens.map(|k| k * price),
-                    status: record.status.clone(),
-                    health: health(record),
-                    tasks_completed: record.tasks_completed.clone(),
-                    commit: record.commit.clone(),
-                    test_passed: record.test_passed,
-                    errors: record.errors.clone(),
-                },
+                data: iteration_done(record, price),
             })
             .collect()
     }
@@ -415,6 +438,24 @@ impl ProjectState {
                 record.run = run;
             }
         }
+    }
+}
+
+/// The `iteration_completed` payload for a finished iteration's row.
+pub(super) fn iteration_done(record: &IterationRecord, price_per_k_tokens: f64) -> IterationDone {
+    IterationDone {
+        iteration: record.iteration,
+        max: record.max,
+        run: record.run,
+        duration_seconds: record.duration_seconds,
+        tokens: record.tokens,
+        cost_usd: record.tokens.map(|k| k * price_per_k_tokens),
+        status: record.status.clone(),
+        health: health(record),
+        tasks_completed: record.tasks_completed.clone(),
+        commit: record.commit.clone(),
+        test_passed: record.test_passed,
+        errors: record.errors.clone(),
     }
 }
 
