@@ -7,7 +7,9 @@ use crate::api::{load_iteration_log, load_iterations};
 use crate::app::format::{cost_label, duration_label, health_name, tokens_label};
 use crate::contract::ansi::{spans, Style};
 use crate::contract::ralph::stats::Health;
-use crate::model::api_types::{IterationQuery, IterationRow, IterationSort, StatusFilter};
+use crate::model::api_types::{
+    IterationQuery, IterationRow, IterationSort, RowSource, StatusFilter,
+};
 
 const PAGE: u32 = 50;
 
@@ -219,6 +221,18 @@ fn Row(row: IterationRow, expanded: RwSignal<Option<(u32, u32)>>) -> impl IntoVi
         }
     };
     let health = health_name(row.health);
+    // No JSONL row: the loop wrote only its log, so tasks, commit and tests are unknown.
+    let from_log = (row.source == RowSource::Log).then(|| {
+        view! {
+            <span
+                class="from-log"
+                data-testid="from-log"
+                title="No row in iterations.jsonl: built from this iteration's lines in ralph.log"
+            >
+                "from the log"
+            </span>
+        }
+    });
     let tests = match record.test_passed {
         Some(true) => "passed",
         Some(false) => "failed",
@@ -238,7 +252,7 @@ fn Row(row: IterationRow, expanded: RwSignal<Option<(u32, u32)>>) -> impl IntoVi
                     {record.iteration}
                 </button>
             </td>
-            <td>{status}</td>
+            <td>{status} {from_log}</td>
             <td>
                 <span class=format!("health-dot health-{health}")></span>
                 {health}
