@@ -15,7 +15,7 @@ test('iterations of a log-only project are listed and marked as coming from the 
       'working',
       'tokens used',
       '1,200',
-      '[10:00:40] Agent exited with code 0',
+      '[10:00:40] \u2705 Tests passed',
       '[10:01:00] === Iteration 2/5 ===',
       'still working',
       '',
