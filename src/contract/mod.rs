@@ -3,6 +3,7 @@
 //! server and the WASM client alike.
 
 pub mod ansi;
+pub mod buildrunner;
 pub mod lenient;
 pub mod ralph;
 pub mod request_host;
