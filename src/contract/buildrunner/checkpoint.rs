@@ -410,6 +410,11 @@ mod tests {
         assert_eq!(checkout.tasks.len(), 2);
         assert!(checkout.tasks[0].completed && !checkout.tasks[1].completed);
         assert_eq!(checkout.tasks[1].name, "Payment");
+        // The wire form reads back as the same checkpoint, `type` spelled as in the file.
+        let json = serde_json::to_value(&checkpoint).unwrap_or_default();
+        assert_eq!(json["components"][0]["type"], "backend");
+        let back: Option<Checkpoint> = serde_json::from_value(json).ok();
+        assert_eq!(back.as_ref(), Some(&checkpoint));
     }
 
     #[test]

@@ -260,6 +260,8 @@ mod tests {
 
     const CURRENT_WORK: &str =
         include_str!("../../../tests/fixtures/buildrunner/real/current-work.md");
+    const REAL_TEST_RESULTS: &str =
+        include_str!("../../../tests/fixtures/buildrunner/real/test-results.md");
     const REAL_BLOCKERS: &str =
         include_str!("../../../tests/fixtures/buildrunner/real/blockers.md");
     const BLOCKERS: &str = include_str!("../../../tests/fixtures/buildrunner/seed/blockers.md");
@@ -268,7 +270,7 @@ mod tests {
 
     #[test]
     fn real_context_files_are_free_text_only() {
-        for text in [CURRENT_WORK, REAL_BLOCKERS] {
+        for text in [CURRENT_WORK, REAL_BLOCKERS, REAL_TEST_RESULTS] {
             let (file, warnings) = parse_context(text.as_bytes());
             assert!(warnings.is_empty(), "{warnings:?}");
             assert!(file.blocks.is_empty());
@@ -313,6 +315,11 @@ mod tests {
             "===== 41 passed, 2 failed in 3.20s =====\n## not a heading: inside the output"
         );
         assert!(output.markdown.starts_with("**Timestamp:**"));
+        for block in &file.blocks {
+            let json = serde_json::to_value(block).unwrap_or_default();
+            let back: Option<ContextBlock> = serde_json::from_value(json).ok();
+            assert_eq!(back.as_ref(), Some(block));
+        }
         let json = serde_json::to_value(output).unwrap_or_default();
         assert_eq!(
             (json["kind"].as_str(), json["tag"].as_str()),

@@ -326,3 +326,77 @@ impl<'a, 'w> Fields<'a, 'w> {
         parsed.unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read<T>(value: Value, reader: impl FnOnce(&mut Fields<'_, '_>) -> T) -> (T, Vec<String>) {
+        let mut object = Map::new();
+        object.insert("field".to_owned(), value);
+        let mut warnings = Warnings::default();
+        let value = reader(&mut Fields::new(&object, "file".to_owned(), &mut warnings));
+        (value, warnings.finish())
+    }
+
+    #[test]
+    fn percentages_in_the_spellings_files_use() {
+        for (value, expected, warned) in [
+            (json!(45.5), Some(45.5), false),
+            (json!("45.5"), Some(45.5), false),
+            (json!(" 80% "), Some(80.0), false),
+            (json!(140), Some(100.0), true),
+            (json!(-1), Some(0.0), true),
+            (json!("lots"), None, true),
+            (json!([1]), None, true),
+            (json!(null), None, false),
+        ] {
+            let (percent, warnings) = read(value.clone(), |f| f.percent("field"));
+            assert_eq!(percent, expected, "{value}");
+            assert_eq!(!warnings.is_empty(), warned, "{value}: {warnings:?}");
+        }
+    }
+
+    #[test]
+    fn flags_and_texts() {
+        for (value, expected) in [
+            (json!(true), Some(true)),
+            (json!("no"), Some(false)),
+            (json!(1), Some(true)),
+            (json!(0), Some(false)),
+            (json!(2), None),
+            (json!("maybe"), None),
+        ] {
+            assert_eq!(
+                read(value.clone(), |f| f.flag("field")).0,
+                expected,
+                "{value}"
+            );
+        }
+        assert_eq!(read(json!(7), |f| f.text("field")).0.as_deref(), Some("7"));
+        assert_eq!(
+            read(json!({}), |f| f.text("field")).1,
+            ["file: `field` is an object, not text"]
+        );
+        let long = "é".repeat(MAX_TEXT_CHARS + 3);
+        let (text, _) = read(json!(long), |f| f.text_or_empty("field"));
+        assert_eq!(text.chars().count(), MAX_TEXT_CHARS + 1);
+        assert!(text.ends_with('…'));
+        assert_eq!(read(json!(""), |f| f.text_list("field").kept.len()).0, 0);
+    }
+
+    #[test]
+    fn warnings_are_capped_and_summed_up() {
+        let mut warnings = Warnings::default();
+        for i in 0..MAX_WARNINGS + 150 {
+            warnings.push(format!("w{i}"));
+        }
+        let list = warnings.finish();
+        assert_eq!(list.len(), MAX_WARNINGS + 1);
+        assert_eq!(
+            list.last().map(String::as_str),
+            Some("150 more warnings not shown")
+        );
+    }
+}

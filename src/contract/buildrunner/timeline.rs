@@ -49,7 +49,7 @@ pub struct Timeline {
     /// Index of the checkpoint the build stands on: the last one not rolled back.
     pub current: Option<usize>,
     pub rollbacks: Vec<Rollback>,
-    /// Files that could not be placed in time, and the like.
+    /// Files that could not be placed in time, ids that differ from their file names.
     pub warnings: Vec<String>,
 }
 
@@ -68,6 +68,14 @@ impl Timeline {
                             .as_deref()
                             .and_then(CheckpointStamp::from_timestamp)
                     });
+                let stem = file_name.strip_suffix(".json").unwrap_or(&file_name);
+                if !checkpoint.id.is_empty()
+                    && checkpoint.id != stem
+                    && CheckpointStamp::from_name(stem).is_some()
+                {
+                    // The file name decides the order (as BuildRunner's own loader sorts them).
+                    warnings.push(format!("{file_name}: its id is {:?}", checkpoint.id));
+                }
                 if stamp.is_none() {
                     warnings.push(format!(
                         "{file_name}: no time in its name, id or timestamp; placed last"
@@ -292,6 +300,22 @@ mod tests {
         // Everything rolled back: the build stands on none of them.
         let timeline = Timeline::build(real([0, 1, 2, 3], ["rolled_back"; 4]));
         assert_eq!(timeline.current, None);
+    }
+
+    #[test]
+    fn an_id_that_differs_from_its_file_name_is_a_warning() {
+        let mut checkpoints = real([0, 1, 2, 3], ["created"; 4]);
+        checkpoints[0].1.id = "checkpoint_20991231_235959_000000".to_owned();
+        let timeline = Timeline::build(checkpoints);
+        // The name still decides the order.
+        assert_eq!(
+            timeline.entries[0].file_name,
+            "checkpoint_20251117_213005_705272.json"
+        );
+        assert_eq!(
+            timeline.warnings,
+            ["checkpoint_20251117_213005_705272.json: its id is \"checkpoint_20991231_235959_000000\""]
+        );
     }
 
     #[test]
