@@ -3,6 +3,7 @@
 //! I/O; compiled for the server and the WASM client alike.
 
 pub mod ansi;
+pub mod buildrunner;
 pub mod lenient;
 pub mod percent;
 pub mod ralph;
