@@ -51,7 +51,36 @@ pub fn modified(dir: &Path, rel: &str) -> io::Result<SystemTime> {
         .modified()
 }
 
+/// A pid file whose loop is gone: killed or crashed, it had no chance to remove the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct LeftBehind {
+    pid: u32,
+    /// [`Liveness::Dead`] or [`Liveness::Reused`].
+    liveness: Liveness,
+}
+
+impl LeftBehind {
+    /// The card's warning: `pid_file` names the process.
+    pub(super) fn warning(self, pid_file: &str) -> String {
+        let pid = self.pid;
+        let now = match self.liveness {
+            Liveness::Reused => "which now belongs to another process",
+            Liveness::Alive | Liveness::Dead => "which is not running",
+        };
+        format!("the loop died: {pid_file} names process {pid}, {now}")
+    }
+}
+
 impl ProjectState {
+    /// Moves the last activity up to when the loop last wrote `file`: the loop's own writes date
+    /// it, never the moment loopwatch read them (which after a restart of loopwatch, or for a
+    /// project found late, says nothing about the loop).
+    pub(super) fn note_written(&mut self, file: &FileKind) {
+        if let Ok(written) = modified(&self.dir, &self.kind.path(file)) {
+            self.last_activity = self.last_activity.max(Some(written));
+        }
+    }
+
     /// Re-reads one of the small files; only a context file and a notification have events.
     pub(super) fn read_small_file(
         &mut self,
@@ -91,6 +120,9 @@ impl ProjectState {
         let rel = self.kind.path(&FileKind::Plan);
         match read_small(&self.dir, &rel) {
             Ok(bytes) => {
+                if bytes.is_some() {
+                    self.note_written(&FileKind::Plan);
+                }
                 self.plan = bytes.map(|bytes| parse_plan(&String::from_utf8_lossy(&bytes)));
                 self.warnings.remove("plan");
             }
@@ -132,7 +164,10 @@ impl ProjectState {
         }
     }
 
+    /// Whether the loop in the pid file is alive; a pid file whose loop is gone is remembered
+    /// in `left_behind` (the card says the loop died, unless it completed).
     fn check_pid(&mut self) -> bool {
+        self.left_behind = None;
         let path = self.kind.path(&FileKind::Pid);
         let name = file_name(&path);
         let bytes = match read_small(&self.dir, &path) {
@@ -159,15 +194,9 @@ impl ProjectState {
                 self.warnings.remove("pid");
                 true
             }
-            Ok(Liveness::Dead) => {
+            Ok(liveness @ (Liveness::Dead | Liveness::Reused)) => {
                 self.warnings.remove("pid");
-                false
-            }
-            Ok(Liveness::Reused) => {
-                self.warn(
-                    "pid",
-                    format!("{name} names PID {pid}, which now belongs to another process"),
-                );
+                self.left_behind = Some(LeftBehind { pid, liveness });
                 false
             }
             Err(error) => {
@@ -189,6 +218,7 @@ impl ProjectState {
             }
         };
         self.warnings.remove("notification");
+        self.note_written(&FileKind::Notification);
         let Ok(notification) = parse_notification(&bytes) else {
             // An empty file: nothing pending.
             return Vec::new();
@@ -201,7 +231,6 @@ impl ProjectState {
             let excess = self.notifications.len() - NOTIFICATION_HISTORY;
             self.notifications.drain(..excess);
         }
-        self.last_activity = Some(SystemTime::now());
         match report {
             Report::Changes => vec![ServerMessage::Notification {
                 project: self.id.clone(),

@@ -66,6 +66,8 @@ pub struct ProjectState {
     /// Which log iteration each JSONL row belongs to.
     links: Links,
     loop_alive: bool,
+    /// The pid file names a loop that is gone.
+    left_behind: Option<files::LeftBehind>,
     pause_requested: bool,
     warnings: BTreeMap<&'static str, String>,
     summary: ProjectSummary,
@@ -91,6 +93,7 @@ impl ProjectState {
             seen_notifications: HashSet::new(),
             links: Links::default(),
             loop_alive: false,
+            left_behind: None,
             pause_requested: false,
             warnings: BTreeMap::new(),
             summary: placeholder_summary(id, dir),
@@ -129,7 +132,8 @@ impl ProjectState {
         }
         // Only once paired: an iteration whose row arrived in the same batch is not log-only.
         events.extend(self.announce_ended());
-        events.extend(self.refresh_summary());
+        let card = self.refresh_summary(&events);
+        events.extend(card);
         events
     }
 
