@@ -945,7 +945,13 @@ fn failing_summary() {
             phase("Phase 2: Output", 1, 3, PhaseStatus::InProgress),
         ]
     );
-    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+    // No config.json, so no price: the cost above is the default's, and the card says so.
+    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    assert!(
+        summary.warnings[0].contains("costs use the default $0.01 per 1k tokens"),
+        "{:?}",
+        summary.warnings
+    );
     use Health::{Failed, Partial, Productive};
     // 1, 2: tasks + tests; 3: status error; 4: tests failed, no task; 5: task but tests
     // failed; 6: tests pass, no task.
@@ -1210,9 +1216,15 @@ fn mixed_formats_summary() {
             phase("2. Workers", 2, 3, PhaseStatus::InProgress),
         ]
     );
-    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    // The broken config gives the defaults, its price too: both are said.
+    assert_eq!(summary.warnings.len(), 2, "{:?}", summary.warnings);
     assert!(
-        summary.warnings[0].contains("config.json"),
+        summary.warnings[0].contains("config.json is not valid JSON"),
+        "{:?}",
+        summary.warnings
+    );
+    assert!(
+        summary.warnings[1].contains("costs use the default $0.01 per 1k tokens"),
         "{:?}",
         summary.warnings
     );

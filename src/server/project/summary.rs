@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::contract::ralph::{
+    config::{PriceSource, DEFAULT_PRICE_PER_K_TOKENS},
     notification::NotificationKind,
     plan::Plan,
     stats::{health, Health},
@@ -87,7 +88,7 @@ impl ProjectState {
             .or(self.config.max_iterations)
             .unwrap_or(0);
         let tokens = self.total_tokens();
-        let price = self.config.price_per_k_tokens().0;
+        let (price, price_source) = self.config.price_per_k_tokens();
         let last_failed = latest.last() == Some(&Health::Failed);
         let alarm_is_newer = self.pending_alarm_is_newer();
         let status = derive_status(StatusInputs {
@@ -112,6 +113,18 @@ impl ProjectState {
         if let Some(left) = self.left_behind.filter(|_| !completed) {
             let pid_file = self.kind.path(&FileKind::Pid);
             warnings.insert("pid", left.warning(file_name(&pid_file)));
+        }
+        if price_source == PriceSource::Default {
+            // One warning for the project, however many iterations the guess prices.
+            let config = self.kind.path(&FileKind::Config);
+            warnings.insert(
+                "price",
+                format!(
+                    "no price for this project (model_pricing in {}): costs use the default \
+                     ${DEFAULT_PRICE_PER_K_TOKENS} per 1k tokens",
+                    file_name(&config)
+                ),
+            );
         }
         let recent_health = latest;
         ProjectSummary {
@@ -366,6 +379,41 @@ mod tests {
         state.update(&[FileKind::Pid]);
         assert_eq!(state.summary().status, Status::Running);
         assert!(!died(&state));
+    }
+
+    #[test]
+    fn a_project_without_a_price_says_its_cost_uses_the_default_once() {
+        let (_temp, dir) = project();
+        let log = dir.join(".ralph/ralph.log");
+        append(&log, "=== Iteration 1/3 ===\ntokens used\n2,000\n");
+        append(&log, "=== Iteration 2/3 ===\ntokens used\n3,000\n");
+        let config = dir.join(".ralph/config.json");
+        fs::write(&config, r#"{"cli":"claude","max_iterations":3}"#).expect("config");
+        let mut state = open(&dir);
+        let defaulted = |state: &ProjectState| {
+            state
+                .summary()
+                .warnings
+                .iter()
+                .filter(|w| w.contains("costs use the default $0.01 per 1k tokens"))
+                .count()
+        };
+        assert!((state.summary().cost_usd - 0.05).abs() < 1e-12);
+        assert_eq!(defaulted(&state), 1, "{:?}", state.summary().warnings);
+
+        fs::write(
+            &config,
+            r#"{"cli":"claude","max_iterations":3,"model_pricing":{"claude":0.02}}"#,
+        )
+        .expect("config");
+        state.update(&[FileKind::Config]);
+        assert!((state.summary().cost_usd - 0.1).abs() < 1e-12);
+        assert_eq!(defaulted(&state), 0, "{:?}", state.summary().warnings);
+
+        // No config at all configures no price either.
+        fs::remove_file(&config).expect("remove config");
+        state.update(&[FileKind::Config]);
+        assert_eq!(defaulted(&state), 1, "{:?}", state.summary().warnings);
     }
 
     #[test]
