@@ -11,7 +11,7 @@ use crate::contract::ralph::{
     config::{parse_config, LoopConfig},
     notification::parse_notification,
     pid::parse_pid,
-    plan::parse_plan,
+    plan::{parse_plan, Plan},
 };
 use crate::model::protocol::{FileChange, ServerMessage};
 use crate::server::{clock::now, safe_open};
@@ -88,7 +88,7 @@ impl ProjectState {
         report: Report,
     ) -> Vec<ServerMessage> {
         match file {
-            FileKind::Plan => self.read_plan(),
+            FileKind::Plan => self.read_plan(report),
             FileKind::Config => self.read_config(),
             FileKind::Pid => {
                 self.loop_alive = self.check_pid();
@@ -116,17 +116,45 @@ impl ProjectState {
         Vec::new()
     }
 
-    fn read_plan(&mut self) {
+    fn read_plan(&mut self, report: Report) {
         let rel = self.kind.path(&FileKind::Plan);
         match read_small(&self.dir, &rel) {
             Ok(bytes) => {
                 if bytes.is_some() {
                     self.note_written(&FileKind::Plan);
                 }
-                self.plan = bytes.map(|bytes| parse_plan(&String::from_utf8_lossy(&bytes)));
+                let plan = bytes.map(|bytes| parse_plan(&String::from_utf8_lossy(&bytes)));
+                if report == Report::Changes {
+                    self.note_ticks(plan.as_ref());
+                }
+                self.plan = plan;
                 self.warnings.remove("plan");
             }
             Err(error) => self.warn("plan", format!("cannot read {rel}: {error}")),
+        }
+    }
+
+    /// Remembers the iteration running when tasks were ticked in `plan`: a row reports the
+    /// tasks of its iteration, but an iteration cut short (SIGTERM, kill) writes no row, or one
+    /// without them. Ticks are seen only as they happen, while the loop runs an iteration no row
+    /// has ended; a task no longer done is forgotten.
+    fn note_ticks(&mut self, plan: Option<&Plan>) {
+        let done = plan.map(Plan::done_task_ids).unwrap_or_default();
+        self.ticked_in.retain(|id, _| done.contains(id));
+        let Some(before) = self.plan.as_ref().map(Plan::done_task_ids) else {
+            // The plan just appeared: its ticks were not seen happening.
+            return;
+        };
+        let last = self.log.iterations.len().checked_sub(1);
+        let running = last
+            .zip(self.log.iterations.last())
+            .filter(|(index, it)| !self.links.has_row(*index) && !it.marks.complete)
+            .map(|(_, it)| it.iteration);
+        let Some(iteration) = running.filter(|_| self.loop_alive) else {
+            return;
+        };
+        for id in done.difference(&before) {
+            self.ticked_in.insert(id.clone(), iteration);
         }
     }
 
