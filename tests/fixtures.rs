@@ -945,7 +945,13 @@ fn failing_summary() {
             phase("Phase 2: Output", 1, 3, PhaseStatus::InProgress),
         ]
     );
-    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+    // No config.json, so no price: the cost above is the default's, and the card says so.
+    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    assert!(
+        summary.warnings[0].contains("costs use the default $0.01 per 1k tokens"),
+        "{:?}",
+        summary.warnings
+    );
     use Health::{Failed, Partial, Productive};
     // 1, 2: tasks + tests; 3: status error; 4: tests failed, no task; 5: task but tests
     // failed; 6: tests pass, no task.
@@ -1187,7 +1193,7 @@ fn mixed_formats_summary() {
     // notification is a DECISION: nothing says error.
     assert_eq!(summary.status, Status::Stopped);
     // The last header is `=== Iteration 9 (loop 2/50) ===`; its row is still being written.
-    assert_eq!(summary.iteration, Some(9));
+    assert_eq!(summary.iteration, Some(2), "iteration 9 is `loop 2/50`");
     assert_eq!(summary.max_iterations, 50);
     // Rows: 12.345 + "69.310" + 55.02 + "62.698" + "41.2" + 47.5 + 38.95 + null = 327.023,
     // plus iteration 9's `tokens used` / `8.102` (already thousands) from the log: its row is
@@ -1210,9 +1216,15 @@ fn mixed_formats_summary() {
             phase("2. Workers", 2, 3, PhaseStatus::InProgress),
         ]
     );
-    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    // The broken config gives the defaults, its price too: both are said.
+    assert_eq!(summary.warnings.len(), 2, "{:?}", summary.warnings);
     assert!(
-        summary.warnings[0].contains("config.json"),
+        summary.warnings[0].contains("config.json is not valid JSON"),
+        "{:?}",
+        summary.warnings
+    );
+    assert!(
+        summary.warnings[1].contains("costs use the default $0.01 per 1k tokens"),
         "{:?}",
         summary.warnings
     );

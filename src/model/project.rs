@@ -16,14 +16,16 @@ pub struct ProjectSummary {
     /// Problems with the project's files, shown to the operator (never fatal).
     #[serde(default)]
     pub warnings: Vec<String>,
-    /// The current (or last) iteration: a header in the log starts it.
+    /// The current (or last) iteration: a header in the log starts it. Its place within the
+    /// current run (`i` of `(loop i/M)`), so it compares with `max_iterations` after a restart.
     pub iteration: Option<u32>,
     /// 0 means unlimited.
     pub max_iterations: u32,
     /// Thousands of tokens used so far.
     pub tokens: f64,
     pub cost_usd: f64,
-    /// When loopwatch last saw the loop write something (RFC 3339), since it started watching.
+    /// When the loop last wrote its log, rows, plan or notification (the newest of the files'
+    /// modification times, RFC 3339): the same after a restart of loopwatch.
     pub last_activity: Option<String>,
     /// Health of the last iterations, oldest first.
     pub recent_health: Vec<Health>,

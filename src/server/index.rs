@@ -365,7 +365,7 @@ mod tests {
             Update::Updated { .. }
         ));
         let events = published(&mut receiver);
-        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events.len(), 3, "{events:?}");
         assert!(matches!(
             &events[0],
             ServerMessage::StatusChanged {
@@ -380,8 +380,16 @@ mod tests {
             &events[1],
             ServerMessage::PlanUpdated { data, .. } if data.tasks_done == 1 && data.tasks_total == 2
         ));
+        // Writing the plan is the loop's first activity the card knows of.
+        assert!(matches!(
+            &events[2],
+            ServerMessage::ProjectUpdated { data, .. } if data.last_activity.is_some()
+        ));
         let (summaries, _) = index.summaries_at();
-        assert_eq!(summaries[0].1.seq, 2, "two events published on project:ID");
+        assert_eq!(
+            summaries[0].1.seq, 3,
+            "three events published on project:ID"
+        );
 
         fs::remove_dir_all(&dir).expect("delete project");
         assert_eq!(index.update(&id, &[FileKind::Pid]), Update::Removed);

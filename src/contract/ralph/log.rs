@@ -65,6 +65,16 @@ pub struct IterationHeader {
     pub clock: Option<String>,
 }
 
+impl IterationHeader {
+    /// The iteration's place within the current run of the loop, what "n / max" means: `i` of
+    /// `(loop i/M)`, since the absolute number of the new format keeps counting across restarts
+    /// (iteration 65 of a run of 40); the old format's number starts again at 1 when the loop
+    /// restarts, so it is the place itself.
+    pub fn position(&self) -> u32 {
+        self.loop_index.unwrap_or(self.iteration)
+    }
+}
+
 /// Parses `=== Iteration N/M ===` (old) or `=== Iteration N (loop i/M) ===` (new), with or without
 /// ANSI codes and a `[HH:MM:SS]` prefix; at least three `=` on each side, extra spaces tolerated.
 /// The header must be the whole message, so prose that merely quotes one is not taken for it.
@@ -588,6 +598,14 @@ mod tests {
     }
 
     // ---------------------------------------------------------------- parse_header
+
+    #[test]
+    fn position_is_the_place_within_the_current_run_in_both_formats() {
+        let old = parse_header("=== Iteration 5/50 ===").expect("old header");
+        assert_eq!((old.position(), old.max), (5, 50));
+        let new = parse_header("=== Iteration 65 (loop 1/40) ===").expect("new header");
+        assert_eq!((new.iteration, new.position(), new.max), (65, 1, 40));
+    }
 
     #[test]
     fn parses_old_header() {

@@ -138,6 +138,17 @@ impl Plan {
         self.status == Some(PlanStatus::Complete)
     }
 
+    /// The ids of the done tasks kept, normalized (see [`normalize_task_id`]).
+    pub fn done_task_ids(&self) -> std::collections::BTreeSet<String> {
+        self.phases
+            .iter()
+            .flat_map(|phase| &phase.tasks)
+            .filter(|task| task.done)
+            .filter_map(|task| task.id.as_deref())
+            .map(normalize_task_id)
+            .collect()
+    }
+
     /// Tasks kept (shown).
     pub fn kept_tasks(&self) -> usize {
         self.phases.iter().map(|phase| phase.tasks.len()).sum()
@@ -358,6 +369,14 @@ pub fn normalize_task_id(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn done_task_ids_are_the_ticked_ids_normalized() {
+        let plan =
+            parse_plan("## A\n- [x] 1.1: a\n- [ ] 1.2: b\n  - [x] Task 2: nested\n- [x] no id\n");
+        let ids: Vec<String> = plan.done_task_ids().into_iter().collect();
+        assert_eq!(ids, [normalize_task_id("1.1"), normalize_task_id("Task 2")]);
+    }
 
     #[test]
     fn a_huge_plan_keeps_a_bounded_part_and_counts_the_rest() {

@@ -11,7 +11,7 @@ use crate::contract::ralph::{
     config::{parse_config, LoopConfig},
     notification::parse_notification,
     pid::parse_pid,
-    plan::parse_plan,
+    plan::{parse_plan, Plan},
 };
 use crate::model::protocol::{FileChange, ServerMessage};
 use crate::server::{clock::now, safe_open};
@@ -51,7 +51,36 @@ pub fn modified(dir: &Path, rel: &str) -> io::Result<SystemTime> {
         .modified()
 }
 
+/// A pid file whose loop is gone: killed or crashed, it had no chance to remove the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct LeftBehind {
+    pid: u32,
+    /// [`Liveness::Dead`] or [`Liveness::Reused`].
+    liveness: Liveness,
+}
+
+impl LeftBehind {
+    /// The card's warning: `pid_file` names the process.
+    pub(super) fn warning(self, pid_file: &str) -> String {
+        let pid = self.pid;
+        let now = match self.liveness {
+            Liveness::Reused => "which now belongs to another process",
+            Liveness::Alive | Liveness::Dead => "which is not running",
+        };
+        format!("the loop died: {pid_file} names process {pid}, {now}")
+    }
+}
+
 impl ProjectState {
+    /// Moves the last activity up to when the loop last wrote `file`: the loop's own writes date
+    /// it, never the moment loopwatch read them (which after a restart of loopwatch, or for a
+    /// project found late, says nothing about the loop).
+    pub(super) fn note_written(&mut self, file: &FileKind) {
+        if let Ok(written) = modified(&self.dir, &self.kind.path(file)) {
+            self.last_activity = self.last_activity.max(Some(written));
+        }
+    }
+
     /// Re-reads one of the small files; only a context file and a notification have events.
     pub(super) fn read_small_file(
         &mut self,
@@ -59,7 +88,7 @@ impl ProjectState {
         report: Report,
     ) -> Vec<ServerMessage> {
         match file {
-            FileKind::Plan => self.read_plan(),
+            FileKind::Plan => self.read_plan(report),
             FileKind::Config => self.read_config(),
             FileKind::Pid => {
                 self.loop_alive = self.check_pid();
@@ -87,14 +116,45 @@ impl ProjectState {
         Vec::new()
     }
 
-    fn read_plan(&mut self) {
+    fn read_plan(&mut self, report: Report) {
         let rel = self.kind.path(&FileKind::Plan);
         match read_small(&self.dir, &rel) {
             Ok(bytes) => {
-                self.plan = bytes.map(|bytes| parse_plan(&String::from_utf8_lossy(&bytes)));
+                if bytes.is_some() {
+                    self.note_written(&FileKind::Plan);
+                }
+                let plan = bytes.map(|bytes| parse_plan(&String::from_utf8_lossy(&bytes)));
+                if report == Report::Changes {
+                    self.note_ticks(plan.as_ref());
+                }
+                self.plan = plan;
                 self.warnings.remove("plan");
             }
             Err(error) => self.warn("plan", format!("cannot read {rel}: {error}")),
+        }
+    }
+
+    /// Remembers the iteration running when tasks were ticked in `plan`: a row reports the
+    /// tasks of its iteration, but an iteration cut short (SIGTERM, kill) writes no row, or one
+    /// without them. Ticks are seen only as they happen, while the loop runs an iteration no row
+    /// has ended; a task no longer done is forgotten.
+    fn note_ticks(&mut self, plan: Option<&Plan>) {
+        let done = plan.map(Plan::done_task_ids).unwrap_or_default();
+        self.ticked_in.retain(|id, _| done.contains(id));
+        let Some(before) = self.plan.as_ref().map(Plan::done_task_ids) else {
+            // The plan just appeared: its ticks were not seen happening.
+            return;
+        };
+        let last = self.log.iterations.len().checked_sub(1);
+        let running = last
+            .zip(self.log.iterations.last())
+            .filter(|(index, it)| !self.links.has_row(*index) && !it.marks.complete)
+            .map(|(_, it)| it.iteration);
+        let Some(iteration) = running.filter(|_| self.loop_alive) else {
+            return;
+        };
+        for id in done.difference(&before) {
+            self.ticked_in.insert(id.clone(), iteration);
         }
     }
 
@@ -132,7 +192,10 @@ impl ProjectState {
         }
     }
 
+    /// Whether the loop in the pid file is alive; a pid file whose loop is gone is remembered
+    /// in `left_behind` (the card says the loop died, unless it completed).
     fn check_pid(&mut self) -> bool {
+        self.left_behind = None;
         let path = self.kind.path(&FileKind::Pid);
         let name = file_name(&path);
         let bytes = match read_small(&self.dir, &path) {
@@ -159,15 +222,9 @@ impl ProjectState {
                 self.warnings.remove("pid");
                 true
             }
-            Ok(Liveness::Dead) => {
+            Ok(liveness @ (Liveness::Dead | Liveness::Reused)) => {
                 self.warnings.remove("pid");
-                false
-            }
-            Ok(Liveness::Reused) => {
-                self.warn(
-                    "pid",
-                    format!("{name} names PID {pid}, which now belongs to another process"),
-                );
+                self.left_behind = Some(LeftBehind { pid, liveness });
                 false
             }
             Err(error) => {
@@ -189,6 +246,7 @@ impl ProjectState {
             }
         };
         self.warnings.remove("notification");
+        self.note_written(&FileKind::Notification);
         let Ok(notification) = parse_notification(&bytes) else {
             // An empty file: nothing pending.
             return Vec::new();
@@ -201,7 +259,6 @@ impl ProjectState {
             let excess = self.notifications.len() - NOTIFICATION_HISTORY;
             self.notifications.drain(..excess);
         }
-        self.last_activity = Some(SystemTime::now());
         match report {
             Report::Changes => vec![ServerMessage::Notification {
                 project: self.id.clone(),

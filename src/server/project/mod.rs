@@ -60,12 +60,17 @@ pub struct ProjectState {
     log: LogTracker,
     jsonl: JsonlTracker,
     plan: Option<Plan>,
+    /// Tasks seen ticked while an iteration ran, by normalized id: that iteration's number
+    /// (rows report their own tasks and win).
+    ticked_in: BTreeMap<String, u32>,
     config: LoopConfig,
     notifications: Vec<Notification>,
     seen_notifications: HashSet<String>,
     /// Which log iteration each JSONL row belongs to.
     links: Links,
     loop_alive: bool,
+    /// The pid file names a loop that is gone.
+    left_behind: Option<files::LeftBehind>,
     pause_requested: bool,
     warnings: BTreeMap<&'static str, String>,
     summary: ProjectSummary,
@@ -86,11 +91,13 @@ impl ProjectState {
             log: LogTracker::new(tail(FileKind::Log)),
             jsonl: JsonlTracker::new(tail(FileKind::Jsonl)),
             plan: None,
+            ticked_in: BTreeMap::new(),
             config: LoopConfig::default(),
             notifications: Vec::new(),
             seen_notifications: HashSet::new(),
             links: Links::default(),
             loop_alive: false,
+            left_behind: None,
             pause_requested: false,
             warnings: BTreeMap::new(),
             summary: placeholder_summary(id, dir),
@@ -120,7 +127,13 @@ impl ProjectState {
     /// Re-reads the changed files and returns the events for what changed.
     pub fn update(&mut self, files: &[FileKind]) -> Vec<ServerMessage> {
         let mut events = Vec::new();
-        for file in files {
+        // A tick in the plan belongs to the iteration running when it was written, which a
+        // header or row of the same batch may have ended since: the plan is read first.
+        let plan_first = files
+            .iter()
+            .filter(|file| **file == FileKind::Plan)
+            .chain(files.iter().filter(|file| **file != FileKind::Plan));
+        for file in plan_first {
             events.extend(self.read(file, Report::Changes));
         }
         if files.contains(&FileKind::Log) {
@@ -129,7 +142,8 @@ impl ProjectState {
         }
         // Only once paired: an iteration whose row arrived in the same batch is not log-only.
         events.extend(self.announce_ended());
-        events.extend(self.refresh_summary());
+        let card = self.refresh_summary(&events);
+        events.extend(card);
         events
     }
 

@@ -52,13 +52,17 @@ impl ProjectState {
             now_unix,
         );
         let mut completed_in = BTreeMap::new();
-        // Only rows report tasks.
+        // Rows report their tasks; a tick seen while an iteration ran that wrote no row for it
+        // (cut short) fills the rest.
         for record in &self.jsonl.rows {
             for id in &record.tasks_completed {
                 completed_in
                     .entry(normalize_task_id(id))
                     .or_insert(record.iteration);
             }
+        }
+        for (id, iteration) in &self.ticked_in {
+            completed_in.entry(id.clone()).or_insert(*iteration);
         }
         ProjectDetail {
             summary: self.summary.clone(),
@@ -279,6 +283,67 @@ impl LogView {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{append, open, project};
+    use super::super::FileKind;
+    use crate::model::Cursor;
+    use std::fs;
+
+    /// A plan whose task `1.N` is ticked for each N in `ticked`.
+    fn plan(ticked: &[u32]) -> String {
+        (1..=3)
+            .map(|n| {
+                let mark = if ticked.contains(&n) { 'x' } else { ' ' };
+                format!("- [{mark}] 1.{n}: task {n}\n")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_task_ticked_in_an_iteration_cut_short_gets_that_iteration() {
+        let (_temp, dir) = project();
+        let pid = dir.join(".ralph/ralph.pid");
+        fs::write(&pid, std::process::id().to_string()).expect("pid");
+        let log = dir.join(".ralph/ralph.log");
+        append(&log, "=== Iteration 1/5 ===\n=== Iteration 2/5 ===\n");
+        append(
+            &dir.join(".ralph/iterations.jsonl"),
+            "{\"iteration\":1,\"status\":\"success\"}\n",
+        );
+        let plan_file = dir.join("IMPLEMENTATION_PLAN.md");
+        fs::write(&plan_file, plan(&[])).expect("plan");
+        let mut state = open(&dir);
+        let completed_in = |state: &super::ProjectState| {
+            state
+                .detail(Cursor::default())
+                .completed_in
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+
+        // Ticked during iteration 2, read in the same batch as the next header.
+        fs::write(&plan_file, plan(&[1])).expect("plan");
+        append(&log, "=== Iteration 3/5 ===\n");
+        state.update(&[FileKind::Log, FileKind::Plan]);
+        assert_eq!(completed_in(&state), [("1.1".to_owned(), 2)]);
+
+        // Iteration 3 ticks 1.2, then is killed: no row ever says so.
+        fs::write(&plan_file, plan(&[1, 2])).expect("plan");
+        state.update(&[FileKind::Plan]);
+        append(&log, "^C\n\u{1f6d1} Interrupted by user\n");
+        fs::remove_file(&pid).expect("remove pid");
+        state.update(&[FileKind::Log, FileKind::Pid]);
+        let expected = [("1.1".to_owned(), 2), ("1.2".to_owned(), 3)];
+        assert_eq!(completed_in(&state), expected);
+
+        // Ticked by hand with no loop running: no iteration did it.
+        fs::write(&plan_file, plan(&[1, 2, 3])).expect("plan");
+        state.update(&[FileKind::Plan]);
+        assert_eq!(completed_in(&state), expected);
+
+        // Unticked: forgotten.
+        fs::write(&plan_file, plan(&[2, 3])).expect("plan");
+        state.update(&[FileKind::Plan]);
+        assert_eq!(completed_in(&state), [("1.2".to_owned(), 3)]);
+    }
 
     #[test]
     fn backlog_is_the_last_published_lines() {

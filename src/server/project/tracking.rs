@@ -3,7 +3,7 @@
 //! is served by a seek, and each row its line's offset; the rows are paired with the log's
 //! iterations as they arrive.
 
-use std::{io, time::SystemTime};
+use std::io;
 
 use crate::contract::ralph::{
     iterations::{
@@ -37,6 +37,8 @@ const JSONL_START_WINDOW: u64 = 256 * 1024 * 1024;
 pub(super) struct LogIteration {
     pub(super) run: u32,
     pub(super) iteration: u32,
+    /// Its place within the current run (see [`crate::contract::ralph::log::IterationHeader::position`]).
+    pub(super) position: u32,
     pub(super) max: u32,
     pub(super) start: u64,
     pub(super) end: Option<u64>,
@@ -246,7 +248,7 @@ impl ProjectState {
                     return Pass::Restarted;
                 }
                 if outcome.bytes > 0 {
-                    self.last_activity = Some(SystemTime::now());
+                    self.note_written(&file.file());
                 }
             }
             Err(error) => {
@@ -286,6 +288,7 @@ impl ProjectState {
                     log.iterations.push(LogIteration {
                         run,
                         iteration: header.iteration,
+                        position: header.position(),
                         max: header.max,
                         start: offset,
                         end: None,
