@@ -236,10 +236,21 @@ test('server down: growing reconnect delays, then resume with the missed lines e
   await expect(indicator).toHaveAttribute('data-state', /reconnecting|polling/);
   const delays: number[] = [];
   for (const attempt of [2, 3]) {
-    await expect(indicator).toContainText(`attempt ${attempt},`);
-    const text = (await indicator.textContent()) ?? '';
-    delays.push(Number(text.match(/next in (\d+) s/)?.[1]));
+    // The first frame that shows this attempt, read in the page: the countdown has not moved
+    // yet, whatever the load on the machine.
+    const shown = await page.waitForFunction(
+      (n) => {
+        const text = document.querySelector('.connection-text')?.textContent ?? '';
+        return text.includes(`attempt ${n},`) ? text : '';
+      },
+      attempt,
+      { polling: 'raf', timeout: 15_000 },
+    );
+    delays.push(Number((await shown.jsonValue()).match(/next in (\d+) s/)?.[1]));
   }
+  // Attempt 2 waits 1-2 s and attempt 3 2-4 s (1, 2, 4, ... s, each with up to half off).
+  expect(delays[0]).toBeGreaterThanOrEqual(1);
+  expect(delays[0]).toBeLessThanOrEqual(2);
   expect(delays[1]).toBeGreaterThanOrEqual(delays[0]);
   await screenshot(page, 'project-reconnecting');
   fs.appendFileSync(ralph('ralph.log'), 'written while the server was down\n');

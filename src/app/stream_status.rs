@@ -27,7 +27,13 @@ pub fn StreamStatus() -> impl IntoView {
             on_cleanup(move || handle.clear());
         }
     }
-    let text = move || state.get().describe(now.get());
+    // The clock is read when the text renders; `now` only makes it render again. Counting from
+    // the last tick instead showed "next in 83 s" for a moment after a page had been live for a
+    // while (the tick stops while live).
+    let text = move || {
+        now.track();
+        state.get().describe(now_ms())
+    };
     let waiting = move || {
         matches!(
             state.get(),
