@@ -135,7 +135,8 @@ pub async fn load_context_file(project: String, name: String) -> Result<ContextF
 #[cfg(feature = "ssr")]
 mod ssr {
     use super::ApiError;
-    use crate::server::AppState;
+    use crate::model::audit::{AuditEntry, Outcome, Role};
+    use crate::server::{auth::Claims, store::NewAuditEntry, AppState};
     use leptos::prelude::use_context;
     use std::path::PathBuf;
 
@@ -153,13 +154,97 @@ mod ssr {
             .with_project(project, |state| state.dir().to_path_buf())
             .ok_or_else(|| ApiError::UnknownProject(project.to_owned()))
     }
+
+    /// Answers with the error's own HTTP status (404, 403, 409, ...) rather than a bare 500.
+    pub fn fail(error: ApiError) -> ApiError {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(status) = axum::http::StatusCode::from_u16(error.status()) {
+                response.set_status(status);
+            }
+        }
+        error
+    }
+
+    /// Who is calling: the session behind this request (the session guard has checked it).
+    #[derive(Clone, Debug)]
+    pub struct Actor {
+        /// A short, non-secret tag of the session, for the audit trail.
+        pub session: String,
+        pub role: Role,
+    }
+
+    pub fn actor() -> Result<Actor, ApiError> {
+        let state = state()?;
+        let parts = use_context::<axum::http::request::Parts>();
+        let claims = parts
+            .as_ref()
+            .and_then(|parts| parts.extensions.get::<Claims>());
+        match (state.auth.is_some(), claims) {
+            (_, Some(claims)) => Ok(Actor {
+                session: claims.sid.chars().take(8).collect(),
+                // Every session is an operator's until share links bring viewers.
+                role: Role::Operator,
+            }),
+            // Authentication off (tests only): the one local user.
+            (false, None) => Ok(Actor {
+                session: "local".into(),
+                role: Role::Operator,
+            }),
+            (true, None) => Err(fail(ApiError::Forbidden("no session".into()))),
+        }
+    }
+
+    /// The caller, if it may act (change projects, start and stop processes); 403 otherwise.
+    pub fn operator() -> Result<Actor, ApiError> {
+        let actor = actor()?;
+        match actor.role {
+            Role::Operator => Ok(actor),
+            Role::Viewer => Err(fail(ApiError::Forbidden(
+                "a viewer link is read-only".into(),
+            ))),
+        }
+    }
+
+    /// Records a control action in the audit trail. A trail that cannot be written is logged
+    /// (the action itself has already happened or been refused).
+    pub async fn record(
+        actor: &Actor,
+        project: Option<&str>,
+        action: &str,
+        params: serde_json::Value,
+        outcome: Outcome,
+        detail: String,
+    ) -> Option<AuditEntry> {
+        let state = state().ok()?;
+        let entry = NewAuditEntry {
+            time: crate::server::clock::now(),
+            session: actor.session.clone(),
+            role: actor.role,
+            project: project.map(str::to_owned),
+            action: action.to_owned(),
+            params: params.to_string(),
+            outcome,
+            detail,
+        };
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || store.record(&entry)).await {
+            Ok(Ok(stored)) => Some(stored),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "the audit trail could not be written");
+                None
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 /// Archives a project (hidden from dashboards by default, still watched) or brings it back.
 /// Every dashboard hears of it at once (`project_archived`). Returns the updated card.
 #[server(prefix = "/api", endpoint = "archive", input = Json)]
 pub async fn set_archived(project: String, archived: bool) -> Result<ProjectSummary, ApiError> {
+    use crate::model::audit::Outcome;
     use crate::server::archive::{Archival, ArchiveError};
+    let actor = ssr::operator()?;
     let state = ssr::state()?;
     // Saving the archive list is file I/O (with fsync): off the async threads.
     let to = if archived {
@@ -167,12 +252,31 @@ pub async fn set_archived(project: String, archived: bool) -> Result<ProjectSumm
     } else {
         Archival::Active
     };
-    tokio::task::spawn_blocking(move || state.index.set_archived(&project, to))
+    let id = project.clone();
+    let result = tokio::task::spawn_blocking(move || state.index.set_archived(&id, to))
         .await
-        .map_err(|_| ApiError::Archive("the save was interrupted".into()))?
-        .map_err(|error| match error {
-            ArchiveError::UnknownProject(id) => ApiError::UnknownProject(id),
-            // The operator reads this; the path is the server's own data directory.
-            other => ApiError::Archive(other.to_string()),
-        })
+        .map_err(|_| ApiError::Archive("the save was interrupted".into()))
+        .and_then(|saved| {
+            saved.map_err(|error| match error {
+                ArchiveError::UnknownProject(id) => ApiError::UnknownProject(id),
+                // The operator reads this; the path is the server's own data directory.
+                other => ApiError::Archive(other.to_string()),
+            })
+        });
+    let (outcome, detail) = match &result {
+        Ok(_) => (Outcome::Done, String::new()),
+        Err(error @ ApiError::UnknownProject(_)) => (Outcome::Refused, error.to_string()),
+        Err(error) => (Outcome::Failed, error.to_string()),
+    };
+    let action = if archived { "archive" } else { "unarchive" };
+    ssr::record(
+        &actor,
+        Some(&project),
+        action,
+        serde_json::Value::Null,
+        outcome,
+        detail,
+    )
+    .await;
+    result.map_err(ssr::fail)
 }

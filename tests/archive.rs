@@ -315,7 +315,7 @@ async fn archiving_an_unknown_project_is_a_typed_error() {
     let server = start_server(root.clone()).await;
     let session = token(&server);
     let response = archive(server.addr, &session, "no-such-project", true).await;
-    assert_ne!(response.status, 200);
+    assert_eq!(response.status, 404, "{}", response.body);
     assert!(
         response.body.contains("UnknownProject"),
         "{}",
@@ -334,6 +334,49 @@ async fn archiving_an_unknown_project_is_a_typed_error() {
         "nothing saved for a refused request"
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn every_archive_action_is_in_the_audit_trail() {
+    use loopwatch::model::audit::{Outcome, Role};
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = temp.path().canonicalize().expect("canonical");
+    write_project(&root.join("alpha"), PLAN);
+    let server = start_server(root.clone()).await;
+    let session = token(&server);
+    let id = project_id(&root.join("alpha"));
+    assert_eq!(archive(server.addr, &session, &id, true).await.status, 200);
+    assert_eq!(archive(server.addr, &session, &id, false).await.status, 200);
+    assert_eq!(
+        archive(server.addr, &session, "nope", true).await.status,
+        404
+    );
+    server.stop().await;
+    let store = loopwatch::server::store::Store::open(&root.join(".data")).expect("store");
+    let trail = store.audit(None, 10).expect("audit");
+    let seen: Vec<(&str, Option<&str>, Outcome)> = trail
+        .iter()
+        .map(|entry| {
+            (
+                entry.action.as_str(),
+                entry.project.as_deref(),
+                entry.outcome,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("archive", Some("nope"), Outcome::Refused),
+            ("unarchive", Some(id.as_str()), Outcome::Done),
+            ("archive", Some(id.as_str()), Outcome::Done),
+        ]
+    );
+    assert!(trail.iter().all(|entry| entry.role == Role::Operator));
+    assert!(
+        trail.iter().all(|entry| entry.session.len() == 8),
+        "a short session tag, never the whole id: {trail:?}"
+    );
 }
 
 /// Every path under `dir` with its size, to prove nothing was written there.

@@ -159,6 +159,23 @@ pub enum ApiError {
     ServerFn(ServerFnErrorErr),
     #[error("cannot save the archive: {0}")]
     Archive(String),
+    /// The session may not do this (a viewer acting, or a project outside its links).
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+}
+
+impl ApiError {
+    /// The HTTP status a server function answers with when it fails this way.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::UnknownProject(_)
+            | ApiError::UnknownIteration { .. }
+            | ApiError::FileMissing(_) => 404,
+            ApiError::FileNotAllowed(_) => 400,
+            ApiError::Forbidden(_) => 403,
+            ApiError::Io(_) | ApiError::ServerFn(_) | ApiError::Archive(_) => 500,
+        }
+    }
 }
 
 impl FromServerFnError for ApiError {

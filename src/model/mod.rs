@@ -1,6 +1,7 @@
 //! Types shared by the server and the WASM client. No I/O here.
 
 pub mod api_types;
+pub mod audit;
 mod project;
 pub mod protocol;
 mod topic;

@@ -13,6 +13,7 @@ pub mod project;
 pub mod safe_open;
 pub mod shutdown;
 pub mod state;
+pub mod store;
 pub mod stream;
 pub mod watcher;
 

@@ -24,6 +24,8 @@ pub struct AppState {
     pub allowed_hosts: Arc<[AllowedHost]>,
     /// Whether the server is reached over TLS (cookies can then be `Secure`).
     pub tls: bool,
+    /// The embedded store (audit trail): in the data directory, or in memory without one.
+    pub store: Arc<crate::server::store::Store>,
 }
 
 /// A client silent this long is gone.

@@ -22,7 +22,7 @@ use crate::server::{
     archive, auth, discovery,
     hub::Hub,
     index::Index,
-    metrics,
+    metrics, store,
     stream::{compat, limits, live, sse},
     watcher, AppState, Keepalive, Shutdown,
 };
@@ -94,6 +94,8 @@ pub enum StartError {
     Watch(#[from] notify::Error),
     #[error(transparent)]
     Archive(#[from] archive::ArchiveError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] listen::TlsError),
     #[error("cannot watch for SIGHUP: {0}")]
@@ -137,6 +139,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         Some(dir) => archive::ArchiveStore::load(dir)?,
         None => archive::ArchiveStore::in_memory(),
     };
+    let store = match &config.data_dir {
+        Some(dir) => store::Store::open(dir)?,
+        None => store::Store::in_memory()?,
+    };
     let hub = Hub::new(config.hub_capacity);
     let index = Arc::new(Index::with_archive(hub.clone(), archive));
     for dir in discovery::discover(&roots) {
@@ -169,6 +175,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         keepalive: config.keepalive,
         allowed_hosts: config.allowed_hosts.into(),
         tls: tls.is_some(),
+        store: Arc::new(store),
     };
     tracing::debug!(max_connections, "listening");
     let http = listen::spawn(
