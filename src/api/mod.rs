@@ -132,6 +132,7 @@ pub async fn load_context_file(project: String, name: String) -> Result<ContextF
     .map_err(|error| ApiError::Io(format!("file: {error}")))?
 }
 
+pub mod git;
 #[cfg(feature = "ssr")]
 mod ssr;
 

@@ -20,7 +20,8 @@ use crate::live::LiveStore;
 use dashboard::Dashboard;
 use login::LoginPage;
 use project::{
-    FilesTab, IterationsTab, LogTab, NotificationsTab, OverviewTab, PlanTab, ProjectPage,
+    CommitsTab, FilesTab, IterationsTab, LogTab, NotificationsTab, OverviewTab, PlanTab,
+    ProjectPage,
 };
 use stream_status::StreamStatus;
 use toasts::Toasts;
@@ -73,6 +74,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("log") view=LogTab />
                     <Route path=path!("notifications") view=NotificationsTab />
                     <Route path=path!("files") view=FilesTab />
+                    <Route path=path!("commits") view=CommitsTab />
                 </ParentRoute>
             </Routes>
         </Router>

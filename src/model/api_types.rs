@@ -162,6 +162,11 @@ pub enum ApiError {
     /// The session may not do this (a viewer acting, or a project outside its links).
     #[error("not allowed: {0}")]
     Forbidden(String),
+    #[error("no commit {0:?} in this project's repository")]
+    UnknownCommit(String),
+    /// git failed, timed out or is missing.
+    #[error("{0}")]
+    Git(String),
 }
 
 impl ApiError {
@@ -170,10 +175,13 @@ impl ApiError {
         match self {
             ApiError::UnknownProject(_)
             | ApiError::UnknownIteration { .. }
-            | ApiError::FileMissing(_) => 404,
+            | ApiError::FileMissing(_)
+            | ApiError::UnknownCommit(_) => 404,
             ApiError::FileNotAllowed(_) => 400,
             ApiError::Forbidden(_) => 403,
-            ApiError::Io(_) | ApiError::ServerFn(_) | ApiError::Archive(_) => 500,
+            ApiError::Io(_) | ApiError::ServerFn(_) | ApiError::Archive(_) | ApiError::Git(_) => {
+                500
+            }
         }
     }
 }

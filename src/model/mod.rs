@@ -2,6 +2,7 @@
 
 pub mod api_types;
 pub mod audit;
+pub mod git;
 mod project;
 pub mod protocol;
 mod topic;

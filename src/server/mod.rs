@@ -6,6 +6,7 @@ pub mod archive;
 pub mod auth;
 pub mod clock;
 pub mod discovery;
+pub mod git;
 pub mod hub;
 pub mod index;
 pub mod metrics;

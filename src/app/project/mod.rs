@@ -1,6 +1,7 @@
 //! The project page: a header with the live status, tabs as nested routes, one store view
 //! (`ProjectView`) shared by every tab through context.
 
+mod commits;
 mod files;
 mod iterations;
 mod log;
@@ -8,6 +9,7 @@ mod notifications;
 mod overview;
 mod plan;
 
+pub use commits::CommitsTab;
 pub use files::FilesTab;
 pub use iterations::IterationsTab;
 pub use log::LogTab;
@@ -155,6 +157,7 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             {tab("/log", "Log")}
             {tab("/notifications", "Notifications")}
             {tab("/files", "Files")}
+            {tab("/commits", "Commits")}
         </nav>
         <Outlet />
     }

@@ -141,6 +141,26 @@ impl ProjectState {
         }
     }
 
+    /// Every iteration's run, number, times and named commit, oldest first: what reading its
+    /// git history needs.
+    pub fn iteration_spans(&self) -> Vec<crate::server::git::IterationSpan> {
+        let mut spans: Vec<_> = self
+            .records()
+            .iter()
+            .map(|(_, record)| {
+                crate::server::git::IterationSpan::new(
+                    record.run,
+                    record.iteration,
+                    record.start.as_deref(),
+                    record.end.as_deref(),
+                    record.commit.as_deref(),
+                )
+            })
+            .collect();
+        spans.sort_by_key(|span| (span.run, span.iteration));
+        spans
+    }
+
     /// Where iteration `iteration` of run `run` lives: its log range and its JSONL line.
     pub fn iteration_location(&self, run: u32, iteration: u32) -> Option<IterationLocation> {
         let row_index = self
