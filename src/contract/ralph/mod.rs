@@ -1,6 +1,7 @@
 //! The files a Ralph loop writes: `ralph.log`, `iterations.jsonl`, notifications, the plan,
 //! `config.json`, the pid file, and what follows from them (status, statistics).
 
+pub mod alerts;
 pub mod config;
 pub mod iterations;
 pub mod log;
