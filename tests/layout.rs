@@ -5,7 +5,7 @@
 //! Ranks, highest first (a module may use only modules of a lower rank, or its own):
 //!   cli > site > app > live > api > server > model > contract
 //! and inside `server`:
-//!   stream (but stream::limits) > state, watcher > index > hub, project > every other module
+//!   stream (but stream::limits) > state, watcher, watchdog > index > hub, project > every other module
 
 use std::{
     fs,
@@ -29,7 +29,7 @@ fn rank(path: &[String]) -> Option<(usize, usize)> {
         match (second, third) {
             ("stream", "limits") => 1,
             ("stream", _) => 5,
-            ("state" | "watcher", _) => 4,
+            ("state" | "watcher" | "watchdog", _) => 4,
             ("index", _) => 3,
             ("hub" | "project", _) => 2,
             _ => 1,

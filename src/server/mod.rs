@@ -16,6 +16,7 @@ pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod watchdog;
 pub mod watcher;
 
 pub use shutdown::Shutdown;

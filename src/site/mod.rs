@@ -24,7 +24,7 @@ use crate::server::{
     index::Index,
     metrics, store,
     stream::{compat, limits, live, sse},
-    watcher, AppState, Keepalive, Shutdown,
+    watchdog, watcher, AppState, Keepalive, Shutdown,
 };
 
 /// The HTTP app: pages, server functions, the WebSocket endpoint and the embedded site files,
@@ -152,6 +152,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     let shutdown = Shutdown::default();
     let watcher = watcher::spawn(index.clone(), roots, shutdown.clone())?;
+    watchdog::spawn(index.clone(), watchdog::TICK, shutdown.clone());
 
     let listener = TcpListener::bind(config.addr)
         .await

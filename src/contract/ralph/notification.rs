@@ -59,6 +59,9 @@ pub enum NotificationKind {
     Progress,
     Done,
     PlanningComplete,
+    /// Raised by loopwatch itself from what the loop wrote (a stuck or struggling loop), never
+    /// read from a file.
+    Alert(super::alerts::AlertKind),
     /// An unknown prefix, upper-cased; empty when the notification had no prefix at all.
     Other(String),
 }
@@ -98,6 +101,7 @@ impl NotificationKind {
             Self::Progress => "PROGRESS",
             Self::Done => "DONE",
             Self::PlanningComplete => "PLANNING_COMPLETE",
+            Self::Alert(_) => "ALERT",
             Self::Other(prefix) => prefix,
         }
     }
@@ -106,7 +110,12 @@ impl NotificationKind {
     pub fn toast_worthy(&self) -> bool {
         matches!(
             self,
-            Self::Error | Self::Blocked | Self::Decision | Self::Done | Self::PlanningComplete
+            Self::Error
+                | Self::Blocked
+                | Self::Decision
+                | Self::Done
+                | Self::PlanningComplete
+                | Self::Alert(_)
         )
     }
 
@@ -115,6 +124,7 @@ impl NotificationKind {
         match self {
             Self::Error | Self::Blocked => Severity::Error,
             Self::Done => Severity::Success,
+            Self::Alert(_) => Severity::Warning,
             _ => Severity::Info,
         }
     }

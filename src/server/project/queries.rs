@@ -4,9 +4,11 @@
 use std::{collections::BTreeMap, io, path::PathBuf, time::SystemTime};
 
 use crate::contract::ralph::{
+    alerts::{evaluate, Alert, Liveness, LoopFacts, Thresholds},
     iterations::{parse_line, IterationRecord, LineOutcome},
     plan::normalize_task_id,
-    stats::{health, stats_over},
+    stats::{health, parse_timestamp, stats_over},
+    status::Status,
 };
 use crate::model::{
     api_types::{
@@ -139,6 +141,52 @@ impl ProjectState {
             cursor,
             forgotten: self.jsonl.forgotten,
         }
+    }
+
+    /// The stuck-loop rules' verdict as of `now` (Unix seconds): the finished rows, the running
+    /// iteration (started when the previous row ended), the last write, and whether the loop
+    /// runs, finished, or died leaving its pid file.
+    pub fn alerts(&self, now: f64, thresholds: &Thresholds) -> Vec<Alert> {
+        let status = self.summary.status;
+        let finished = &self.jsonl.rows;
+        let last_header = self.log.iterations.last();
+        let current_unfinished = self
+            .log
+            .iterations
+            .len()
+            .checked_sub(1)
+            .is_some_and(|last| !self.links.has_row(last));
+        let running = match last_header {
+            Some(header) if current_unfinished && status == Status::Running => {
+                let started = finished
+                    .last()
+                    .and_then(|row| row.end.as_deref())
+                    .and_then(parse_timestamp);
+                started.map(|started| (header.position, started))
+            }
+            _ => None,
+        };
+        let completed =
+            status == Status::Complete || last_header.is_some_and(|header| header.marks.complete);
+        let liveness = if status == Status::Running {
+            Liveness::Running
+        } else if self.left_behind.is_some() && !completed {
+            Liveness::Died
+        } else {
+            Liveness::NotRunning
+        };
+        let last_write = self
+            .last_activity
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|since| since.as_secs_f64());
+        let facts = LoopFacts {
+            finished,
+            running,
+            last_write,
+            now,
+            liveness,
+        };
+        evaluate(&facts, thresholds)
     }
 
     /// Every iteration's run, number, times and named commit, oldest first: what reading its

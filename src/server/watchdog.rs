@@ -1,0 +1,179 @@
+//! The watchdog: applies the stuck-loop rules to every project and publishes each alert that
+//! newly holds as a notification of kind `alert`, so it reaches every page like the loop's own
+//! notifications (toast, feed, browser notification). It looks again when an iteration ends
+//! (streak rules) and on a steady tick (time rules: a long iteration, a silent log).
+//!
+//! An alert is published once while it holds; when its condition clears it may fire again.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{sync::broadcast::error::RecvError, task::JoinHandle};
+
+use crate::contract::ralph::{
+    alerts::{Alert, AlertKind, Thresholds},
+    notification::{Notification, NotificationKind, Severity},
+};
+use crate::model::protocol::ServerMessage;
+use crate::server::{clock, index::Index, shutdown::Shutdown};
+
+/// How often the time rules are checked by default.
+pub const TICK: Duration = Duration::from_secs(30);
+
+/// What holds for one project: each alert by its rule and iteration.
+type Holding = BTreeSet<(AlertKind, Option<u32>)>;
+
+/// Starts the watchdog; it ends with the server.
+pub fn spawn(index: Arc<Index>, tick: Duration, shutdown: Shutdown) -> JoinHandle<()> {
+    let mut events = index.hub().subscribe();
+    tokio::spawn(async move {
+        let thresholds = Thresholds::default();
+        let mut holding: HashMap<String, Holding> = HashMap::new();
+        let mut ticker = tokio::time::interval(tick.max(Duration::from_millis(10)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = ticker.tick() => {
+                    let ids: Vec<String> = index.dirs().into_iter().map(|(id, _)| id).collect();
+                    holding.retain(|id, _| ids.contains(id));
+                    for id in ids {
+                        check(&index, &id, &thresholds, &mut holding);
+                    }
+                }
+                event = events.recv() => match event {
+                    Ok(frame) => {
+                        if let ServerMessage::IterationCompleted { project, .. }
+                        | ServerMessage::StatusChanged { project, .. } = frame.event.as_ref()
+                        {
+                            check(&index, project, &thresholds, &mut holding);
+                        }
+                    }
+                    // Missed events are caught by the next tick.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                },
+            }
+        }
+    })
+}
+
+fn check(index: &Index, id: &str, thresholds: &Thresholds, holding: &mut HashMap<String, Holding>) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let Some(alerts) = index.with_project(id, |state| state.alerts(now, thresholds)) else {
+        holding.remove(id);
+        return;
+    };
+    let before = holding.entry(id.to_owned()).or_default();
+    let (fresh, now_holding) = newly_holding(before, &alerts);
+    for alert in fresh {
+        index.hub().publish(ServerMessage::Notification {
+            project: id.to_owned(),
+            timestamp: clock::now(),
+            data: notification(alert),
+        });
+    }
+    *before = now_holding;
+}
+
+/// What an alert is told apart by: a streak is one alert however long it grows; a long
+/// iteration or a silent log is about one iteration.
+fn key(alert: &Alert) -> (AlertKind, Option<u32>) {
+    match alert.kind {
+        AlertKind::NoProgress | AlertKind::RepeatedError | AlertKind::FailingTests => {
+            (alert.kind, None)
+        }
+        AlertKind::LongIteration | AlertKind::SilentLog | AlertKind::Died => {
+            (alert.kind, alert.iteration)
+        }
+    }
+}
+
+/// The alerts not already holding, and what holds now.
+fn newly_holding<'a>(before: &Holding, alerts: &'a [Alert]) -> (Vec<&'a Alert>, Holding) {
+    let fresh = alerts
+        .iter()
+        .filter(|alert| !before.contains(&key(alert)))
+        .collect();
+    (fresh, alerts.iter().map(key).collect())
+}
+
+/// An alert in the shape every notification has.
+pub fn notification(alert: &Alert) -> Notification {
+    let iteration = alert.iteration.map(|n| n.to_string()).unwrap_or_default();
+    Notification {
+        id: format!("alert-{:?}-{iteration}-{}", alert.kind, clock::now()),
+        timestamp: Some(clock::now()),
+        kind: NotificationKind::Alert(alert.kind),
+        severity: match alert.kind {
+            AlertKind::Died | AlertKind::RepeatedError => Severity::Error,
+            _ => Severity::Warning,
+        },
+        message: alert.message.clone(),
+        details: Some(alert.evidence.clone()),
+        iteration: alert.iteration,
+        max_iterations: None,
+        cli: None,
+        status: None,
+        has_log_tail: false,
+        warnings: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(kind: AlertKind, iteration: u32) -> Alert {
+        Alert {
+            kind,
+            message: String::new(),
+            evidence: String::new(),
+            iteration: Some(iteration),
+        }
+    }
+
+    /// How many alerts are new, and what holds after.
+    fn step(before: &Holding, alerts: &[Alert]) -> (usize, Holding) {
+        let (fresh, holding) = newly_holding(before, alerts);
+        (fresh.len(), holding)
+    }
+
+    #[test]
+    fn a_growing_streak_is_told_once_and_again_after_it_clears() {
+        let (fresh, holding) = step(&Holding::new(), &[alert(AlertKind::FailingTests, 3)]);
+        assert_eq!(fresh, 1);
+        let (fresh, holding) = step(&holding, &[alert(AlertKind::FailingTests, 4)]);
+        assert_eq!(fresh, 0, "the same streak, one iteration longer");
+        let (_, holding) = step(&holding, &[]);
+        let (fresh, _) = step(&holding, &[alert(AlertKind::FailingTests, 8)]);
+        assert_eq!(fresh, 1, "a new streak after the tests passed");
+    }
+
+    #[test]
+    fn a_long_iteration_is_told_per_iteration() {
+        let (_, holding) = step(&Holding::new(), &[alert(AlertKind::LongIteration, 5)]);
+        assert_eq!(step(&holding, &[alert(AlertKind::LongIteration, 5)]).0, 0);
+        assert_eq!(step(&holding, &[alert(AlertKind::LongIteration, 6)]).0, 1);
+    }
+
+    #[test]
+    fn an_alert_reads_as_a_notification_with_its_evidence() {
+        let mut died = alert(AlertKind::Died, 2);
+        died.evidence = "pid 42 gone".into();
+        let note = notification(&died);
+        assert_eq!(note.kind, NotificationKind::Alert(AlertKind::Died));
+        assert_eq!(note.severity, Severity::Error);
+        assert_eq!(note.details.as_deref(), Some("pid 42 gone"));
+        assert!(note.kind.toast_worthy());
+        assert_eq!(note.kind.prefix(), "ALERT");
+    }
+}
