@@ -59,8 +59,7 @@ pub enum NotificationKind {
     Progress,
     Done,
     PlanningComplete,
-    /// Raised by loopwatch itself from what the loop wrote (a stuck or struggling loop), never
-    /// read from a file.
+    /// Raised by loopwatch itself (a stuck or struggling loop), never read from a file.
     Alert(super::alerts::AlertKind),
     /// An unknown prefix, upper-cased; empty when the notification had no prefix at all.
     Other(String),
@@ -108,15 +107,7 @@ impl NotificationKind {
 
     /// Kinds that deserve a toast: the operator should look now.
     pub fn toast_worthy(&self) -> bool {
-        matches!(
-            self,
-            Self::Error
-                | Self::Blocked
-                | Self::Decision
-                | Self::Done
-                | Self::PlanningComplete
-                | Self::Alert(_)
-        )
+        !matches!(self, Self::Question | Self::Progress | Self::Other(_))
     }
 
     /// The severity a notification of this kind has when the writer gives none (or an unknown one).
