@@ -558,6 +558,8 @@ mod tests {
             recent_health: Vec::new(),
             pausing: false,
             archived_at: None,
+            kinds: Vec::new(),
+            build: None,
         }
     }
 

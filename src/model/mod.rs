@@ -1,6 +1,8 @@
 //! Types shared by the server and the WASM client. No I/O here.
 
 pub mod api_types;
+pub mod build;
+mod kind;
 mod project;
 pub mod protocol;
 mod topic;
@@ -9,5 +11,6 @@ pub use crate::contract::ralph::{
     plan::{PhaseProgress, PhaseStatus, PlanProgress},
     status::Status,
 };
+pub use kind::ProjectKind;
 pub use project::ProjectSummary;
 pub use topic::{Cursor, Topic};
