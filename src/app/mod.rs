@@ -1,5 +1,6 @@
 //! The Leptos UI: document shell, routes, pages.
 
+mod build;
 pub mod charts;
 mod controls;
 mod dashboard;
@@ -73,6 +74,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("log") view=LogTab />
                     <Route path=path!("notifications") view=NotificationsTab />
                     <Route path=path!("files") view=FilesTab />
+                    <Route path=path!("build") view=build::BuildTab />
                 </ParentRoute>
             </Routes>
         </Router>

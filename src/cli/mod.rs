@@ -1,6 +1,7 @@
 //! `loopwatch serve` and `loopwatch demo`.
 
 pub mod demo;
+pub mod demo_build;
 
 use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
