@@ -396,3 +396,44 @@ async fn build_events_reach_the_project_topic_and_a_loop_that_gains_a_build_show
     );
     fixture.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_events_reach_server_sent_events() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fixture = fixture().await;
+    let addr = fixture.server.addr;
+    let mut stream = timeout(WAIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let request = format!(
+        "GET /api/events?topics=project:{} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         Cookie: {}={}\r\n\r\n",
+        fixture.id,
+        common::cookie_name(addr),
+        token(&fixture.server)
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut text = String::new();
+    let mut buffer = [0u8; 4096];
+    let mut written = false;
+    timeout(WAIT, async {
+        while !text.contains(r#""event":"checkpoint""#) {
+            let read = stream.read(&mut buffer).await.expect("read");
+            assert!(read > 0, "stream ended early: {text}");
+            text.push_str(&String::from_utf8_lossy(&buffer[..read]));
+            if !written {
+                written = true;
+                fs::write(
+                    fixture.build.join(".buildrunner/checkpoints").join(RICH),
+                    fixture_text(&format!("seed/{RICH}")),
+                )
+                .expect("checkpoint");
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no checkpoint event; got:\n{text}"));
+    assert!(text.contains(r#""type":"build""#), "{text}");
+    fixture.server.stop().await;
+}

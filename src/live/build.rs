@@ -37,10 +37,20 @@ pub fn apply(detail: &mut BuildDetail, event: &BuildEvent) {
             let excess = detail.output.len().saturating_sub(MAX_OUTPUT_ENTRIES);
             detail.output.drain(..excess);
         }
-        BuildEvent::Context(view) => {
-            match detail.context.iter_mut().find(|c| c.name == view.name) {
-                Some(known) => *known = view.clone(),
-                None => {
+        BuildEvent::Context { view, from } => {
+            match (
+                detail.context.iter_mut().find(|c| c.name == view.name),
+                from,
+            ) {
+                (Some(known), Some(from)) => {
+                    known.blocks.retain(|block| block.offset < *from);
+                    known.blocks.extend(view.blocks.iter().cloned());
+                    known.omitted_blocks = view.omitted_blocks;
+                }
+                (Some(known), None) => *known = view.clone(),
+                // An append to a file the page never had: it is refetched with the next
+                // resync; meanwhile its new blocks are what is known of it.
+                (None, _) => {
                     detail.context.push(view.clone());
                     detail.context.sort_by(|a, b| a.name.cmp(&b.name));
                 }

@@ -168,8 +168,13 @@ pub enum BuildEvent {
     },
     Progress(BuildProgress),
     Output(OutputEntry),
-    /// A context file changed: its blocks as they now are.
-    Context(ContextView),
+    /// A context file changed. With `from`, an append: `view.blocks` are the blocks from that
+    /// byte offset on, which replace the ones held from there (the text before is unchanged, so
+    /// an event stays as small as the append); without, the whole file as it now reads.
+    Context {
+        view: ContextView,
+        from: Option<usize>,
+    },
     FileChange {
         /// Relative to the project.
         file_path: String,

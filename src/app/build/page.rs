@@ -280,7 +280,7 @@ fn Context(detail: Memo<BuildDetail>) -> AnyView {
             <Show when=move || files().is_empty()>
                 <p class="muted">"No context files."</p>
             </Show>
-            <For each=files key=|file| (file.name.clone(), file.blocks.len(), file.text.len()) let:file>
+            <For each=files key=|file| (file.name.clone(), file.blocks.len(), file.text.len(), file.blocks.last().map(|b| b.markdown.len())) let:file>
                 <ContextFileView file />
             </For>
         </section>

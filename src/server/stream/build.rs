@@ -329,7 +329,7 @@ fn seed_frame(event: &BuildEvent) -> Option<Value> {
             "error_type": error_type,
             "traceback": traceback,
         }),
-        BuildEvent::Features { .. } | BuildEvent::Context(_) => return None,
+        BuildEvent::Features { .. } | BuildEvent::Context { .. } => return None,
     })
 }
 

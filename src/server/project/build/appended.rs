@@ -213,7 +213,13 @@ impl Appended {
                     let source = format!("context/{name}");
                     output.extend(appended_output(&text, &source));
                 }
-                changes.push(BuildEvent::Context(view(name, &parsed)));
+                changes.push(context_event(
+                    name,
+                    &parsed,
+                    tracked.parsed.as_ref(),
+                    start,
+                    replaced,
+                ));
                 tracked.parsed = Some(parsed);
             }
         }
@@ -222,6 +228,56 @@ impl Appended {
                 .then(|| text.chars().take(MAX_CHANGE_CONTENT_CHARS).collect());
             changes.push(file_change(&rel, change_type, content));
         }
+    }
+}
+
+/// The event for a context file read again: only the blocks an append touched (the last block
+/// before it, which the append may have continued, and the ones after), or the whole file when
+/// it is new, was replaced, or the append changed its free text.
+fn context_event(
+    name: &str,
+    parsed: &ContextFile,
+    before: Option<&ContextFile>,
+    appended_at: u64,
+    replaced: bool,
+) -> BuildEvent {
+    let appended_at = usize::try_from(appended_at).unwrap_or(usize::MAX);
+    let continued = parsed
+        .blocks
+        .iter()
+        .rev()
+        .find(|block| block.offset < appended_at)
+        .map(|block| block.offset);
+    // No block before the append: the free text is unchanged if the file had it all already.
+    let first_new = || {
+        parsed
+            .blocks
+            .first()
+            .filter(|_| before.is_some_and(|before| before.text == parsed.text))
+            .map(|block| block.offset)
+    };
+    let from = continued
+        .or_else(first_new)
+        .filter(|_| before.is_some() && !replaced);
+    match from {
+        Some(from) => BuildEvent::Context {
+            view: ContextView {
+                name: name.to_owned(),
+                text: String::new(),
+                blocks: parsed
+                    .blocks
+                    .iter()
+                    .filter(|block| block.offset >= from)
+                    .cloned()
+                    .collect(),
+                omitted_blocks: parsed.omitted_blocks,
+            },
+            from: Some(from),
+        },
+        None => BuildEvent::Context {
+            view: view(name, parsed),
+            from: None,
+        },
     }
 }
 

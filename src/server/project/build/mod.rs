@@ -486,9 +486,12 @@ mod tests {
             BuildEvent::Output(entry) if entry.output_type == OutputType::Stderr
                 && entry.output.contains("invalid syntax")
         )));
-        assert!(events
-            .iter()
-            .any(|e| matches!(e, BuildEvent::Context(view) if view.name == "blockers.md")));
+        // Only what the append touched: the new error block, from its offset on.
+        assert!(events.iter().any(|e| matches!(
+            e,
+            BuildEvent::Context { view, from: Some(_) }
+                if view.name == "blockers.md" && view.blocks.len() == 1 && view.blocks[0].is_error()
+        )), "{events:?}");
 
         append(&log, "compiling\nhalf a li");
         let events = state.sync(&dir, BuildFile::Logs, Report::Changes);
