@@ -7,7 +7,7 @@ use crate::model::{ProjectKind, ProjectSummary};
 
 /// One badge per kind of project the directory holds.
 #[component]
-pub fn KindBadges(summary: RwSignal<ProjectSummary>) -> impl IntoView {
+pub fn KindBadges(summary: RwSignal<ProjectSummary>) -> AnyView {
     view! {
         <span class="kinds">
             {move || {
@@ -29,14 +29,15 @@ pub fn KindBadges(summary: RwSignal<ProjectSummary>) -> impl IntoView {
             }}
         </span>
     }
+    .into_any()
 }
 
 /// The build's part of a card; nothing for a project without a build.
 #[component]
-pub fn BuildCardLines(summary: RwSignal<ProjectSummary>) -> impl IntoView {
+pub fn BuildCardLines(summary: RwSignal<ProjectSummary>) -> AnyView {
     let build = move || summary.with(|s| s.build.clone());
     let id = move || summary.with(|s| s.id.clone());
-    move || {
+    let lines = move || {
         build().map(|build| {
             let percent = build.progress.percent;
             let last = build.last_checkpoint.clone();
@@ -84,6 +85,8 @@ pub fn BuildCardLines(summary: RwSignal<ProjectSummary>) -> impl IntoView {
                     </a>
                 </div>
             }
+            .into_any()
         })
-    }
+    };
+    lines.into_any()
 }

@@ -135,7 +135,7 @@ fn Timeline(detail: Memo<BuildDetail>) -> AnyView {
     .into_any()
 }
 
-fn checkpoint_item(checkpoint: CheckpointView, is_current: bool) -> impl IntoView {
+fn checkpoint_item(checkpoint: CheckpointView, is_current: bool) -> AnyView {
     let rolled = checkpoint.is_rolled_back();
     let state = if rolled {
         "rolled back"
@@ -168,6 +168,7 @@ fn checkpoint_item(checkpoint: CheckpointView, is_current: bool) -> impl IntoVie
             </span>
         </li>
     }
+    .into_any()
 }
 
 #[component]
@@ -210,7 +211,7 @@ fn Features(detail: Memo<BuildDetail>) -> AnyView {
 }
 
 #[component]
-fn FeatureRow(feature: Feature) -> impl IntoView {
+fn FeatureRow(feature: Feature) -> AnyView {
     let status = status_name(feature.status);
     view! {
         <tr data-testid="feature" data-feature=feature.id.clone()>
@@ -223,6 +224,7 @@ fn FeatureRow(feature: Feature) -> impl IntoView {
             <td class="muted">{feature.components.join(", ")}</td>
         </tr>
     }
+    .into_any()
 }
 
 #[component]
@@ -230,6 +232,7 @@ fn Components(detail: Memo<BuildDetail>) -> AnyView {
     let components = move || detail.with(|b| b.components.clone());
     view! {
         <Show when=move || !components().is_empty()>
+            {move || view! {
             <section class="build-components" aria-label="Components">
                 <h2>"Components"</h2>
                 <div class="table-wrap">
@@ -250,12 +253,13 @@ fn Components(detail: Memo<BuildDetail>) -> AnyView {
                     </table>
                 </div>
             </section>
+            }.into_any()}
         </Show>
     }
     .into_any()
 }
 
-fn component_row(component: Component) -> impl IntoView {
+fn component_row(component: Component) -> AnyView {
     let status = status_name(component.status);
     view! {
         <tr data-testid="component">
@@ -269,6 +273,7 @@ fn component_row(component: Component) -> impl IntoView {
             <td class="log-error">{component.error.clone().unwrap_or_default()}</td>
         </tr>
     }
+    .into_any()
 }
 
 #[component]
@@ -289,7 +294,7 @@ fn Context(detail: Memo<BuildDetail>) -> AnyView {
 }
 
 #[component]
-fn ContextFileView(file: ContextView) -> impl IntoView {
+fn ContextFileView(file: ContextView) -> AnyView {
     let omitted = file.omitted_blocks;
     view! {
         <details class="context-file" open data-testid="context-file" data-file=file.name.clone()>
@@ -299,9 +304,10 @@ fn ContextFileView(file: ContextView) -> impl IntoView {
             {file.blocks.into_iter().map(block_view).collect_view()}
         </details>
     }
+    .into_any()
 }
 
-fn block_view(block: ContextBlock) -> impl IntoView {
+fn block_view(block: ContextBlock) -> AnyView {
     let (class, heading) = match &block.kind {
         BlockKind::Output { tag } => ("context-block output", format!("Output: {tag}")),
         BlockKind::Error => (
@@ -318,6 +324,7 @@ fn block_view(block: ContextBlock) -> impl IntoView {
             <div class="markdown" inner_html=render(&block.markdown)></div>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -334,11 +341,12 @@ fn Terminal(detail: Memo<BuildDetail>) -> AnyView {
     .into_any()
 }
 
-fn output_line(entry: OutputEntry) -> impl IntoView {
+fn output_line(entry: OutputEntry) -> AnyView {
     let stderr = entry.output_type == OutputType::Stderr;
     view! {
         <span class="terminal-entry" class:stderr=stderr title=entry.source.clone()>
             {entry.output}
         </span>
     }
+    .into_any()
 }
