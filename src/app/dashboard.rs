@@ -135,6 +135,7 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                     {status_label}
                 </span>
             </header>
+            <super::build::KindBadges summary />
             <Show when=move || summary.with(ProjectSummary::is_archived)>
                 <p class="archived-note muted">"Archived"</p>
             </Show>
@@ -215,6 +216,7 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                         .into_any()
                 }
             }}
+            <super::build::BuildCardLines summary />
             <ArchiveButton summary />
             <ul class="warnings">
                 {move || {

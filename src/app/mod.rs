@@ -1,5 +1,6 @@
 //! The Leptos UI: document shell, routes, pages.
 
+mod build;
 pub mod charts;
 mod controls;
 mod dashboard;
@@ -75,6 +76,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("notifications") view=NotificationsTab />
                     <Route path=path!("files") view=FilesTab />
                     <Route path=path!("commits") view=CommitsTab />
+                    <Route path=path!("build") view=build::BuildTab />
                 </ParentRoute>
             </Routes>
         </Router>

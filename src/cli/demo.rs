@@ -134,6 +134,7 @@ fn write_project(dir: &Path, project: &DemoProject) -> io::Result<()> {
 /// Starts one simulated loop per project. Abort the returned set to stop them.
 pub fn simulate(projects: Vec<PathBuf>, iteration: Duration, shutdown: Shutdown) -> JoinSet<()> {
     let mut loops = JoinSet::new();
+    super::demo_build::spawn(&mut loops, &projects, iteration, shutdown.clone());
     for (n, dir) in projects.into_iter().enumerate() {
         let stop = shutdown.wait();
         loops.spawn(async move {

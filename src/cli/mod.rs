@@ -1,6 +1,7 @@
 //! `loopwatch serve` and `loopwatch demo`.
 
 pub mod demo;
+pub mod demo_build;
 
 use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -213,11 +214,14 @@ async fn run_command(command: Command) -> Result<(), CliError> {
 fn inspect(dir: &std::path::Path) -> Result<(), CliError> {
     let fail = |why: String| CliError::Inspect(dir.to_path_buf(), why);
     let dir = dir.canonicalize().map_err(|e| fail(e.to_string()))?;
-    let Some(kind) = discovery::ProjectKind::detect(&dir) else {
-        return Err(fail("not a project: it has no .ralph/ directory".into()));
-    };
+    let kinds = discovery::ProjectKind::detect_all(&dir);
+    if kinds.is_empty() {
+        return Err(fail(
+            "not a project: it has no .ralph/ or .buildrunner/ directory".into(),
+        ));
+    }
     let started = std::time::Instant::now();
-    let state = project::ProjectState::open(&discovery::project_id(&dir), &dir, kind);
+    let state = project::ProjectState::open(&discovery::project_id(&dir), &dir, kinds);
     let indexed = started.elapsed();
     let detail = state.detail(crate::model::Cursor::default());
     let json = serde_json::to_string_pretty(&detail).map_err(|e| fail(e.to_string()))?;

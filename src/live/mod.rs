@@ -3,6 +3,7 @@
 //! in the browser build.
 
 pub mod backoff;
+pub mod build;
 pub mod log;
 pub mod machine;
 mod store;

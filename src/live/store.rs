@@ -342,6 +342,20 @@ impl LiveStore {
                     view.log.push_text(&data.lines);
                 }
             }
+            ServerMessage::Build { project, data, .. } => {
+                if let Some(view) = self.open_view(&project) {
+                    let applied = view.detail.try_update(|d| {
+                        d.build
+                            .as_mut()
+                            .map(|build| super::build::apply(build, &data))
+                            .is_some()
+                    });
+                    // A build the page did not know of yet: its whole state comes from the server.
+                    if applied == Some(false) {
+                        refetch.push(Refetch::Project(project));
+                    }
+                }
+            }
             ServerMessage::LogRotated { project, .. } if self.open_view(&project).is_some() => {
                 refetch.push(Refetch::Log(project));
             }
@@ -558,6 +572,8 @@ mod tests {
             recent_health: Vec::new(),
             pausing: false,
             archived_at: None,
+            kinds: Vec::new(),
+            build: None,
         }
     }
 
@@ -595,6 +611,7 @@ mod tests {
             notifications: Vec::new(),
             skipped_rows: Default::default(),
             cursor: cursor(seq),
+            build: None,
         }
     }
 

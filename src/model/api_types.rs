@@ -39,6 +39,9 @@ pub struct ProjectDetail {
     pub skipped_rows: SkipCounts,
     /// The `project:ID` cursor this detail reflects.
     pub cursor: Cursor,
+    /// The build, for a BuildRunner project (its cursor is this detail's).
+    #[serde(default)]
+    pub build: Option<super::build::BuildDetail>,
 }
 
 /// One row of the iterations table.

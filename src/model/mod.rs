@@ -2,7 +2,9 @@
 
 pub mod api_types;
 pub mod audit;
+pub mod build;
 pub mod git;
+mod kind;
 mod project;
 pub mod protocol;
 mod topic;
@@ -11,5 +13,6 @@ pub use crate::contract::ralph::{
     plan::{PhaseProgress, PhaseStatus, PlanProgress},
     status::Status,
 };
+pub use kind::ProjectKind;
 pub use project::ProjectSummary;
 pub use topic::{Cursor, Topic};

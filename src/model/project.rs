@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::ralph::{plan::PlanProgress, stats::Health, status::Status};
 
+use super::{build::BuildCard, ProjectKind};
+
 /// What the dashboard shows of one project.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProjectSummary {
@@ -36,6 +38,12 @@ pub struct ProjectSummary {
     /// Archived projects are still watched; dashboards hide them unless asked to show them.
     #[serde(default)]
     pub archived_at: Option<String>,
+    /// The kinds of project the directory holds (a directory may hold several).
+    #[serde(default)]
+    pub kinds: Vec<ProjectKind>,
+    /// The build's line on the card, for a BuildRunner project.
+    #[serde(default)]
+    pub build: Option<BuildCard>,
 }
 
 impl ProjectSummary {

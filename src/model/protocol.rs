@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use std::collections::BTreeMap;
 
-use super::{Cursor, PlanProgress, ProjectSummary, Status, Topic};
+use super::{build::BuildEvent, Cursor, PlanProgress, ProjectSummary, Status, Topic};
 use crate::contract::{
     ralph::iterations::IterationStatus, ralph::notification::Notification, ralph::stats::Health,
 };
@@ -367,6 +367,12 @@ pub enum ServerMessage {
     IncludeArchived {
         value: bool,
     },
+    /// Something changed in a BuildRunner build: a checkpoint, a feature, output, a file.
+    Build {
+        project: String,
+        timestamp: String,
+        data: BuildEvent,
+    },
 }
 
 impl ServerMessage {
@@ -384,7 +390,8 @@ impl ServerMessage {
             | ServerMessage::ProjectAdded { project, .. }
             | ServerMessage::ProjectUpdated { project, .. }
             | ServerMessage::ProjectRemoved { project, .. }
-            | ServerMessage::ProjectArchived { project, .. } => Some(project),
+            | ServerMessage::ProjectArchived { project, .. }
+            | ServerMessage::Build { project, .. } => Some(project),
             _ => None,
         }
     }

@@ -1,5 +1,5 @@
-//! Finding projects under the configured roots, and telling which kind of agent loop each holds
-//! (a Ralph loop keeps its files in `.ralph/`).
+//! Finding projects under the configured roots, and telling which kinds of agent project each
+//! holds (a Ralph loop keeps its files in `.ralph/`, a BuildRunner build in `.buildrunner/`).
 
 use std::path::{Path, PathBuf};
 
@@ -34,22 +34,16 @@ pub fn validate_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, (PathBuf, Strin
         .collect()
 }
 
-/// The kind of agent loop a project directory holds, told by the directory the loop keeps its
-/// files in. What each kind's files are is its other half, in `project::kind`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProjectKind {
-    /// A Ralph loop: `.ralph/` holds its log, rows, pid and notification.
-    Ralph,
-}
+/// The kind of agent project a directory holds, told by the directory the tool keeps its files
+/// in. What each kind's files are is its other half, in `project::kind`.
+pub use crate::model::ProjectKind;
 
 impl ProjectKind {
-    /// Every kind, in the order detection tries them.
-    pub const ALL: [ProjectKind; 1] = [ProjectKind::Ralph];
-
     /// The directory (relative to the project) whose presence makes a project of this kind.
     pub fn marker(self) -> &'static str {
         match self {
             ProjectKind::Ralph => ".ralph",
+            ProjectKind::BuildRunner => ".buildrunner",
         }
     }
 
@@ -57,11 +51,19 @@ impl ProjectKind {
     /// there. A marker that is a symbolic link does not count: the loop's files would live
     /// wherever the link points, outside the directory shown.
     pub fn detect(dir: &Path) -> Option<ProjectKind> {
-        Self::ALL.into_iter().find(|kind| {
-            dir.join(kind.marker())
-                .symlink_metadata()
-                .is_ok_and(|metadata| metadata.is_dir())
-        })
+        Self::detect_all(dir).first().copied()
+    }
+
+    /// Every kind of project `dir` holds, in [`ProjectKind::ALL`]'s order (empty: no project).
+    pub fn detect_all(dir: &Path) -> Vec<ProjectKind> {
+        Self::ALL
+            .into_iter()
+            .filter(|kind| {
+                dir.join(kind.marker())
+                    .symlink_metadata()
+                    .is_ok_and(|metadata| metadata.is_dir())
+            })
+            .collect()
     }
 }
 
@@ -244,6 +246,26 @@ mod tests {
         assert_eq!(ProjectKind::detect(&root.path().join("missing")), None);
         assert!(is_project(&root.path().join("loop")));
         assert!(!is_project(&root.path().join("plain")));
+    }
+
+    #[test]
+    fn a_buildrunner_directory_is_a_project_and_a_directory_may_be_both_kinds() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(root.path().join("shop/.buildrunner")).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("both/.buildrunner")).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("both/.ralph")).expect("mkdir");
+        let kinds = |rel: &str| ProjectKind::detect_all(&root.path().join(rel));
+        assert_eq!(kinds("shop"), [ProjectKind::BuildRunner]);
+        assert_eq!(
+            kinds("both"),
+            [ProjectKind::Ralph, ProjectKind::BuildRunner]
+        );
+        assert!(kinds("missing").is_empty());
+        let roots = validate_roots(&[root.path().to_path_buf()]).expect("root ok");
+        assert_eq!(
+            discover(&roots),
+            [roots[0].join("both"), roots[0].join("shop")]
+        );
     }
 
     #[cfg(unix)]

@@ -37,7 +37,8 @@ pub enum Update {
     /// The project was re-read; `unfinished` are the files with more to read than one pass
     /// takes.
     Updated { unfinished: Vec<FileKind> },
-    /// Its directory or `.ralph/` is gone: the project left the index.
+    /// Its directory or every kind's marker (`.ralph/`, `.buildrunner/`) is gone: the project
+    /// left the index.
     Removed,
     /// No project has this id (it left meanwhile).
     Unknown,
@@ -104,7 +105,11 @@ impl Index {
             return None;
         }
         // Index outside the map's lock: a big log takes a while and must not block readers.
-        let mut state = ProjectState::open(&id, &dir, discovery::ProjectKind::detect(&dir)?);
+        let kinds = discovery::ProjectKind::detect_all(&dir);
+        if kinds.is_empty() {
+            return None;
+        }
+        let mut state = ProjectState::open(&id, &dir, kinds);
         state.set_archived_at(self.archive.archived_at(&dir));
         let archival = archival_of(&state);
         let event = ServerMessage::ProjectAdded {
@@ -131,11 +136,13 @@ impl Index {
             return Update::Unknown;
         };
         let dir = lock(&project).dir().to_path_buf();
-        if !discovery::is_project(&dir) {
+        let found = discovery::ProjectKind::detect_all(&dir);
+        if found.is_empty() {
             return self.remove(id);
         }
         let mut state = lock(&project);
-        let events = state.update(kinds);
+        let mut events = state.set_kinds(found);
+        events.extend(state.update(kinds));
         let archival = archival_of(&state);
         for event in events {
             self.publish(event, archival);

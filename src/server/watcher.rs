@@ -1,7 +1,8 @@
 //! Turns file-system notifications into index updates (the index publishes the events; the
 //! watcher only learns from each update's outcome whether the project left).
 //!
-//! Watches each project directory, the directories its kind names (`.ralph/`, `specs/`), and every directory a new project
+//! Watches each project directory, the directories its kinds name (`.ralph/`, `specs/`,
+//! `.buildrunner/...`), and every directory a new project
 //! could appear in (the roots and their subdirectories down to the discovery depth, skipping the
 //! same names discovery skips), each non-recursively; watches follow directories as they come
 //! and go, so `mkdir -p root/a/b/proj/.ralph` is a live project at once. Each change is
@@ -239,6 +240,7 @@ impl Pending {
     fn add(&mut self, id: String, kind: FileKind) {
         match kind {
             FileKind::Plan | FileKind::Config | FileKind::Context(_) => self.slow.add(id, kind),
+            FileKind::Build(part) if part.is_rewritten_whole() => self.slow.add(id, kind),
             _ => self.fast.add(id, kind),
         }
     }
@@ -345,9 +347,9 @@ impl WatchState {
     }
 
     /// The project a changed path belongs to: the project directory itself, a file in it, or a
-    /// file in its `.ralph/` or `specs/`.
+    /// file in one of the directories its kinds watch (`.ralph/`, `.buildrunner/checkpoints/`).
     fn project_of(&self, path: &Path) -> Option<(String, PathBuf)> {
-        path.ancestors().take(3).find_map(|candidate| {
+        path.ancestors().take(4).find_map(|candidate| {
             self.dirs
                 .get(candidate)
                 .map(|id| (id.clone(), candidate.to_path_buf()))

@@ -80,6 +80,15 @@ fn is_state_changing(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Refuses what a browser says comes from another origin: for a stream routed with it (the
+/// session guard checks the streams it names; a stream of its own carries this instead).
+pub async fn same_origin_stream(request: Request, next: Next) -> Response {
+    if matches!(origin_proof(request.headers()), Proof::CrossOrigin) {
+        return refuse(StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
+    }
+    next.run(request).await
+}
+
 /// Plain HTML forms post here (the sign-in page); every other state change is a JSON request,
 /// which a page of another origin cannot send without a CORS preflight this server never grants.
 fn is_form_endpoint(path: &str) -> bool {

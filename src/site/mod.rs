@@ -23,7 +23,7 @@ use crate::server::{
     hub::Hub,
     index::Index,
     metrics, store,
-    stream::{compat, limits, live, sse},
+    stream::{build, compat, limits, live, sse},
     watchdog, watcher, AppState, Keepalive, Shutdown,
 };
 
@@ -47,6 +47,10 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/instances", get(compat::instances))
         .route("/ws/instances/{id}/logs", get(compat::logs))
         .route("/ws/messages", get(compat::messages))
+        .route(
+            "/api/build/stream/{id}",
+            get(build::stream).layer(axum::middleware::from_fn(gate::same_origin_stream)),
+        )
         .leptos_routes_with_context(
             &state,
             routes,

@@ -104,6 +104,7 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
     // A plain string, not a closure over the store: the server renders the title after the
     // page's reactive owner may be gone, and reading a signal then panics the render.
     let title = format!("{} \u{2013} loopwatch", detail.summary.name);
+    let has_build = detail.build.is_some();
     let view = store.open_project(detail, recent, log);
     provide_context(view);
     {
@@ -158,6 +159,7 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             {tab("/notifications", "Notifications")}
             {tab("/files", "Files")}
             {tab("/commits", "Commits")}
+            {has_build.then(|| tab("/build", "Build"))}
         </nav>
         <Outlet />
     }

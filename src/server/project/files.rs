@@ -16,7 +16,7 @@ use crate::contract::ralph::{
 use crate::model::protocol::{FileChange, ServerMessage};
 use crate::server::{clock::now, safe_open};
 
-use super::kind::FileKind;
+use super::kind::{FileKind, ProjectKind};
 use super::liveness::{loop_liveness, Liveness};
 use super::{ProjectState, Report};
 
@@ -76,7 +76,7 @@ impl ProjectState {
     /// it, never the moment loopwatch read them (which after a restart of loopwatch, or for a
     /// project found late, says nothing about the loop).
     pub(super) fn note_written(&mut self, file: &FileKind) {
-        if let Ok(written) = modified(&self.dir, &self.kind.path(file)) {
+        if let Ok(written) = modified(&self.dir, &ProjectKind::Ralph.path(file)) {
             self.last_activity = self.last_activity.max(Some(written));
         }
     }
@@ -97,7 +97,7 @@ impl ProjectState {
                 self.check_specs();
             }
             FileKind::Pause => {
-                let pause = self.kind.path(&FileKind::Pause);
+                let pause = ProjectKind::Ralph.path(&FileKind::Pause);
                 self.pause_requested = self.dir.join(pause).exists();
             }
             FileKind::Notification => return self.read_notification(report),
@@ -110,14 +110,14 @@ impl ProjectState {
                     }];
                 }
             }
-            // Appended files, read by offset (see `tracking`).
-            FileKind::Log | FileKind::Jsonl => {}
+            // Appended files, read by offset (see `tracking`); the build's own (see `build`).
+            FileKind::Log | FileKind::Jsonl | FileKind::Build(_) => {}
         }
         Vec::new()
     }
 
     fn read_plan(&mut self, report: Report) {
-        let rel = self.kind.path(&FileKind::Plan);
+        let rel = ProjectKind::Ralph.path(&FileKind::Plan);
         match read_small(&self.dir, &rel) {
             Ok(bytes) => {
                 if bytes.is_some() {
@@ -159,7 +159,7 @@ impl ProjectState {
     }
 
     fn read_config(&mut self) {
-        let rel = self.kind.path(&FileKind::Config);
+        let rel = ProjectKind::Ralph.path(&FileKind::Config);
         let name = file_name(&rel);
         match read_small(&self.dir, &rel) {
             Ok(None) => {
@@ -196,7 +196,7 @@ impl ProjectState {
     /// in `left_behind` (the card says the loop died, unless it completed).
     fn check_pid(&mut self) -> bool {
         self.left_behind = None;
-        let path = self.kind.path(&FileKind::Pid);
+        let path = ProjectKind::Ralph.path(&FileKind::Pid);
         let name = file_name(&path);
         let bytes = match read_small(&self.dir, &path) {
             Ok(None) => {
@@ -235,7 +235,7 @@ impl ProjectState {
     }
 
     fn read_notification(&mut self, report: Report) -> Vec<ServerMessage> {
-        let rel = self.kind.path(&FileKind::Notification);
+        let rel = ProjectKind::Ralph.path(&FileKind::Notification);
         let bytes = match read_small(&self.dir, &rel) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Vec::new(),

@@ -1,4 +1,4 @@
-//! A project's files ([`FileKind`]) and what its kind says about them: where each lives,
+//! A project's files ([`FileKind`]) and what each kind says about them: where each lives,
 //! relative to the project, and which relative paths are its files. Telling a directory's kind
 //! is discovery's half of the seam ([`ProjectKind::detect`]).
 
@@ -18,6 +18,31 @@ pub enum FileKind {
     Config,
     /// `AGENTS.md`, `PROMPT.md` or `specs/*.md` (the name relative to the project).
     Context(String),
+    /// A file of a BuildRunner build, under `.buildrunner/`.
+    Build(BuildFile),
+}
+
+/// Which part of a BuildRunner build changed. A build re-reads a part by comparing each of its
+/// files with what it read last, so a part names a set of files, not one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BuildFile {
+    /// `.buildrunner/` itself came or went: everything.
+    Everything,
+    /// `checkpoints/*.json`, or the directory.
+    Checkpoints,
+    /// `features.json`.
+    Features,
+    /// `context/*.md`, or the directory.
+    Context,
+    /// `*.log` directly in `.buildrunner/`.
+    Logs,
+}
+
+impl BuildFile {
+    /// Written whole rather than appended (a JSON file is parsed only once its writer is done).
+    pub fn is_rewritten_whole(self) -> bool {
+        matches!(self, BuildFile::Checkpoints | BuildFile::Features)
+    }
 }
 
 impl FileKind {
@@ -72,6 +97,20 @@ impl ProjectKind {
                     FileKind::Config => loop_file("config.json"),
                     FileKind::Plan => PLAN_FILE.to_owned(),
                     FileKind::Context(name) => name.clone(),
+                    FileKind::Build(_) => ProjectKind::BuildRunner.path(file),
+                }
+            }
+            ProjectKind::BuildRunner => {
+                let build_file = |name: &str| format!("{}/{name}", self.marker());
+                match file {
+                    FileKind::Build(BuildFile::Everything) => self.marker().to_owned(),
+                    FileKind::Build(BuildFile::Checkpoints) => build_file("checkpoints"),
+                    FileKind::Build(BuildFile::Features) => build_file("features.json"),
+                    FileKind::Build(BuildFile::Context) => build_file("context"),
+                    // The logs are many files: their directory stands for them.
+                    FileKind::Build(BuildFile::Logs) => self.marker().to_owned(),
+                    // A file of another kind lives where that kind keeps it.
+                    other => ProjectKind::Ralph.path(other),
                 }
             }
         }
@@ -101,6 +140,22 @@ impl ProjectKind {
                 }
                 _ => None,
             },
+            ProjectKind::BuildRunner => {
+                let part = match parts.as_slice() {
+                    [marker, rest @ ..] if *marker == self.marker() => match rest {
+                        [] => BuildFile::Everything,
+                        ["checkpoints"] => BuildFile::Checkpoints,
+                        ["checkpoints", name] if name.ends_with(".json") => BuildFile::Checkpoints,
+                        ["features.json"] => BuildFile::Features,
+                        ["context"] => BuildFile::Context,
+                        ["context", name] if name.ends_with(".md") => BuildFile::Context,
+                        [name] if name.ends_with(".log") => BuildFile::Logs,
+                        _ => return None,
+                    },
+                    _ => return None,
+                };
+                Some(FileKind::Build(part))
+            }
         }
     }
 
@@ -108,6 +163,11 @@ impl ProjectKind {
     pub fn dirs(self) -> &'static [&'static str] {
         match self {
             ProjectKind::Ralph => &[".ralph", "specs"],
+            ProjectKind::BuildRunner => &[
+                ".buildrunner",
+                ".buildrunner/checkpoints",
+                ".buildrunner/context",
+            ],
         }
     }
 
@@ -123,6 +183,7 @@ impl ProjectKind {
                 FileKind::Pid,
                 FileKind::Pause,
             ],
+            ProjectKind::BuildRunner => vec![FileKind::Build(BuildFile::Everything)],
         }
     }
 }
@@ -166,19 +227,61 @@ mod tests {
     }
 
     #[test]
+    fn buildrunner_files_are_classified_as_parts_of_the_build() {
+        let dir = Path::new("/p");
+        let kind = |rel: &str| FileKind::classify(dir, &dir.join(rel));
+        let build = |part| Some(FileKind::Build(part));
+        assert_eq!(kind(".buildrunner"), build(BuildFile::Everything));
+        assert_eq!(
+            kind(".buildrunner/checkpoints/checkpoint_20251117_213005_705272.json"),
+            build(BuildFile::Checkpoints)
+        );
+        assert_eq!(
+            kind(".buildrunner/checkpoints"),
+            build(BuildFile::Checkpoints)
+        );
+        assert_eq!(
+            kind(".buildrunner/features.json"),
+            build(BuildFile::Features)
+        );
+        assert_eq!(
+            kind(".buildrunner/context/blockers.md"),
+            build(BuildFile::Context)
+        );
+        assert_eq!(kind(".buildrunner/build.log"), build(BuildFile::Logs));
+        assert_eq!(kind(".buildrunner/checkpoints/notes.txt"), None);
+        assert_eq!(kind(".buildrunner/context/deep/a.md"), None);
+        assert_eq!(kind(".buildrunner/config.yaml"), None);
+        assert_eq!(kind("features.json"), None);
+        // A directory of both kinds: each file is its own kind's.
+        assert_eq!(kind(".ralph/ralph.log"), Some(FileKind::Log));
+        assert!(watched_dirs().contains(&".buildrunner/checkpoints"));
+        assert!(watched_dirs().contains(&".ralph"));
+    }
+
+    #[test]
     fn a_full_reread_covers_each_file_once() {
         let all = FileKind::all();
-        assert_eq!(all, ProjectKind::Ralph.files());
+        assert_eq!(
+            all,
+            ProjectKind::ALL
+                .into_iter()
+                .flat_map(ProjectKind::files)
+                .collect::<Vec<_>>()
+        );
         assert!(!all.iter().any(|file| matches!(file, FileKind::Context(_))));
     }
 
     #[test]
     fn every_file_is_classified_back_from_its_path() {
         for kind in ProjectKind::ALL {
-            let context = [
-                FileKind::Context("AGENTS.md".into()),
-                FileKind::Context("specs/api.md".into()),
-            ];
+            let context = match kind {
+                ProjectKind::Ralph => vec![
+                    FileKind::Context("AGENTS.md".into()),
+                    FileKind::Context("specs/api.md".into()),
+                ],
+                ProjectKind::BuildRunner => Vec::new(),
+            };
             for file in kind.files().into_iter().chain(context) {
                 let path = kind.path(&file);
                 assert_eq!(kind.classify(Path::new(&path)), Some(file), "{path}");

@@ -3,6 +3,7 @@
 //! changed and return the events describing it).
 //!
 //! - `kind`: where a project of each kind keeps its files.
+//! - `build`: a BuildRunner build's checkpoints, features, context files and output.
 //! - `files`: which file changed, and reading the small ones whole.
 //! - `tracking`: the appended log and rows, read by offset and paired.
 //! - `logged`: iterations no row stands for, built from the log alone.
@@ -10,6 +11,7 @@
 //! - `queries`: detail, iteration pages, one iteration's text, the published log.
 //! - `tail`, `pairing`, `liveness`, `context_files`: their helpers.
 
+pub mod build;
 pub mod context_files;
 pub mod files;
 pub mod kind;
@@ -55,8 +57,10 @@ enum Report {
 pub struct ProjectState {
     id: String,
     dir: PathBuf,
-    /// Which kind of loop the project holds: where its files are.
-    kind: ProjectKind,
+    /// The kinds of project the directory holds (one or more).
+    kinds: Vec<ProjectKind>,
+    /// The build, for a BuildRunner project.
+    build: Option<build::BuildState>,
     log: LogTracker,
     jsonl: JsonlTracker,
     plan: Option<Plan>,
@@ -80,14 +84,19 @@ pub struct ProjectState {
 }
 
 impl ProjectState {
-    /// Indexes every file of the project, a project of `kind` (streaming: a huge log is read
+    /// Indexes every file of the project, a project of `kinds` (streaming: a huge log is read
     /// once, not kept).
-    pub fn open(id: &str, dir: &Path, kind: ProjectKind) -> Self {
-        let tail = |file: FileKind| Tail::beneath(dir, kind.path(&file), MAX_LINE_BYTES);
+    pub fn open(id: &str, dir: &Path, kinds: Vec<ProjectKind>) -> Self {
+        let tail =
+            |file: FileKind| Tail::beneath(dir, ProjectKind::Ralph.path(&file), MAX_LINE_BYTES);
+        let build = kinds
+            .contains(&ProjectKind::BuildRunner)
+            .then(|| build::BuildState::open(dir));
         let mut state = Self {
             id: id.to_owned(),
             dir: dir.to_path_buf(),
-            kind,
+            kinds: kinds.clone(),
+            build,
             log: LogTracker::new(tail(FileKind::Log)),
             jsonl: JsonlTracker::new(tail(FileKind::Jsonl)),
             plan: None,
@@ -105,7 +114,7 @@ impl ProjectState {
             archived_at: None,
         };
         state.start_near_end();
-        for file in kind.files() {
+        for file in ProjectKind::Ralph.files() {
             let _ = state.read(&file, Report::Quiet);
         }
         // The start windows are bounded: read them whole now (the rest of a file that keeps
@@ -136,6 +145,11 @@ impl ProjectState {
         for file in plan_first {
             events.extend(self.read(file, Report::Changes));
         }
+        // The periodic liveness pass re-reads the build too: a file written before its
+        // directory was watched is found then.
+        if files.contains(&FileKind::Pid) {
+            events.extend(self.read_build(kind::BuildFile::Everything, Report::Changes));
+        }
         if files.contains(&FileKind::Log) {
             // A header read after its row (different batches) pairs up now.
             self.relink();
@@ -151,17 +165,70 @@ impl ProjectState {
         match file {
             FileKind::Log => self.read_log(report),
             FileKind::Jsonl => self.read_jsonl(report),
+            FileKind::Build(part) => self.read_build(*part, report),
             _ => self.read_small_file(file, report),
         }
+    }
+
+    /// Re-reads a part of the build (nothing for a project without one).
+    fn read_build(&mut self, part: kind::BuildFile, report: Report) -> Vec<ServerMessage> {
+        let Some(build) = self.build.as_mut() else {
+            return Vec::new();
+        };
+        build
+            .sync(&self.dir, part, report)
+            .into_iter()
+            .map(|data| ServerMessage::Build {
+                project: self.id.clone(),
+                timestamp: crate::server::clock::now(),
+                data,
+            })
+            .collect()
+    }
+
+    /// Follows the kinds the directory holds now: a build that appeared is read (its files are
+    /// announced as new), one that went is dropped.
+    pub fn set_kinds(&mut self, kinds: Vec<ProjectKind>) -> Vec<ServerMessage> {
+        if kinds == self.kinds {
+            return Vec::new();
+        }
+        let has_build = kinds.contains(&ProjectKind::BuildRunner);
+        self.kinds = kinds;
+        let mut events = Vec::new();
+        match (has_build, self.build.is_some()) {
+            (true, false) => {
+                self.build = Some(build::BuildState::default_for_new());
+                events = self.read_build(kind::BuildFile::Everything, Report::Changes);
+            }
+            (false, true) => self.build = None,
+            _ => {}
+        }
+        events.extend(self.refresh_summary(&events));
+        events
+    }
+
+    /// The build, for a BuildRunner project.
+    pub fn build(&self) -> Option<&build::BuildState> {
+        self.build.as_ref()
+    }
+
+    /// The build page's detail, with the `project:ID` cursor it continues from.
+    pub fn build_detail(
+        &self,
+        cursor: crate::model::Cursor,
+    ) -> Option<crate::model::build::BuildDetail> {
+        self.build
+            .as_ref()
+            .map(|build| build.detail(&self.id, &self.summary.name, cursor))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Which kind of loop the project holds.
-    pub fn kind(&self) -> ProjectKind {
-        self.kind
+    /// The kinds of project the directory holds.
+    pub fn kinds(&self) -> &[ProjectKind] {
+        &self.kinds
     }
 
     pub fn summary(&self) -> &ProjectSummary {
@@ -213,7 +280,7 @@ mod tests {
 
     /// A Ralph project's state, as the index opens it.
     pub(super) fn open(dir: &Path) -> ProjectState {
-        ProjectState::open("p", dir, ProjectKind::Ralph)
+        ProjectState::open("p", dir, vec![ProjectKind::Ralph])
     }
 
     /// Appends `text` to the file at `path` (created if missing), as a loop writes it.

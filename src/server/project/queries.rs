@@ -75,6 +75,7 @@ impl ProjectState {
             notifications: self.notifications.iter().rev().cloned().collect(),
             skipped_rows: self.jsonl.skipped,
             cursor,
+            build: self.build_detail(cursor),
         }
     }
 

@@ -17,7 +17,7 @@ use crate::model::{
 use crate::server::clock::now;
 
 use super::files::{file_name, modified};
-use super::kind::FileKind;
+use super::kind::{FileKind, ProjectKind};
 use super::ProjectState;
 
 /// Iterations shown in a card's health strip.
@@ -111,12 +111,12 @@ impl ProjectState {
         let completed =
             status == Status::Complete || last_header.is_some_and(|header| header.marks.complete);
         if let Some(left) = self.left_behind.filter(|_| !completed) {
-            let pid_file = self.kind.path(&FileKind::Pid);
+            let pid_file = ProjectKind::Ralph.path(&FileKind::Pid);
             warnings.insert("pid", left.warning(file_name(&pid_file)));
         }
         if price_source == PriceSource::Default {
             // One warning for the project, however many iterations the guess prices.
-            let config = self.kind.path(&FileKind::Config);
+            let config = ProjectKind::Ralph.path(&FileKind::Config);
             warnings.insert(
                 "price",
                 format!(
@@ -127,23 +127,30 @@ impl ProjectState {
             );
         }
         let recent_health = latest;
+        let mut warnings: Vec<String> = warnings.into_values().collect();
+        if let Some(build) = &self.build {
+            warnings.extend(build.warnings().cloned());
+        }
+        let last_activity = self
+            .last_activity
+            .max(self.build.as_ref().and_then(|build| build.last_written()));
         ProjectSummary {
             id: self.id.clone(),
             name: self.summary.name.clone(),
             path: self.dir.display().to_string(),
             status,
             plan: self.plan.as_ref().map(Plan::progress),
-            warnings: warnings.into_values().collect(),
+            warnings,
             iteration,
             max_iterations,
             tokens,
             cost_usd: tokens * price,
-            last_activity: self
-                .last_activity
-                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            last_activity: last_activity.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
             recent_health,
             pausing,
             archived_at: self.archived_at.clone(),
+            kinds: self.kinds.clone(),
+            build: self.build.as_ref().map(|build| build.card()),
         }
     }
 
@@ -173,7 +180,7 @@ impl ProjectState {
         ) {
             return false;
         }
-        let modified = |file: FileKind| modified(&self.dir, &self.kind.path(&file)).ok();
+        let modified = |file: FileKind| modified(&self.dir, &ProjectKind::Ralph.path(&file)).ok();
         match (modified(FileKind::Notification), modified(FileKind::Jsonl)) {
             (Some(note), Some(rows)) => note > rows,
             (Some(_), None) => true,
@@ -192,6 +199,8 @@ fn card_changed(old: &ProjectSummary, new: &ProjectSummary) -> bool {
         || old.recent_health != new.recent_health
         || old.pausing != new.pausing
         || minute(&old.last_activity) != minute(&new.last_activity)
+        || old.kinds != new.kinds
+        || old.build != new.build
 }
 
 /// An RFC 3339 time to the minute (`2026-01-31T09:05`): the card shows the last activity to the
@@ -220,6 +229,8 @@ pub(super) fn placeholder_summary(id: &str, dir: &Path) -> ProjectSummary {
         recent_health: Vec::new(),
         pausing: false,
         archived_at: None,
+        kinds: Vec::new(),
+        build: None,
     }
 }
 

@@ -16,7 +16,7 @@ use crate::model::protocol::{IterationDone, IterationStart, LogLines, ServerMess
 use crate::server::clock::now;
 
 use super::files::file_name;
-use super::kind::FileKind;
+use super::kind::{FileKind, ProjectKind};
 use super::tail::{ReadOutcome, Tail};
 use super::{ProjectState, Report};
 
@@ -207,7 +207,7 @@ impl ProjectState {
         ];
         for (file, skipped) in skipped {
             if let Ok(skipped @ 1..) = skipped {
-                let path = self.kind.path(&file.file());
+                let path = ProjectKind::Ralph.path(&file.file());
                 self.warn(
                     file.warning_keys().1,
                     format!(
@@ -252,7 +252,7 @@ impl ProjectState {
                 }
             }
             Err(error) => {
-                let path = self.kind.path(&file.file());
+                let path = ProjectKind::Ralph.path(&file.file());
                 let name = file_name(&path);
                 self.warn(read_key, format!("cannot read {name}: {error}"));
             }
