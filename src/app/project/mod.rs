@@ -80,18 +80,40 @@ pub fn ProjectPage() -> impl IntoView {
 
 #[component]
 fn LoadError(error: ApiError) -> impl IntoView {
+    let gone = matches!(error, ApiError::UnknownProject(_));
     #[cfg(feature = "ssr")]
-    if let ApiError::UnknownProject(_) = error {
+    if gone {
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(axum::http::StatusCode::NOT_FOUND);
         }
     }
+    let (title, heading) = if gone {
+        ("Project not found \u{2013} loopwatch", "Project not found")
+    } else {
+        ("Cannot load the project \u{2013} loopwatch", "Cannot load the project")
+    };
     view! {
-        <Title text="Not found \u{2013} loopwatch" />
+        <Title text=title />
         <nav class="crumbs">
             <a href="/">"\u{2190} All projects"</a>
         </nav>
-        <p class="load-error" role="alert">{error.to_string()}</p>
+        <section class="project-missing" data-testid="project-missing">
+            <h1>{heading}</h1>
+            <p class="load-error" role="alert">{error.to_string()}</p>
+            {gone
+                .then(|| {
+                    view! {
+                        <p>
+                            "loopwatch watches no project at this address now: its directory may have been \
+                             deleted or moved, or its "<code>".ralph/"</code>" directory removed. "
+                            "A project that comes back under the same path gets the same address."
+                        </p>
+                    }
+                })}
+            <p>
+                <a href="/">"Back to the dashboard"</a>
+            </p>
+        </section>
     }
 }
 
@@ -148,6 +170,12 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             </span>
             <span class="path muted">{move || view.detail.with(|d| d.summary.path.clone())}</span>
         </header>
+        <Show when=move || view.gone.get()>
+            <p class="gone-banner" role="alert" data-testid="project-gone">
+                "This project is gone: its directory was deleted or moved. What you see is how it \
+                 was last seen."
+            </p>
+        </Show>
         <nav class="tabs" aria-label="Project sections">
             {tab("", "Overview")}
             {tab("/plan", "Plan")}
