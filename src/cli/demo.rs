@@ -259,7 +259,7 @@ async fn simulate_run(
         append(&log, &format!("tokens used\n{tokens:.3}\n"))?;
         let (status, passed, errors) = match result {
             Outcome::Passed => ("success", true, Vec::new()),
-            Outcome::Failed => ("failed", false, vec!["error[E0308]: mismatched types"]),
+            Outcome::Failed => ("error", false, vec!["error[E0308]: mismatched types"]),
         };
         let row = serde_json::json!({
             "iteration": i, "max": total, "start": humantime::format_rfc3339_seconds(started).to_string(),
@@ -401,7 +401,7 @@ mod tests {
             .collect();
         let numbers: Vec<u64> = rows.iter().filter_map(|r| r["iteration"].as_u64()).collect();
         assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
-        assert!(rows.iter().any(|r| r["status"] == "failed"), "failures");
+        assert!(rows.iter().any(|r| r["status"] == "error"), "failures");
         assert!(rows.iter().any(|r| r["status"] == "success"));
         assert!(read(&second.join("ralph.log")).contains("Paused"));
         assert!(log.contains("Tests failed"));

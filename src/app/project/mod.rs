@@ -1,6 +1,7 @@
 //! The project page: a header with the live status, tabs as nested routes, one store view
 //! (`ProjectView`) shared by every tab through context.
 
+mod feed;
 mod files;
 mod iterations;
 mod log;
