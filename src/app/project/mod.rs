@@ -142,6 +142,15 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             }
         })
     };
+    #[cfg(feature = "hydrate")]
+    {
+        // On a narrow screen the tab strip scrolls: keep the current tab in sight.
+        let location = use_location();
+        Effect::new(move |_| {
+            location.pathname.track();
+            request_animation_frame(reveal_current_tab);
+        });
+    }
     let base = format!("/projects/{id}");
     let tab = |path: &str, label: &'static str| {
         let href = format!("{base}{path}");
@@ -192,4 +201,23 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
 /// The open project's view; tabs render only inside [`ProjectPage`].
 fn project_view() -> ProjectView {
     expect_context::<ProjectView>()
+}
+
+/// Scrolls the tab strip (only it) so the current tab is in view.
+#[cfg(feature = "hydrate")]
+fn reveal_current_tab() {
+    use wasm_bindgen::{JsCast, JsValue};
+    let Ok(Some(tab)) = document().query_selector(".tabs a[aria-current=page]") else {
+        return;
+    };
+    let options = js_sys::Object::new();
+    for (key, value) in [("block", "nearest"), ("inline", "nearest")] {
+        let _ = js_sys::Reflect::set(&options, &JsValue::from_str(key), &JsValue::from_str(value));
+    }
+    let scroll = js_sys::Reflect::get(&tab, &JsValue::from_str("scrollIntoView"))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    if let Some(scroll) = scroll {
+        let _ = scroll.call1(&tab, &options);
+    }
 }
