@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::contract::ralph::notification::Severity;
+use crate::contract::ralph::notification::{Notification, NotificationKind, Severity};
 use crate::live::{LiveStore, Toast};
 
 /// How many toasts show at once; the rest are counted.
@@ -64,9 +64,10 @@ fn ToastView(store: LiveStore, toast: Toast) -> impl IntoView {
     let severity = severity_name(notification.severity);
     let class = format!("toast toast-{} toast-{severity}", kind.to_lowercase());
     let kind_attr = kind.clone();
-    // Info and success go by themselves; what needs the operator stays until dismissed.
+    // Info and success go by themselves; what needs the operator (an error, a question) stays
+    // until dismissed.
     #[cfg(feature = "hydrate")]
-    if matches!(notification.severity, Severity::Info | Severity::Success) {
+    if goes_by_itself(&notification) {
         let id = id.clone();
         set_timeout(
             move || store.dismiss_toast(&id),
@@ -99,6 +100,13 @@ fn ToastView(store: LiveStore, toast: Toast) -> impl IntoView {
             </button>
         </div>
     }
+}
+
+/// Whether a toast leaves by itself: news, not a request.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn goes_by_itself(notification: &Notification) -> bool {
+    matches!(notification.severity, Severity::Info | Severity::Success)
+        && notification.kind != NotificationKind::Decision
 }
 
 /// The severity as a word for classes and tests.
@@ -172,5 +180,21 @@ pub fn NotificationPermission() -> impl IntoView {
                 "Notify me when this tab is hidden"
             </button>
         </Show>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::ralph::notification::parse_notification;
+
+    #[test]
+    fn news_goes_by_itself_and_requests_stay() {
+        let by_itself = |text: &str| goes_by_itself(&parse_notification(text.as_bytes()).expect("parses"));
+        assert!(by_itself("DONE: all tasks complete"));
+        assert!(by_itself("PLANNING_COMPLETE: plan ready"));
+        assert!(!by_itself("DECISION: which db?"));
+        assert!(!by_itself("ERROR: tests fail"));
+        assert!(!by_itself("BLOCKED: need a key"));
     }
 }

@@ -208,8 +208,11 @@ pub fn LogTab() -> impl IntoView {
                     download="ralph-iteration.log"
                     title="The iteration at the top of the pane"
                     on:click=move |ev| {
-                        let top = (scroll_top.get_untracked().min(count() as f64 * LINE_PX)
-                            / LINE_PX)
+                        // Where the pane really is (a pane too short to scroll never reports).
+                        let scrolled = pane
+                            .get_untracked()
+                            .map_or_else(|| scroll_top.get_untracked(), |el| f64::from(el.scroll_top()));
+                        let top = (scrolled.min(count() as f64 * LINE_PX) / LINE_PX)
                             .floor()
                             .max(0.0) as usize;
                         // The top row's line in the whole log (the pane may show a filter).
