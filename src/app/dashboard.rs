@@ -8,8 +8,8 @@ use super::{
     toasts::NotificationPermission,
 };
 use crate::api::{list_projects, set_archived};
-use crate::live::{LiveStore, ProjectCard};
 use crate::contract::ralph::{stats::parse_timestamp, status::Status};
+use crate::live::{LiveStore, ProjectCard};
 use crate::model::{api_types::ProjectList, ProjectSummary};
 
 #[component]
@@ -67,7 +67,8 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let counts = cards.with(|cards| {
-            let statuses: Vec<Status> = cards.iter().map(|c| c.summary.with(|s| s.status)).collect();
+            let statuses: Vec<Status> =
+                cards.iter().map(|c| c.summary.with(|s| s.status)).collect();
             title_text(&statuses)
         });
         document().set_title(&counts);
@@ -431,7 +432,12 @@ mod tests {
         let cards = [
             card("alpha", Status::Complete, Some("2026-11-27T09:00:00Z"), 3.0),
             card("bravo", Status::Error, None, 1.0),
-            card("charlie", Status::Running, Some("2026-11-27T10:00:00Z"), 2.0),
+            card(
+                "charlie",
+                Status::Running,
+                Some("2026-11-27T10:00:00Z"),
+                2.0,
+            ),
         ];
         assert_eq!(order(&cards, SortBy::Name), ["alpha", "bravo", "charlie"]);
         assert_eq!(order(&cards, SortBy::Status), ["bravo", "charlie", "alpha"]);

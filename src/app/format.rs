@@ -194,7 +194,11 @@ fn browser_zone(seconds: f64) -> (i32, String) {
     );
     let text = String::from(date.to_locale_time_string_with_options("en-US", &options));
     let name = text.rsplit(' ').next().unwrap_or("").to_owned();
-    let name = if name.is_empty() { utc_offset_name(offset) } else { name };
+    let name = if name.is_empty() {
+        utc_offset_name(offset)
+    } else {
+        name
+    };
     (offset, name)
 }
 
@@ -223,14 +227,16 @@ pub enum Reading {
 
 /// A timestamp as a `<time>` element in the page's zone; the text itself when unreadable.
 #[component]
-pub fn When(#[prop(into)] timestamp: Signal<Option<String>>, #[prop(optional)] reading: Reading) -> impl IntoView {
+pub fn When(
+    #[prop(into)] timestamp: Signal<Option<String>>,
+    #[prop(optional)] reading: Reading,
+) -> impl IntoView {
     let clock = use_context::<Clock>().unwrap_or(Clock {
         zone: RwSignal::new(Zone::Utc),
         now: RwSignal::new(now_unix()),
     });
-    let parsed = move || {
-        timestamp.with(|t| t.as_deref().map(|t| (t.to_owned(), parse_timestamp(t))))
-    };
+    let parsed =
+        move || timestamp.with(|t| t.as_deref().map(|t| (t.to_owned(), parse_timestamp(t))));
     let absolute = move || match parsed() {
         Some((_, Some(seconds))) => clock_label(seconds, clock.zone.get()),
         Some((text, None)) => text,
@@ -283,7 +289,10 @@ mod tests {
 
     #[test]
     fn zoned_and_relative() {
-        assert_eq!(zoned_label(1_709_210_096.0, 0, "UTC"), "2024-02-29 12:34:56 UTC");
+        assert_eq!(
+            zoned_label(1_709_210_096.0, 0, "UTC"),
+            "2024-02-29 12:34:56 UTC"
+        );
         assert_eq!(
             zoned_label(1_709_210_096.0, -480, "PST"),
             "2024-02-29 04:34:56 PST"

@@ -190,7 +190,8 @@ mod tests {
 
     #[test]
     fn news_goes_by_itself_and_requests_stay() {
-        let by_itself = |text: &str| goes_by_itself(&parse_notification(text.as_bytes()).expect("parses"));
+        let by_itself =
+            |text: &str| goes_by_itself(&parse_notification(text.as_bytes()).expect("parses"));
         assert!(by_itself("DONE: all tasks complete"));
         assert!(by_itself("PLANNING_COMPLETE: plan ready"));
         assert!(!by_itself("DECISION: which db?"));

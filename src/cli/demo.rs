@@ -213,7 +213,10 @@ async fn simulate_run(
         let started = SystemTime::now();
         append(
             &log,
-            &format!("[{}] === Iteration {i} (loop {step}/{total}) ===\n", clock()),
+            &format!(
+                "[{}] === Iteration {i} (loop {step}/{total}) ===\n",
+                clock()
+            ),
         )?;
         for line in [
             "Running: claude -p PROMPT.md",
@@ -270,8 +273,12 @@ async fn simulate_run(
         });
         append(&ralph.join("iterations.jsonl"), &format!("{row}\n"))?;
         let note = match result {
-            Outcome::Failed if step % 2 == 0 => Some(("ERROR", "tests fail: mismatched types".to_owned())),
-            Outcome::Passed if step % 4 == 0 => Some(("PROGRESS", format!("{step} of {total} iterations done"))),
+            Outcome::Failed if step % 2 == 0 => {
+                Some(("ERROR", "tests fail: mismatched types".to_owned()))
+            }
+            Outcome::Passed if step % 4 == 0 => {
+                Some(("PROGRESS", format!("{step} of {total} iterations done")))
+            }
             _ => None,
         };
         if let Some((prefix, message)) = note {
@@ -372,7 +379,11 @@ mod tests {
         let tree = DemoTree::create(Some(temp.path().to_path_buf())).expect("demo tree");
         let shutdown = Shutdown::default();
         let projects = tree.projects();
-        let mut loops = simulate(projects.clone(), Duration::from_millis(24), shutdown.clone());
+        let mut loops = simulate(
+            projects.clone(),
+            Duration::from_millis(24),
+            shutdown.clone(),
+        );
         let first = projects[0].join(".ralph");
         let second = projects[1].join(".ralph");
         // A second run starts after the first finished: the plan is open again and the loop
@@ -393,13 +404,19 @@ mod tests {
         let finished = log.find("Loop finished").expect("the first run finished");
         let restarted = log.find("Loop restarted (run 2)").expect("restarted");
         assert!(finished < restarted);
-        assert!(log[restarted..].contains("(loop 1/"), "the run counts from 1 again");
+        assert!(
+            log[restarted..].contains("(loop 1/"),
+            "the run counts from 1 again"
+        );
         // Iteration numbers keep counting across runs, as a real loop's do.
         let rows: Vec<serde_json::Value> = read(&first.join("iterations.jsonl"))
             .lines()
             .map(|line| serde_json::from_str(line).expect("a JSON row"))
             .collect();
-        let numbers: Vec<u64> = rows.iter().filter_map(|r| r["iteration"].as_u64()).collect();
+        let numbers: Vec<u64> = rows
+            .iter()
+            .filter_map(|r| r["iteration"].as_u64())
+            .collect();
         assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
         assert!(rows.iter().any(|r| r["status"] == "error"), "failures");
         assert!(rows.iter().any(|r| r["status"] == "success"));

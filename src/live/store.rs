@@ -137,7 +137,10 @@ impl LiveStore {
                 return name;
             }
         }
-        if let Some(name) = self.find_card(id).and_then(|s| s.try_with_untracked(|s| s.name.clone())) {
+        if let Some(name) = self
+            .find_card(id)
+            .and_then(|s| s.try_with_untracked(|s| s.name.clone()))
+        {
             return name;
         }
         self.watched
@@ -1000,7 +1003,11 @@ mod tests {
         for n in 0..8 {
             store.apply(notification(&format!("ERROR: failure {n}")));
         }
-        assert_eq!(store.toasts.get_untracked().len(), 8, "none dropped silently");
+        assert_eq!(
+            store.toasts.get_untracked().len(),
+            8,
+            "none dropped silently"
+        );
         store.dismiss_all_toasts();
         assert!(store.toasts.get_untracked().is_empty());
     }

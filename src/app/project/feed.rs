@@ -158,9 +158,15 @@ mod tests {
             "tasks_completed": ["1.1"],
         }));
         let notes = [
-            note(r#"{"prefix": "ERROR", "message": "tests fail", "iteration": 5, "timestamp": "2026-11-27T10:05:01Z"}"#),
-            note(r#"{"prefix": "BLOCKED", "message": "need a key", "timestamp": "2026-11-27T10:06:00Z"}"#),
-            note(r#"{"prefix": "PROGRESS", "message": "halfway", "timestamp": "2026-11-27T10:03:00Z"}"#),
+            note(
+                r#"{"prefix": "ERROR", "message": "tests fail", "iteration": 5, "timestamp": "2026-11-27T10:05:01Z"}"#,
+            ),
+            note(
+                r#"{"prefix": "BLOCKED", "message": "need a key", "timestamp": "2026-11-27T10:06:00Z"}"#,
+            ),
+            note(
+                r#"{"prefix": "PROGRESS", "message": "halfway", "timestamp": "2026-11-27T10:03:00Z"}"#,
+            ),
         ];
         let feed = activities(&[failed, passed], &notes);
         let lines: Vec<(&str, &str)> = feed

@@ -91,7 +91,10 @@ fn LoadError(error: ApiError) -> impl IntoView {
     let (title, heading) = if gone {
         ("Project not found \u{2013} loopwatch", "Project not found")
     } else {
-        ("Cannot load the project \u{2013} loopwatch", "Cannot load the project")
+        (
+            "Cannot load the project \u{2013} loopwatch",
+            "Cannot load the project",
+        )
     };
     view! {
         <Title text=title />

@@ -3,9 +3,9 @@
 
 use leptos::prelude::*;
 
+use super::feed::ActivityFeed;
 use super::project_view;
 use crate::app::charts::{bars_to, compact, line_path, ticks, Frame};
-use super::feed::ActivityFeed;
 use crate::app::format::{cost_label, duration_label, health_name, percent_label, tokens_label};
 use crate::contract::ralph::stats::{parse_timestamp, Stats};
 use crate::contract::ralph::status::Status;
@@ -123,7 +123,12 @@ fn wall_seconds_per_iteration(rows: &[IterationRow]) -> Option<f64> {
         .end
         .as_deref()
         .and_then(parse_timestamp)?;
-    let start = window.last()?.record.start.as_deref().and_then(parse_timestamp)?;
+    let start = window
+        .last()?
+        .record
+        .start
+        .as_deref()
+        .and_then(parse_timestamp)?;
     let per = (end - start) / window.len() as f64;
     (per.is_finite() && per > 0.0).then_some(per)
 }
@@ -419,7 +424,10 @@ mod tests {
         let per = wall_seconds_per_iteration(&rows);
         assert_eq!(
             projection_label(&stats, Status::Running, per),
-            format!("{left} iterations \u{00b7} {}", duration_label(7.0 * f64::from(left)))
+            format!(
+                "{left} iterations \u{00b7} {}",
+                duration_label(7.0 * f64::from(left))
+            )
         );
         assert_eq!(projection_label(&stats, Status::Complete, per), "done");
         assert!(projection_label(&stats, Status::Error, per).ends_with("stopped by an error"));

@@ -9,11 +9,7 @@ use crate::live::log::LogLine;
 /// the next header (or the end). `headers` are line indices, in order.
 pub fn iteration_range(headers: &[usize], len: usize, top: usize) -> Range<usize> {
     let top = top.min(len.saturating_sub(1));
-    let start = headers
-        .iter()
-        .copied()
-        .rfind(|h| *h <= top)
-        .unwrap_or(0);
+    let start = headers.iter().copied().rfind(|h| *h <= top).unwrap_or(0);
     let end = headers
         .iter()
         .copied()
@@ -49,10 +45,18 @@ mod tests {
     #[test]
     fn the_iteration_under_the_top_line_runs_from_its_header_to_the_next() {
         let headers = [2, 5, 9];
-        assert_eq!(iteration_range(&headers, 12, 0), 0..2, "before the first header");
+        assert_eq!(
+            iteration_range(&headers, 12, 0),
+            0..2,
+            "before the first header"
+        );
         assert_eq!(iteration_range(&headers, 12, 2), 2..5);
         assert_eq!(iteration_range(&headers, 12, 4), 2..5);
-        assert_eq!(iteration_range(&headers, 12, 10), 9..12, "the last one runs to the end");
+        assert_eq!(
+            iteration_range(&headers, 12, 10),
+            9..12,
+            "the last one runs to the end"
+        );
         assert_eq!(iteration_range(&headers, 12, 99), 9..12);
         assert_eq!(iteration_range(&[], 0, 0), 0..0);
     }
