@@ -97,24 +97,7 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
                 />
                 {move || format!(" Show archived ({})", archived_count())}
             </label>
-            <label class="sort">
-                "Sort by "
-                <select
-                    aria-label="Sort projects"
-                    on:change=move |ev| sort.set(SortBy::parse(&event_target_value(&ev)))
-                >
-                    {SortBy::ALL
-                        .iter()
-                        .map(|by| {
-                            view! {
-                                <option value=by.value() selected=move || sort.get() == *by>
-                                    {by.label()}
-                                </option>
-                            }
-                        })
-                        .collect_view()}
-                </select>
-            </label>
+            <SortPicker sort />
         </div>
         <Show when=empty>
             <p class="empty">
@@ -127,10 +110,37 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
         </Show>
         <section class="grid" aria-label="Projects">
             <For each=shown key=|card| card.id.clone() let:card>
-                <ProjectCardView card />
+                // Type-erased: the whole grid's view type is too deep for the compiler otherwise.
+                {view! { <ProjectCardView card /> }.into_any()}
             </For>
         </section>
     }
+}
+
+/// The sort order menu.
+#[component]
+fn SortPicker(sort: RwSignal<SortBy>) -> impl IntoView {
+    view! {
+        <label class="sort">
+            "Sort by "
+            <select
+                aria-label="Sort projects"
+                on:change=move |ev| sort.set(SortBy::parse(&event_target_value(&ev)))
+            >
+                {SortBy::ALL
+                    .iter()
+                    .map(|by| {
+                        view! {
+                            <option value=by.value() selected=move || sort.get() == *by>
+                                {by.label()}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+        </label>
+    }
+    .into_any()
 }
 
 /// The order of the cards.
