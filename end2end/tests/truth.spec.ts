@@ -284,3 +284,14 @@ test('screenshots: dashboard and project page, light and dark, 1280 and 360 px',
     expect(fs.existsSync(path.join(SCREENSHOTS, `${name}.png`))).toBe(true);
   }
 });
+
+test('card and overview count the same tokens while an iteration has ended in the log only', async ({ page }) => {
+  const href = await open(page, 'alpha');
+  // The log says the iteration used 5,000 tokens; its JSONL row is not written yet.
+  fs.appendFileSync(at(alpha, 'ralph.log'), '=== Iteration 2 (loop 2/20) ===\ndone\ntokens used\n5,000\n');
+  await expect(page.getByTestId('tile-tokens')).toHaveText('15k');
+  await page.goto(server.url + '/');
+  await hydrated(page);
+  await expect(page.locator('article.card', { hasText: 'alpha' }).getByTestId('tokens')).toHaveText('15k');
+  expect(href).toMatch(/^\/projects\/alpha-/);
+});

@@ -39,6 +39,7 @@ pub fn OverviewTab() -> impl IntoView {
             rows
         })
     };
+    let spent = move || view.detail.with(|d| (d.summary.tokens, d.summary.cost_usd));
     let projection = move || {
         let status = view.detail.with(|d| d.summary.status);
         let per_iteration = view.recent.with(|rows| wall_seconds_per_iteration(rows));
@@ -47,7 +48,11 @@ pub fn OverviewTab() -> impl IntoView {
     };
     view! {
         <section class="tab-panel overview" aria-label="Overview">
-            <Tiles stats=Signal::derive(stats) projection=Signal::derive(projection) />
+            <Tiles
+                stats=Signal::derive(stats)
+                spent=Signal::derive(spent)
+                projection=Signal::derive(projection)
+            />
             <div class="charts">
                 <figure class="chart-card">
                     <figcaption>"Tasks and tokens per iteration"</figcaption>
@@ -68,7 +73,11 @@ pub fn OverviewTab() -> impl IntoView {
 }
 
 #[component]
-fn Tiles(stats: Signal<Stats>, projection: Signal<String>) -> impl IntoView {
+fn Tiles(
+    stats: Signal<Stats>,
+    spent: Signal<(f64, f64)>,
+    projection: Signal<String>,
+) -> impl IntoView {
     let tile = move |label: &'static str, value: Box<dyn Fn(&Stats) -> String + Send + Sync>| {
         view! {
             <div class="tile">
@@ -81,8 +90,16 @@ fn Tiles(stats: Signal<Stats>, projection: Signal<String>) -> impl IntoView {
     };
     view! {
         <dl class="tiles">
-            {tile("Tokens", Box::new(|s| tokens_label(s.total_tokens)))}
-            {tile("Cost", Box::new(|s| cost_label(s.cost_usd)))}
+            // Tokens and cost as the dashboard card counts them (an iteration that has ended in
+            // the log but has no row yet included), so the two never disagree.
+            <div class="tile">
+                <dt>"Tokens"</dt>
+                <dd data-testid="tile-tokens">{move || tokens_label(spent.get().0)}</dd>
+            </div>
+            <div class="tile">
+                <dt>"Cost"</dt>
+                <dd data-testid="tile-cost">{move || cost_label(spent.get().1)}</dd>
+            </div>
             {tile("Iterations", Box::new(|s| s.iterations.to_string()))}
             {tile("Success rate", Box::new(|s| percent_label(s.success_rate)))}
             {tile("Tasks done", Box::new(|s| format!("{} / {}", s.tasks_done, s.tasks_total)))}
