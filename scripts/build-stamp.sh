@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Whether the release build in ROOT/target is current, without asking cargo-leptos (which
 # regenerates the site on every call, and the server embeds the site, so it rebuilds everything).
-#   scripts/build-stamp.sh check [ROOT]  exit 0 when no rebuild is needed, 1 otherwise
-#   scripts/build-stamp.sh write [ROOT]  record that the release build matches the sources now
-# Current means: the binary and the site exist, and either no input is newer than the binary, or
-# the inputs hash to what they hashed to when the build was recorded (a checkout or a `touch`
-# changes modification times, not contents).
+#   scripts/build-stamp.sh sources [ROOT]  print the hash of the build's inputs (before a build)
+#   scripts/build-stamp.sh write [ROOT]    record that the binary was built from $BUILD_SOURCES
+#                                          (a hash printed by `sources`; the inputs now if unset)
+#   scripts/build-stamp.sh check [ROOT]    exit 0 when no rebuild is needed, 1 otherwise
+# The stamp names the inputs' hash and the binary it built: a checkout or a `touch` changes
+# modification times, not contents, and a file edited while a build ran is not in its binary.
 set -euo pipefail
 
 MODE="${1:-}"
@@ -24,15 +25,14 @@ existing_inputs() {
   return 0
 }
 
-# One line naming the inputs' contents and the binary they built.
-fingerprint() {
+sources() {
   local inputs
   mapfile -t inputs < <(existing_inputs)
-  local sources
-  sources="$(find "${inputs[@]}" -type f -not -path 'front/target/*' -print0 \
-    | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
-  printf '%s %s\n' "$sources" "$(stat -c '%s %Y' "$BIN")"
+  find "${inputs[@]}" -type f -not -path 'front/target/*' -print0 \
+    | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
 }
+
+binary() { stat -c '%s %Y' "$BIN"; }
 
 built() { [[ -x "$BIN" && -f "$SITE" ]]; }
 
@@ -43,21 +43,29 @@ nothing_newer() {
 }
 
 case "$MODE" in
-  check)
-    built || exit 1
-    if nothing_newer; then
-      # Remember these contents, so a later touch without a change is still current.
-      fingerprint > "$STAMP"
-      exit 0
-    fi
-    [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(fingerprint)" ]]
+  sources)
+    sources
     ;;
   write)
     built || { echo "build-stamp: no release binary or site to record" >&2; exit 1; }
-    fingerprint > "$STAMP"
+    printf '%s %s\n' "${BUILD_SOURCES:-$(sources)}" "$(binary)" > "$STAMP"
+    ;;
+  check)
+    built || exit 1
+    if [[ -f "$STAMP" ]]; then
+      read -r stamped_sources stamped_binary < <(cut -d' ' -f1,2- "$STAMP")
+      if [[ "$stamped_binary" == "$(binary)" ]]; then
+        [[ "$stamped_sources" == "$(sources)" ]]
+        exit
+      fi
+    fi
+    # A binary built without this script (no stamp, or another binary since): trust the
+    # modification times, and remember the contents they vouch for.
+    nothing_newer || exit 1
+    printf '%s %s\n' "$(sources)" "$(binary)" > "$STAMP"
     ;;
   *)
-    echo "usage: scripts/build-stamp.sh check|write [ROOT]" >&2
+    echo "usage: scripts/build-stamp.sh sources|write|check [ROOT]" >&2
     exit 2
     ;;
 esac

@@ -13,8 +13,10 @@ if scripts/build-stamp.sh check; then
 else
   scripts/setup.sh build
   echo "==> building the release binary (first build: about 10 minutes on 2 cores)"
+  # Hashed before the build: a file edited while it runs is not in this binary.
+  sources="$(scripts/build-stamp.sh sources)"
   cargo leptos build --release --precompress
-  scripts/build-stamp.sh write
+  BUILD_SOURCES="$sources" scripts/build-stamp.sh write
 fi
 echo "==> open the address printed below; stop with Ctrl-C"
 exec "$BIN" demo "$@"

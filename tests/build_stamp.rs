@@ -13,12 +13,17 @@ fn script() -> std::path::PathBuf {
 }
 
 fn stamp(mode: &str, root: &Path) -> bool {
-    let output = Command::new("bash")
-        .arg(script())
-        .arg(mode)
-        .arg(root)
-        .output()
-        .expect("bash runs");
+    stamp_with(mode, root, None)
+}
+
+/// Runs the script; `sources` is the hash `write` records (as `$BUILD_SOURCES`).
+fn stamp_with(mode: &str, root: &Path, sources: Option<&str>) -> bool {
+    let mut command = Command::new("bash");
+    command.arg(script()).arg(mode).arg(root);
+    if let Some(sources) = sources {
+        command.env("BUILD_SOURCES", sources);
+    }
+    let output = command.output().expect("bash runs");
     assert!(
         output.status.code().is_some_and(|code| code <= 1),
         "{mode}: {output:?}"
@@ -68,6 +73,24 @@ fn a_touched_but_unchanged_tree_needs_no_rebuild_and_a_changed_one_does() {
     assert!(!stamp("check", root), "changed contents: rebuild");
     assert!(stamp("write", root), "recorded after the build");
     assert!(stamp("check", root));
+
+    // A file edited while a build ran: the binary is newer than it, but was built from the
+    // contents hashed before the build.
+    let before = Command::new("bash")
+        .arg(script())
+        .arg("sources")
+        .arg(root)
+        .output()
+        .expect("bash runs");
+    let before = String::from_utf8(before.stdout).expect("utf-8");
+    write(&source, "pub fn a() { edited_during_the_build() }\n");
+    set_mtime(&source, past);
+    write(&binary, "a newer binary");
+    assert!(stamp_with("write", root, Some(before.trim())));
+    assert!(
+        !stamp("check", root),
+        "the edit is not in the binary, though older than it"
+    );
 
     fs::remove_file(root.join("target/site/pkg/loopwatch.wasm")).expect("rm");
     assert!(!stamp("check", root), "no site: rebuild");
