@@ -5,15 +5,18 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$ROOT/scripts/node_modules/.bin:$PATH"
-scripts/setup.sh build
 BIN=target/release/loopwatch
 # cargo-leptos regenerates the site on every build, and the server embeds it, so it would rebuild
-# everything each time: skip the build when no input is newer than the binary.
-if [[ -x "$BIN" && -z "$(find src front style public Cargo.toml Cargo.lock Leptos.toml -newer "$BIN" -print -quit)" ]]; then
+# everything each time: skip the tools and the build when the last build matches the sources.
+if scripts/build-stamp.sh check; then
   echo "==> the release binary is up to date"
 else
+  scripts/setup.sh build
   echo "==> building the release binary (first build: about 10 minutes on 2 cores)"
+  # Hashed before the build: a file edited while it runs is not in this binary.
+  sources="$(scripts/build-stamp.sh sources)"
   cargo leptos build --release --precompress
+  BUILD_SOURCES="$sources" scripts/build-stamp.sh write
 fi
 echo "==> open the address printed below; stop with Ctrl-C"
 exec "$BIN" demo "$@"

@@ -4,10 +4,11 @@ use leptos::prelude::*;
 
 use super::{
     controls::SearchBox,
-    format::{cost_label, health_name, iteration_label, time_label, tokens_label},
+    format::{cost_label, health_name, iteration_label, tokens_label, Reading, When},
     toasts::NotificationPermission,
 };
 use crate::api::{list_projects, set_archived};
+use crate::contract::ralph::{stats::parse_timestamp, status::Status};
 use crate::live::{LiveStore, ProjectCard};
 use crate::model::{api_types::ProjectList, ProjectSummary};
 
@@ -46,18 +47,32 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
     on_cleanup(move || store.close_cards());
     let search = RwSignal::new(String::new());
     let show_archived = RwSignal::new(false);
+    let sort = RwSignal::new(SortBy::Name);
     let shown = move || {
         let query = search.get().to_lowercase();
         let archived_too = show_archived.get();
-        cards
+        let mut shown: Vec<(ProjectSummary, ProjectCard)> = cards
             .get()
             .into_iter()
             .filter(|card| {
                 card.summary
                     .with(|s| (archived_too || !s.is_archived()) && matches_search(s, &query))
             })
-            .collect::<Vec<_>>()
+            .map(|card| (card.summary.get(), card))
+            .collect();
+        let by = sort.get();
+        shown.sort_by(|a, b| compare(&a.0, &b.0, by));
+        shown.into_iter().map(|(_, card)| card).collect::<Vec<_>>()
     };
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let counts = cards.with(|cards| {
+            let statuses: Vec<Status> =
+                cards.iter().map(|c| c.summary.with(|s| s.status)).collect();
+            title_text(&statuses)
+        });
+        document().set_title(&counts);
+    });
     let archived_count = move || {
         cards.with(|cards| {
             cards
@@ -82,6 +97,7 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
                 />
                 {move || format!(" Show archived ({})", archived_count())}
             </label>
+            <SortPicker sort />
         </div>
         <Show when=empty>
             <p class="empty">
@@ -94,9 +110,127 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
         </Show>
         <section class="grid" aria-label="Projects">
             <For each=shown key=|card| card.id.clone() let:card>
-                <ProjectCardView card />
+                // Type-erased: the whole grid's view type is too deep for the compiler otherwise.
+                {view! { <ProjectCardView card /> }.into_any()}
             </For>
         </section>
+    }
+}
+
+/// The sort order menu.
+#[component]
+fn SortPicker(sort: RwSignal<SortBy>) -> impl IntoView {
+    view! {
+        <label class="sort">
+            "Sort by "
+            <select
+                aria-label="Sort projects"
+                on:change=move |ev| sort.set(SortBy::parse(&event_target_value(&ev)))
+            >
+                {SortBy::ALL
+                    .iter()
+                    .map(|by| {
+                        view! {
+                            <option value=by.value() selected=move || sort.get() == *by>
+                                {by.label()}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+        </label>
+    }
+    .into_any()
+}
+
+/// The order of the cards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SortBy {
+    Name,
+    /// What needs the operator first: errors, then paused, running, stopped, complete.
+    Status,
+    /// Most recent activity first.
+    LastActivity,
+    /// Most expensive first.
+    Cost,
+}
+
+impl SortBy {
+    const ALL: [SortBy; 4] = [
+        SortBy::Name,
+        SortBy::Status,
+        SortBy::LastActivity,
+        SortBy::Cost,
+    ];
+
+    fn value(self) -> &'static str {
+        match self {
+            SortBy::Name => "name",
+            SortBy::Status => "status",
+            SortBy::LastActivity => "activity",
+            SortBy::Cost => "cost",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            SortBy::Name => "name",
+            SortBy::Status => "status",
+            SortBy::LastActivity => "last activity",
+            SortBy::Cost => "cost",
+        }
+    }
+
+    fn parse(value: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|by| by.value() == value)
+            .unwrap_or(SortBy::Name)
+    }
+}
+
+fn status_rank(status: Status) -> u8 {
+    match status {
+        Status::Error => 0,
+        Status::Paused => 1,
+        Status::Running => 2,
+        Status::Stopped => 3,
+        Status::Complete => 4,
+    }
+}
+
+/// Orders two cards; ties fall back to the name, so the order is stable.
+fn compare(a: &ProjectSummary, b: &ProjectSummary, by: SortBy) -> std::cmp::Ordering {
+    let activity = |s: &ProjectSummary| s.last_activity.as_deref().and_then(parse_timestamp);
+    let first = match by {
+        SortBy::Name => std::cmp::Ordering::Equal,
+        SortBy::Status => status_rank(a.status).cmp(&status_rank(b.status)),
+        SortBy::LastActivity => match (activity(a), activity(b)) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        },
+        SortBy::Cost => b.cost_usd.total_cmp(&a.cost_usd),
+    };
+    first.then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase()))
+}
+
+/// The tab's title: what is running and what failed, readable from the tab strip.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn title_text(statuses: &[Status]) -> String {
+    let count = |wanted: Status| statuses.iter().filter(|s| **s == wanted).count();
+    let mut parts = Vec::new();
+    if count(Status::Error) > 0 {
+        parts.push(format!("{} error", count(Status::Error)));
+    }
+    if count(Status::Running) > 0 {
+        parts.push(format!("{} running", count(Status::Running)));
+    }
+    if parts.is_empty() {
+        "loopwatch".to_owned()
+    } else {
+        format!("({}) loopwatch", parts.join(", "))
     }
 }
 
@@ -160,15 +294,12 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                 <div>
                     <dt>"Last activity"</dt>
                     <dd data-testid="activity">
-                        {move || {
-                            summary
-                                .with(|s| {
-                                    s.last_activity
-                                        .as_deref()
-                                        .map(time_label)
-                                        .unwrap_or_else(|| "\u{2014}".to_owned())
-                                })
-                        }}
+                        <When
+                            timestamp=Signal::derive(move || {
+                                summary.with(|s| s.last_activity.clone())
+                            })
+                            reading=Reading::Relative
+                        />
                     </dd>
                 </div>
             </dl>
@@ -276,5 +407,70 @@ pub fn ArchiveButton(summary: RwSignal<ProjectSummary>) -> impl IntoView {
                     .map(|error| view! { <span class="load-error" role="alert">{error.to_string()}</span> })
             }}
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(name: &str, status: Status, activity: Option<&str>, cost: f64) -> ProjectSummary {
+        ProjectSummary {
+            id: name.into(),
+            name: name.into(),
+            path: format!("/p/{name}"),
+            status,
+            plan: None,
+            warnings: Vec::new(),
+            iteration: None,
+            max_iterations: 0,
+            tokens: 0.0,
+            cost_usd: cost,
+            last_activity: activity.map(str::to_owned),
+            recent_health: Vec::new(),
+            pausing: false,
+            archived_at: None,
+            kinds: Vec::new(),
+            build: None,
+        }
+    }
+
+    fn order(cards: &[ProjectSummary], by: SortBy) -> Vec<&str> {
+        let mut sorted: Vec<&ProjectSummary> = cards.iter().collect();
+        sorted.sort_by(|a, b| compare(a, b, by));
+        sorted.into_iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn cards_sort_by_status_activity_and_cost() {
+        let cards = [
+            card("alpha", Status::Complete, Some("2026-11-27T09:00:00Z"), 3.0),
+            card("bravo", Status::Error, None, 1.0),
+            card(
+                "charlie",
+                Status::Running,
+                Some("2026-11-27T10:00:00Z"),
+                2.0,
+            ),
+        ];
+        assert_eq!(order(&cards, SortBy::Name), ["alpha", "bravo", "charlie"]);
+        assert_eq!(order(&cards, SortBy::Status), ["bravo", "charlie", "alpha"]);
+        assert_eq!(
+            order(&cards, SortBy::LastActivity),
+            ["charlie", "alpha", "bravo"]
+        );
+        assert_eq!(order(&cards, SortBy::Cost), ["alpha", "charlie", "bravo"]);
+        assert_eq!(SortBy::parse("activity"), SortBy::LastActivity);
+        assert_eq!(SortBy::parse("nonsense"), SortBy::Name);
+    }
+
+    #[test]
+    fn the_title_counts_errors_and_running_loops() {
+        assert_eq!(title_text(&[]), "loopwatch");
+        assert_eq!(title_text(&[Status::Complete]), "loopwatch");
+        assert_eq!(
+            title_text(&[Status::Running, Status::Error, Status::Running]),
+            "(1 error, 2 running) loopwatch"
+        );
     }
 }

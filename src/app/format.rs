@@ -1,4 +1,7 @@
-//! How numbers, durations and times read on every page.
+//! How numbers, durations and times read on every page. Times render in UTC (with the zone
+//! shown) on the server, then in the browser's own zone once the page is hydrated.
+
+use leptos::prelude::*;
 
 use crate::contract::ralph::stats::{parse_timestamp, Health};
 
@@ -60,16 +63,7 @@ pub fn health_name(health: Health) -> &'static str {
     }
 }
 
-/// An RFC 3339 (or loop-written) timestamp as `YYYY-MM-DD HH:MM:SS` UTC; the text itself when
-/// it cannot be read.
-pub fn time_label(timestamp: &str) -> String {
-    match parse_timestamp(timestamp) {
-        Some(seconds) => unix_label(seconds),
-        None => timestamp.to_owned(),
-    }
-}
-
-/// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub fn unix_label(seconds: f64) -> String {
     if !seconds.is_finite() {
         return "\u{2014}".to_owned();
@@ -84,6 +78,179 @@ pub fn unix_label(seconds: f64) -> String {
         rest / 60 % 60,
         rest % 60
     )
+}
+
+/// `unix_label` shifted by a zone's offset, with the zone's name: `2024-02-29 04:34:56 PST`.
+pub fn zoned_label(seconds: f64, offset_minutes: i32, zone: &str) -> String {
+    format!(
+        "{} {zone}",
+        unix_label(seconds + f64::from(offset_minutes) * 60.0)
+    )
+}
+
+/// How long ago `seconds` was at `now` (both Unix seconds): `just now`, `3 min ago`, `2 h ago`,
+/// `4 d ago`; `in 5 min` for the future (a clock ahead of the browser's).
+pub fn relative_label(seconds: f64, now: f64) -> String {
+    let delta = now - seconds;
+    if !delta.is_finite() {
+        return "\u{2014}".to_owned();
+    }
+    let amount = |span: f64| {
+        let span = span.abs();
+        if span < 45.0 {
+            None
+        } else if span < 3_600.0 {
+            Some(format!("{} min", (span / 60.0).round().max(1.0)))
+        } else if span < 86_400.0 {
+            Some(format!("{} h", (span / 3_600.0).floor()))
+        } else {
+            Some(format!("{} d", (span / 86_400.0).floor()))
+        }
+    };
+    match amount(delta) {
+        None => "just now".to_owned(),
+        Some(text) if delta > 0.0 => format!("{text} ago"),
+        Some(text) => format!("in {text}"),
+    }
+}
+
+/// Which zone times are shown in: UTC until the browser has hydrated the page (so the server's
+/// render and the first client render agree), then the browser's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    Utc,
+    /// Set in the browser only.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    Browser,
+}
+
+/// The page's clock for time labels: the zone, and "now" (ticking, for relative times).
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub zone: RwSignal<Zone>,
+    /// Unix seconds, moved on every half minute in the browser.
+    pub now: RwSignal<f64>,
+}
+
+/// Puts the page's [`Clock`] in context (once, at the app root).
+pub fn provide_clock() {
+    let clock = Clock {
+        zone: RwSignal::new(Zone::Utc),
+        now: RwSignal::new(now_unix()),
+    };
+    provide_context(clock);
+    #[cfg(feature = "hydrate")]
+    {
+        // Effects run after hydration, so the server's text is hydrated first, then replaced.
+        Effect::new(move |_| {
+            clock.zone.set(Zone::Browser);
+            clock.now.set(now_unix());
+        });
+        if let Ok(handle) = leptos::leptos_dom::helpers::set_interval_with_handle(
+            move || clock.now.set(now_unix()),
+            std::time::Duration::from_secs(30),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+}
+
+fn now_unix() -> f64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now() / 1000.0
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
+}
+
+/// `seconds` in `zone`, with the zone's name.
+pub fn clock_label(seconds: f64, zone: Zone) -> String {
+    match zone {
+        Zone::Utc => zoned_label(seconds, 0, "UTC"),
+        Zone::Browser => {
+            let (offset, name) = browser_zone(seconds);
+            zoned_label(seconds, offset, &name)
+        }
+    }
+}
+
+/// The browser's offset from UTC (minutes) at `seconds`, and the zone's short name there.
+#[cfg(feature = "hydrate")]
+fn browser_zone(seconds: f64) -> (i32, String) {
+    use wasm_bindgen::JsValue;
+    let date = js_sys::Date::new(&JsValue::from_f64(seconds * 1000.0));
+    // getTimezoneOffset is UTC minus local time.
+    let offset = -(date.get_timezone_offset() as i32);
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(
+        &options,
+        &JsValue::from_str("timeZoneName"),
+        &JsValue::from_str("short"),
+    );
+    let text = String::from(date.to_locale_time_string_with_options("en-US", &options));
+    let name = text.rsplit(' ').next().unwrap_or("").to_owned();
+    let name = if name.is_empty() {
+        utc_offset_name(offset)
+    } else {
+        name
+    };
+    (offset, name)
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn browser_zone(_seconds: f64) -> (i32, String) {
+    (0, "UTC".to_owned())
+}
+
+/// `UTC+05:30` for an offset without a short name.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn utc_offset_name(offset_minutes: i32) -> String {
+    let sign = if offset_minutes < 0 { '-' } else { '+' };
+    let minutes = offset_minutes.unsigned_abs();
+    format!("UTC{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// How a [`When`] reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reading {
+    /// The date and time in the page's zone.
+    #[default]
+    Absolute,
+    /// "3 min ago", the absolute time in its tooltip.
+    Relative,
+}
+
+/// A timestamp as a `<time>` element in the page's zone; the text itself when unreadable.
+#[component]
+pub fn When(
+    #[prop(into)] timestamp: Signal<Option<String>>,
+    #[prop(optional)] reading: Reading,
+) -> impl IntoView {
+    let clock = use_context::<Clock>().unwrap_or(Clock {
+        zone: RwSignal::new(Zone::Utc),
+        now: RwSignal::new(now_unix()),
+    });
+    let parsed =
+        move || timestamp.with(|t| t.as_deref().map(|t| (t.to_owned(), parse_timestamp(t))));
+    let absolute = move || match parsed() {
+        Some((_, Some(seconds))) => clock_label(seconds, clock.zone.get()),
+        Some((text, None)) => text,
+        None => "\u{2014}".to_owned(),
+    };
+    let text = move || match (reading, parsed()) {
+        (Reading::Relative, Some((_, Some(seconds)))) => relative_label(seconds, clock.now.get()),
+        _ => absolute(),
+    };
+    view! {
+        <time datetime=move || timestamp.get().unwrap_or_default() title=absolute>
+            {text}
+        </time>
+    }
 }
 
 /// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
@@ -121,11 +288,30 @@ mod tests {
     }
 
     #[test]
+    fn zoned_and_relative() {
+        assert_eq!(
+            zoned_label(1_709_210_096.0, 0, "UTC"),
+            "2024-02-29 12:34:56 UTC"
+        );
+        assert_eq!(
+            zoned_label(1_709_210_096.0, -480, "PST"),
+            "2024-02-29 04:34:56 PST"
+        );
+        assert_eq!(utc_offset_name(330), "UTC+05:30");
+        assert_eq!(utc_offset_name(-150), "UTC-02:30");
+        assert_eq!(clock_label(0.0, Zone::Utc), "1970-01-01 00:00:00 UTC");
+        assert_eq!(relative_label(1_000.0, 1_010.0), "just now");
+        assert_eq!(relative_label(1_000.0, 1_000.0 + 180.0), "3 min ago");
+        assert_eq!(relative_label(0.0, 7_300.0), "2 h ago");
+        assert_eq!(relative_label(0.0, 3.0 * 86_400.0 + 5.0), "3 d ago");
+        assert_eq!(relative_label(600.0, 0.0), "in 10 min");
+        assert_eq!(relative_label(f64::NAN, 0.0), "\u{2014}");
+    }
+
+    #[test]
     fn dates() {
         assert_eq!(unix_label(0.0), "1970-01-01 00:00:00");
         assert_eq!(unix_label(1_709_210_096.0), "2024-02-29 12:34:56");
         assert_eq!(unix_label(-86_400.0), "1969-12-31 00:00:00");
-        assert_eq!(time_label("2024-02-29T12:34:56Z"), "2024-02-29 12:34:56");
-        assert_eq!(time_label("not a time"), "not a time");
     }
 }

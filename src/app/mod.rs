@@ -50,6 +50,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    format::provide_clock();
     mark_hydrated();
     // One store and one socket per tab, shared by every page.
     let store = LiveStore::new();

@@ -69,5 +69,6 @@ fn announcement(state: StreamState) -> &'static str {
         StreamState::Reconnecting { .. } => "Connection lost; reconnecting",
         StreamState::Polling { .. } => "Live updates unavailable - polling",
         StreamState::SignedOut => "Signed out",
+        StreamState::Offline => "Offline",
     }
 }

@@ -98,9 +98,7 @@ impl DemoTree {
     }
 }
 
-fn write_project(dir: &Path, project: &DemoProject) -> io::Result<()> {
-    fs::create_dir_all(dir.join(".ralph"))?;
-    fs::create_dir_all(dir.join("specs"))?;
+fn plan_text(project: &DemoProject) -> String {
     let mut plan = format!(
         "# Implementation plan: {}\n\nSTATUS: IN PROGRESS\n",
         project.name
@@ -111,7 +109,13 @@ fn write_project(dir: &Path, project: &DemoProject) -> io::Result<()> {
             plan.push_str(&format!("- [ ] {}.{}: {task}\n", p + 1, t + 1));
         }
     }
-    fs::write(dir.join("IMPLEMENTATION_PLAN.md"), plan)?;
+    plan
+}
+
+fn write_project(dir: &Path, project: &DemoProject) -> io::Result<()> {
+    fs::create_dir_all(dir.join(".ralph"))?;
+    fs::create_dir_all(dir.join("specs"))?;
+    fs::write(dir.join("IMPLEMENTATION_PLAN.md"), plan_text(project))?;
     fs::write(
         dir.join("AGENTS.md"),
         "# Agents\n\nRun `cargo test` before every commit.\n",
@@ -151,62 +155,136 @@ pub fn simulate(projects: Vec<PathBuf>, iteration: Duration, shutdown: Shutdown)
     loops
 }
 
+/// One simulated loop, run again and again so a visitor who comes later still sees a live
+/// system: each run fails now and then, the second project pauses once, the first goes quiet
+/// for a while (a stuck agent), and after a short rest the plan is reset and the loop restarts.
 async fn simulate_loop(dir: &Path, iteration: Duration, seed: usize) -> io::Result<()> {
     let ralph = dir.join(".ralph");
-    fs::write(ralph.join("ralph.pid"), std::process::id().to_string())?;
     // Stagger the loops so their events interleave.
     tokio::time::sleep(iteration / 3 * seed as u32).await;
-    let total = count_open_tasks(dir)?;
-    for i in 1..=total {
+    // A real loop keeps numbering iterations across runs; each run counts its own `loop k/MAX`.
+    let mut numbered = 0;
+    for run in 0usize.. {
+        if run > 0 {
+            reset_plan(dir, seed)?;
+            append(
+                &ralph.join("ralph.log"),
+                &format!("[{}] \u{1f501} Loop restarted (run {})\n", clock(), run + 1),
+            )?;
+        }
+        simulate_run(dir, iteration, seed, run, &mut numbered).await?;
+        // The finished loop rests (a COMPLETE card) before the next run.
+        tokio::time::sleep(iteration * 2).await;
+    }
+    Ok(())
+}
+
+/// What one simulated iteration comes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Passed,
+    Failed,
+}
+
+/// Every few iterations one fails (at a different place in each run and project).
+fn outcome(step: usize, seed: usize, run: usize) -> Outcome {
+    if (step + seed * 2 + run) % 4 == 2 {
+        Outcome::Failed
+    } else {
+        Outcome::Passed
+    }
+}
+
+async fn simulate_run(
+    dir: &Path,
+    iteration: Duration,
+    seed: usize,
+    run: usize,
+    numbered: &mut usize,
+) -> io::Result<()> {
+    let ralph = dir.join(".ralph");
+    let log = ralph.join("ralph.log");
+    fs::write(ralph.join("ralph.pid"), std::process::id().to_string())?;
+    let total = count_open_tasks(dir)? + count_open_tasks(dir)? / 3;
+    let mut step = 0;
+    while count_open_tasks(dir)? > 0 && step < total * 2 {
+        step += 1;
+        *numbered += 1;
+        let i = *numbered;
         let started = SystemTime::now();
         append(
-            &ralph.join("ralph.log"),
-            &format!("[{}] === Iteration {i} (loop {i}/{total}) ===\n", clock()),
+            &log,
+            &format!(
+                "[{}] === Iteration {i} (loop {step}/{total}) ===\n",
+                clock()
+            ),
         )?;
-        for step in [
+        for line in [
             "Running: claude -p PROMPT.md",
             "Reading IMPLEMENTATION_PLAN.md",
             "Editing src/lib.rs",
         ] {
             tokio::time::sleep(iteration / 4).await;
-            append(&ralph.join("ralph.log"), &format!("[{}] {step}\n", clock()))?;
+            append(&log, &format!("[{}] {line}\n", clock()))?;
+        }
+        // The first project's agent goes quiet for a while once per run (a stuck phase): the
+        // log stays silent while the loop is still alive.
+        if seed == 0 && step == 3 {
+            tokio::time::sleep(iteration * 3).await;
         }
         // The second demo project pauses for one iteration, as an operator would.
-        if seed == 1 && i == 3 {
+        if seed == 1 && step == 3 {
             fs::write(ralph.join("pause"), "")?;
-            append(
-                &ralph.join("ralph.log"),
-                &format!("[{}] \u{23f8}\u{fe0f} Paused\n", clock()),
-            )?;
+            append(&log, &format!("[{}] \u{23f8}\u{fe0f} Paused\n", clock()))?;
             tokio::time::sleep(iteration).await;
             fs::remove_file(ralph.join("pause"))?;
-            append(
-                &ralph.join("ralph.log"),
-                &format!("[{}] \u{25b6}\u{fe0f} Resumed\n", clock()),
-            )?;
+            append(&log, &format!("[{}] \u{25b6}\u{fe0f} Resumed\n", clock()))?;
         }
         tokio::time::sleep(iteration / 4).await;
-        let task = tick_next_task(dir)?;
+        let result = outcome(step, seed, run);
         let tokens = 40.0 + ((i * 7 + seed * 13) % 30) as f64;
-        append(
-            &ralph.join("ralph.log"),
-            &format!(
-                "[{}] \u{2705} Tests passed\ntokens used\n{:.3}\n",
-                clock(),
-                tokens
-            ),
-        )?;
+        let task = match result {
+            Outcome::Passed => {
+                append(&log, &format!("[{}] \u{2705} Tests passed\n", clock()))?;
+                tick_next_task(dir)?
+            }
+            Outcome::Failed => {
+                append(
+                    &log,
+                    &format!(
+                        "[{}] error[E0308]: mismatched types\n[{}] \u{274c} Tests failed\n",
+                        clock(),
+                        clock()
+                    ),
+                )?;
+                None
+            }
+        };
+        append(&log, &format!("tokens used\n{tokens:.3}\n"))?;
+        let (status, passed, errors) = match result {
+            Outcome::Passed => ("success", true, Vec::new()),
+            Outcome::Failed => ("error", false, vec!["error[E0308]: mismatched types"]),
+        };
         let row = serde_json::json!({
             "iteration": i, "max": total, "start": humantime::format_rfc3339_seconds(started).to_string(),
             "end": now(), "duration_seconds": started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
-            "tokens": tokens, "status": "success", "tasks_completed": task.into_iter().collect::<Vec<_>>(),
+            "tokens": tokens, "status": status, "tasks_completed": task.into_iter().collect::<Vec<_>>(),
             "commit": format!("{:07x}", (i * 2_654_435_761 + seed) % 0xfff_ffff), "commit_message": "demo work",
-            "test_passed": true, "test_output": "ok", "errors": [],
+            "test_passed": passed, "test_output": if passed { "ok" } else { "1 failed" }, "errors": errors,
         });
         append(&ralph.join("iterations.jsonl"), &format!("{row}\n"))?;
-        if i % 4 == 0 {
+        let note = match result {
+            Outcome::Failed if step % 2 == 0 => {
+                Some(("ERROR", "tests fail: mismatched types".to_owned()))
+            }
+            Outcome::Passed if step % 4 == 0 => {
+                Some(("PROGRESS", format!("{step} of {total} iterations done")))
+            }
+            _ => None,
+        };
+        if let Some((prefix, message)) = note {
             let note = serde_json::json!({
-                "prefix": "PROGRESS", "message": format!("{i} of {total} tasks done"),
+                "prefix": prefix, "message": message,
                 "timestamp": now(), "iteration": i, "max_iterations": total,
             });
             fs::write(
@@ -220,14 +298,19 @@ async fn simulate_loop(dir: &Path, iteration: Duration, seed: usize) -> io::Resu
     replace_file(&plan_path, &format!("{plan}\nSTATUS: COMPLETE\n"))?;
     fs::write(
         ralph.join("pending-notification.txt"),
-        "DONE: all tasks complete\n",
+        format!("DONE: all tasks complete (run {})\n", run + 1),
     )?;
-    append(
-        &ralph.join("ralph.log"),
-        &format!("[{}] \u{1f6d1} Loop finished\n", clock()),
-    )?;
+    append(&log, &format!("[{}] \u{1f6d1} Loop finished\n", clock()))?;
     fs::remove_file(ralph.join("ralph.pid"))?;
     Ok(())
+}
+
+/// Starts the plan over (every task open again) for the next run.
+fn reset_plan(dir: &Path, seed: usize) -> io::Result<()> {
+    let Some(project) = PROJECTS.get(seed) else {
+        return Ok(());
+    };
+    replace_file(&dir.join("IMPLEMENTATION_PLAN.md"), &plan_text(project))
 }
 
 fn count_open_tasks(dir: &Path) -> io::Result<usize> {
@@ -272,4 +355,87 @@ fn append(path: &Path, text: &str) -> io::Result<()> {
 fn clock() -> String {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     stamp.get(11..19).unwrap_or("00:00:00").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Polls `check` until it holds (files written by the loops), failing after a minute.
+    async fn until(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !check() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn read(path: &Path) -> String {
+        fs::read_to_string(path).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn loops_restart_after_finishing_with_failures_pauses_and_a_quiet_phase() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let tree = DemoTree::create(Some(temp.path().to_path_buf())).expect("demo tree");
+        let shutdown = Shutdown::default();
+        let projects = tree.projects();
+        let mut loops = simulate(
+            projects.clone(),
+            Duration::from_millis(24),
+            shutdown.clone(),
+        );
+        let first = projects[0].join(".ralph");
+        let second = projects[1].join(".ralph");
+        // A second run starts after the first finished: the plan is open again and the loop
+        // is alive again (its pid file is back).
+        until("the first project's second run", || {
+            read(&first.join("ralph.log")).contains("Loop restarted (run 2)")
+        })
+        .await;
+        until("the second project's second run", || {
+            read(&second.join("ralph.log")).contains("Loop restarted (run 2)")
+        })
+        .await;
+        until("a live pid file in the second run", || {
+            first.join("ralph.pid").exists() && read(&first.join("ralph.log")).contains("(run 2)")
+        })
+        .await;
+        let log = read(&first.join("ralph.log"));
+        let finished = log.find("Loop finished").expect("the first run finished");
+        let restarted = log.find("Loop restarted (run 2)").expect("restarted");
+        assert!(finished < restarted);
+        assert!(
+            log[restarted..].contains("(loop 1/"),
+            "the run counts from 1 again"
+        );
+        // Iteration numbers keep counting across runs, as a real loop's do.
+        let rows: Vec<serde_json::Value> = read(&first.join("iterations.jsonl"))
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON row"))
+            .collect();
+        let numbers: Vec<u64> = rows
+            .iter()
+            .filter_map(|r| r["iteration"].as_u64())
+            .collect();
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+        assert!(rows.iter().any(|r| r["status"] == "error"), "failures");
+        assert!(rows.iter().any(|r| r["status"] == "success"));
+        assert!(read(&second.join("ralph.log")).contains("Paused"));
+        assert!(log.contains("Tests failed"));
+        shutdown.trigger();
+        while loops.join_next().await.is_some() {}
+    }
+
+    #[test]
+    fn failures_come_every_few_iterations_and_move_between_runs() {
+        let failed = |seed, run| {
+            (1..=12)
+                .filter(|step| outcome(*step, seed, run) == Outcome::Failed)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(failed(0, 0), [2, 6, 10]);
+        assert_ne!(failed(0, 0), failed(0, 1));
+        assert_ne!(failed(0, 0), failed(1, 0));
+    }
 }

@@ -31,6 +31,8 @@ pub enum StreamState {
     },
     /// The session is gone: the page is on its way to the login page.
     SignedOut,
+    /// The browser says the network is gone: no attempts until it is back.
+    Offline,
 }
 
 impl StreamState {
@@ -41,6 +43,7 @@ impl StreamState {
             StreamState::Reconnecting { .. } => "reconnecting",
             StreamState::Polling { .. } => "polling",
             StreamState::SignedOut => "signed-out",
+            StreamState::Offline => "offline",
         }
     }
 
@@ -63,6 +66,10 @@ impl StreamState {
             ),
             StreamState::Polling { .. } => "Live updates unavailable - polling".to_owned(),
             StreamState::SignedOut => "Signed out - taking you to the login page".to_owned(),
+            StreamState::Offline => {
+                "Offline - what you see may be out of date; reconnecting when the network is back"
+                    .to_owned()
+            }
         }
     }
 }
@@ -98,12 +105,13 @@ impl Machine {
     }
 
     /// An attempt failed or a live socket was lost. Returns the state to show and how long to
-    /// wait before the next attempt (`random` in `[0, 1)` jitters it).
+    /// wait before the next attempt (`random` in `[0, 1)` jitters it). Attempts count the
+    /// reconnects: the first wait is before attempt 1.
     pub fn lost(&mut self, now_ms: f64, random: f64) -> (StreamState, u32) {
         self.failures = self.failures.saturating_add(1);
         let delay = reconnect_delay_ms(self.failures, random);
         let retry_at_ms = now_ms + f64::from(delay);
-        let attempt = self.failures.saturating_add(1);
+        let attempt = self.failures;
         let state = if self.failures >= POLL_AFTER_FAILURES {
             StreamState::Polling {
                 attempt,
@@ -151,7 +159,7 @@ mod tests {
         assert_eq!(
             first,
             StreamState::Reconnecting {
-                attempt: 2,
+                attempt: 1,
                 retry_at_ms: 1_000.0
             }
         );
@@ -159,7 +167,7 @@ mod tests {
         let (second, _) = machine.lost(1_000.0, 1.0);
         assert!(matches!(
             second,
-            StreamState::Reconnecting { attempt: 3, .. }
+            StreamState::Reconnecting { attempt: 2, .. }
         ));
         let (third, delay) = machine.lost(3_000.0, 1.0);
         assert!(third.polls(), "{third:?}");
@@ -211,6 +219,14 @@ mod tests {
             .describe(0.0),
             "Live updates unavailable - polling"
         );
+    }
+
+    #[test]
+    fn offline_says_so_and_does_not_poll() {
+        let offline = StreamState::Offline;
+        assert_eq!(offline.name(), "offline");
+        assert!(!offline.polls());
+        assert!(offline.describe(0.0).starts_with("Offline"));
     }
 
     #[test]

@@ -34,15 +34,22 @@ struct Position {
 
 /// How long a freshly opened socket may stay silent before the attempt counts as failed.
 const HELLO_TIMEOUT_MS: u32 = 10_000;
-/// How often the page pings a quiet socket, and how long a socket may stay silent.
-const PING_EVERY_MS: u32 = 20_000;
-const SILENCE_LIMIT_MS: u32 = 50_000;
+/// How often the page pings a quiet socket, and how long a socket may stay silent: a dead
+/// connection the browser still calls open is dropped within their sum.
+const PING_EVERY_MS: u32 = 10_000;
+const SILENCE_LIMIT_MS: u32 = 25_000;
+/// How often the page looks at the browser's network flag while offline, should the `online`
+/// event not come.
+const OFFLINE_CHECK_MS: u32 = 5_000;
 /// How long the session check may take before it counts as "still signed in".
 const SESSION_CHECK_TIMEOUT_MS: u32 = 5_000;
 
 thread_local! {
     /// Wakes the task out of its backoff wait (Retry button, `online`, tab visible again).
     static WAKE: RefCell<Option<UnboundedSender<()>>> = const { RefCell::new(None) };
+    /// Told when the browser goes offline, so a live socket is dropped at once instead of
+    /// looking live until the silence limit.
+    static OFFLINE: RefCell<Option<UnboundedSender<()>>> = const { RefCell::new(None) };
 }
 
 /// Starts the connection task for this tab (call once, from the app root). It connects when a
@@ -50,13 +57,15 @@ thread_local! {
 pub fn start(store: LiveStore) {
     let (wake_tx, wake_rx) = unbounded();
     WAKE.with(|wake| *wake.borrow_mut() = Some(wake_tx));
+    let (offline_tx, offline_rx) = unbounded();
+    OFFLINE.with(|offline| *offline.borrow_mut() = Some(offline_tx));
     listen_for_wake_ups();
     let (want_tx, want_rx) = unbounded();
     Effect::new(move |_| {
         store.wanted_version.track();
         let _ = want_tx.unbounded_send(());
     });
-    leptos::task::spawn_local(run(store, wake_rx, want_rx));
+    leptos::task::spawn_local(run(store, wake_rx, want_rx, offline_rx));
 }
 
 /// Cuts the backoff wait short: try the socket now.
@@ -75,6 +84,15 @@ fn listen_for_wake_ups() {
     let online = Closure::<dyn Fn()>::new(retry_now);
     let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
     online.forget();
+    let offline = Closure::<dyn Fn()>::new(|| {
+        OFFLINE.with(|offline| {
+            if let Some(offline) = offline.borrow().as_ref() {
+                let _ = offline.unbounded_send(());
+            }
+        });
+    });
+    let _ = window.add_event_listener_with_callback("offline", offline.as_ref().unchecked_ref());
+    offline.forget();
     if let Some(document) = window.document() {
         let visible = Closure::<dyn Fn()>::new(|| {
             if page_visible() {
@@ -97,23 +115,54 @@ pub fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-async fn run(store: LiveStore, mut wake: UnboundedReceiver<()>, mut want: UnboundedReceiver<()>) {
+/// The browser's own idea of whether it has a network (`navigator.onLine`); true when unknown.
+fn online() -> bool {
+    let Some(window) = web_sys::window() else {
+        return true;
+    };
+    js_sys::Reflect::get(&window, &JsValue::from_str("navigator"))
+        .and_then(|navigator| js_sys::Reflect::get(&navigator, &JsValue::from_str("onLine")))
+        .ok()
+        .and_then(|flag| flag.as_bool())
+        .unwrap_or(true)
+}
+
+/// Shows the page as offline until the browser has a network again.
+async fn wait_until_online(store: LiveStore, wake: &mut UnboundedReceiver<()>) {
+    while !online() {
+        store.stream.set(StreamState::Offline);
+        let _ = select(Box::pin(sleep_ms(OFFLINE_CHECK_MS)), wake.next()).await;
+    }
+}
+
+async fn run(
+    store: LiveStore,
+    mut wake: UnboundedReceiver<()>,
+    mut want: UnboundedReceiver<()>,
+    mut offline: UnboundedReceiver<()>,
+) {
     // Nothing to show live yet (the login page): stay disconnected.
     while store.topics().is_empty() {
         if want.next().await.is_none() {
             return;
         }
     }
+    // Every page watches every project for alerts: the list comes with the first sync.
+    if !store.watching() {
+        store.request(Refetch::Projects);
+    }
     let mut machine = Machine::default();
     loop {
+        wait_until_online(store, &mut wake).await;
+        while offline.try_recv().is_ok() {}
         let mut ended = Ended::NeverLive;
         let opened_at = now_ms();
         if let Some(url) = socket_url() {
             if let Ok(socket) = WebSocket::open(&url) {
-                ended = session(store, socket, &mut machine, &mut want).await;
+                ended = session(store, socket, &mut machine, &mut want, &mut offline).await;
             }
         }
-        if ended == Ended::Lost {
+        if matches!(ended, Ended::Lost | Ended::Offline) {
             machine.ended_after(now_ms() - opened_at);
         }
         match ended {
@@ -123,6 +172,10 @@ async fn run(store: LiveStore, mut wake: UnboundedReceiver<()>, mut want: Unboun
                 return;
             }
             _ => {}
+        }
+        // Without a network every attempt would fail: say so, and try again once it is back.
+        if ended == Ended::Offline || !online() {
+            continue;
         }
         let (state, delay) = machine.lost(now_ms(), js_sys::Math::random());
         store.stream.set(state);
@@ -181,6 +234,8 @@ enum Ended {
     Lost,
     /// The session is gone; the page is on its way to the login page.
     SignedOut,
+    /// The browser went offline while it was live.
+    Offline,
 }
 
 /// Runs one connection until it ends.
@@ -189,6 +244,7 @@ async fn session(
     socket: WebSocket,
     machine: &mut Machine,
     want: &mut UnboundedReceiver<()>,
+    offline: &mut UnboundedReceiver<()>,
 ) -> Ended {
     let (mut sink, mut stream) = socket.split();
     // The server speaks first (`hello`); a socket that stays silent (a proxy or filter holding
@@ -220,7 +276,7 @@ async fn session(
         std::time::Duration::from_millis(u64::from(PING_EVERY_MS)),
     )
     .ok();
-    let ended = stream_events(store, &mut sink, &mut stream, want, &mut ticks).await;
+    let ended = stream_events(store, &mut sink, &mut stream, want, &mut ticks, offline).await;
     if let Some(ticker) = ticker {
         ticker.clear();
     }
@@ -233,6 +289,7 @@ async fn stream_events(
     stream: &mut futures::stream::SplitStream<WebSocket>,
     want: &mut UnboundedReceiver<()>,
     ticks: &mut UnboundedReceiver<()>,
+    offline: &mut UnboundedReceiver<()>,
 ) -> Ended {
     let mut subscribed: BTreeSet<Topic> = BTreeSet::new();
     // Refetches and topic changes are handled here, between two messages, so no event is
@@ -253,7 +310,12 @@ async fn stream_events(
             }
             sync = false;
         }
-        let next = match select(select(stream.next(), want.next()), ticks.next()).await {
+        let heard = select(select(stream.next(), want.next()), ticks.next());
+        let next = match select(heard, offline.next()).await {
+            Either::Right(_) => return Ended::Offline,
+            Either::Left((heard, _)) => heard,
+        };
+        let next = match next {
             Either::Left((Either::Left((next, _)), _)) => next,
             Either::Left((Either::Right((None, _)), _)) => return Ended::Lost,
             Either::Left((Either::Right((Some(()), _)), _)) => {

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use leptos::prelude::*;
 
+mod alerts;
+
 use super::log::LogBuffer;
 use super::machine::StreamState;
 use crate::contract::ralph::notification::Notification;
@@ -32,12 +34,18 @@ pub struct ProjectView {
     pub log: LogBuffer,
     /// Bumped whenever the iterations changed, so the iterations table refetches its page.
     pub iterations_changed: RwSignal<u64>,
+    /// Bumped whenever a context file (AGENTS.md, PROMPT.md, a spec) changed on disk.
+    pub files_changed: RwSignal<u64>,
+    /// The project left the server's list (its directory was deleted or moved).
+    pub gone: RwSignal<bool>,
 }
 
 /// A notification worth a toast.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Toast {
     pub project: String,
+    /// The project's name as the operator knows it (its id when the name is unknown).
+    pub name: String,
     pub notification: Notification,
 }
 
@@ -77,10 +85,14 @@ pub struct LiveStore {
     pending: StoredValue<Vec<Refetch>>,
     /// The epoch new topics start in on the connected server (from `hello`).
     server_epoch: StoredValue<Option<u64>>,
+    /// Every known project (id to name), watched on every page so that alerts from any project
+    /// toast wherever the operator is. Lives as long as the tab, unlike the dashboard's cards.
+    watched: StoredValue<Option<BTreeMap<String, String>>>,
 }
 
 const TOAST_MEMORY: usize = 256;
-const MAX_TOASTS: usize = 5;
+/// Toasts kept (the page shows the newest few and counts the rest).
+const MAX_TOASTS: usize = 50;
 
 impl LiveStore {
     pub fn new() -> Self {
@@ -94,6 +106,7 @@ impl LiveStore {
             wanted_version: RwSignal::new(0),
             pending: StoredValue::new(Vec::new()),
             server_epoch: StoredValue::new(None),
+            watched: StoredValue::new(None),
         }
     }
 
@@ -131,6 +144,9 @@ impl LiveStore {
 
     /// Shows `list` as the dashboard's cards, live from the list's cursors.
     pub fn open_cards(&self, list: ProjectList) -> RwSignal<Vec<ProjectCard>> {
+        if !self.watching() {
+            self.watch(&list);
+        }
         let cards = RwSignal::new(list.projects.into_iter().map(card).collect());
         self.set_cursors(list.cursors);
         self.cards.set_value(Some(cards));
@@ -159,6 +175,8 @@ impl LiveStore {
             recent: RwSignal::new(recent),
             log: LogBuffer::new(&log),
             iterations_changed: RwSignal::new(0),
+            files_changed: RwSignal::new(0),
+            gone: RwSignal::new(false),
         };
         self.project.set_value(Some(view));
         self.wanted_version.update(|v| *v += 1);
@@ -195,6 +213,12 @@ impl LiveStore {
             topics.insert(Topic::Project(id.clone()));
             topics.insert(Topic::Log(id));
         }
+        self.watched.with_value(|watched| {
+            if let Some(watched) = watched {
+                topics.insert(Topic::Projects);
+                topics.extend(watched.keys().map(|id| Topic::Project(id.clone())));
+            }
+        });
         topics.into_iter().collect()
     }
 
@@ -310,6 +334,7 @@ impl LiveStore {
                 self.toast(project, data);
             }
             ServerMessage::ProjectAdded { project, data, .. } => {
+                self.watch_added(&project, &data.name);
                 if let Some(summary) = self.find_card(&project) {
                     summary.try_set(data);
                 } else if let Some(cards) = self.cards.get_value() {
@@ -327,6 +352,11 @@ impl LiveStore {
                 }
             }
             ServerMessage::ProjectUpdated { project, data, .. } => {
+                self.watched.update_value(|w| {
+                    if let Some(name) = w.as_mut().and_then(|w| w.get_mut(&project)) {
+                        name.clone_from(&data.name);
+                    }
+                });
                 self.update_summary(&project, |s| *s = data.clone());
             }
             ServerMessage::ProjectArchived { project, data, .. } => {
@@ -335,6 +365,19 @@ impl LiveStore {
             ServerMessage::ProjectRemoved { project, .. } => {
                 if let Some(cards) = self.cards.get_value() {
                     cards.try_update(|cards| cards.retain(|card| card.id != project));
+                }
+                if let Some(view) = self.open_view(&project) {
+                    view.gone.try_set(true);
+                }
+                self.watched.update_value(|w| {
+                    if let Some(w) = w {
+                        w.remove(&project);
+                    }
+                });
+            }
+            ServerMessage::FileChanged { project, .. } => {
+                if let Some(view) = self.open_view(&project) {
+                    view.files_changed.try_update(|v| *v += 1);
                 }
             }
             ServerMessage::LogAppend { project, data, .. } => {
@@ -386,7 +429,7 @@ impl LiveStore {
                     if self.open_view(&id).is_some() {
                         refetch.insert(Refetch::Project(id));
                     }
-                    if self.cards.get_value().is_some() {
+                    if self.cards.get_value().is_some() || self.watching() {
                         refetch.insert(Refetch::Projects);
                     }
                 }
@@ -406,6 +449,7 @@ impl LiveStore {
     /// Replaces the cards with a fresh list, keeping the signals of cards that still exist so
     /// their views update in place.
     pub fn replace_cards(&self, list: ProjectList) {
+        self.watch(&list);
         let Some(cards) = self.cards.get_value() else {
             return;
         };
@@ -498,39 +542,6 @@ impl LiveStore {
         }
         self.set_cursor(topic, log.cursor);
         view.log.reset(&log);
-    }
-
-    fn toast(&self, project: String, notification: Notification) {
-        if !notification.kind.toast_worthy() {
-            return;
-        }
-        let fresh = self.toasted.try_update_value(|seen| {
-            if seen.contains(&notification.id) {
-                return false;
-            }
-            seen.push_back(notification.id.clone());
-            if seen.len() > TOAST_MEMORY {
-                seen.pop_front();
-            }
-            true
-        });
-        if fresh != Some(true) {
-            return;
-        }
-        self.toasts.try_update(|toasts| {
-            toasts.push(Toast {
-                project,
-                notification,
-            });
-            if toasts.len() > MAX_TOASTS {
-                toasts.remove(0);
-            }
-        });
-    }
-
-    pub fn dismiss_toast(&self, id: &str) {
-        self.toasts
-            .update(|toasts| toasts.retain(|t| t.notification.id != id));
     }
 }
 
@@ -840,6 +851,86 @@ mod tests {
         // Fetching the same state again toasts nothing new.
         store.replace_project(fetched, None, Overwrite::IfNewer);
         assert_eq!(store.toasts.get_untracked().len(), 1);
+    }
+
+    fn notification_from(project: &str, text: &str) -> ServerMessage {
+        let data = parse_notification(text.as_bytes()).expect("notification parses");
+        ServerMessage::Notification {
+            project: project.into(),
+            timestamp: String::new(),
+            data,
+        }
+    }
+
+    #[test]
+    fn alerts_from_every_project_toast_on_a_project_page_with_the_project_name() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        store.set_server_epoch(1);
+        store.open_project(detail("a", 1), Vec::new(), log_text("", 1));
+        assert!(!store.watching());
+        let mut others = list(&["a", "h"]);
+        others.projects[1].name = "hotel".into();
+        store.replace_cards(others);
+        assert!(store.watching());
+        let topics = store.topics();
+        assert!(topics.contains(&Topic::Project("h".into())), "{topics:?}");
+        assert!(topics.contains(&Topic::Projects));
+        // The open page's cursor is kept (the list may be newer than the page's detail).
+        assert_eq!(store.cursor(&Topic::Project("a".into())), Some(cursor(1)));
+        store.apply(notification_from("h", "ERROR: disk full"));
+        let toasts = store.toasts.get_untracked();
+        assert_eq!(toasts.len(), 1);
+        assert_eq!(toasts[0].name, "hotel");
+        assert_eq!(toasts[0].project, "h");
+        // A project found later is watched from its first event.
+        let mut india = summary("i");
+        india.name = "india".into();
+        store.apply(ServerMessage::ProjectAdded {
+            project: "i".into(),
+            timestamp: String::new(),
+            data: india,
+        });
+        assert_eq!(store.cursor(&Topic::Project("i".into())), Some(cursor(0)));
+        store.apply(notification_from("i", "BLOCKED: need a key"));
+        assert_eq!(store.toasts.get_untracked()[1].name, "india");
+    }
+
+    #[test]
+    fn file_changes_and_removal_reach_the_open_page() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        let view = store.open_project(detail("a", 1), Vec::new(), log_text("", 1));
+        store.apply(ServerMessage::FileChanged {
+            project: "a".into(),
+            timestamp: String::new(),
+            data: crate::model::protocol::FileChange {
+                file: "AGENTS.md".into(),
+            },
+        });
+        assert_eq!(view.files_changed.get_untracked(), 1);
+        assert!(!view.gone.get_untracked());
+        store.apply(ServerMessage::ProjectRemoved {
+            project: "a".into(),
+            timestamp: String::new(),
+        });
+        assert!(view.gone.get_untracked());
+    }
+
+    #[test]
+    fn many_toasts_are_kept_to_be_counted_and_dismissed_at_once() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        for n in 0..8 {
+            store.apply(notification(&format!("ERROR: failure {n}")));
+        }
+        assert_eq!(
+            store.toasts.get_untracked().len(),
+            8,
+            "none dropped silently"
+        );
+        store.dismiss_all_toasts();
+        assert!(store.toasts.get_untracked().is_empty());
     }
 
     #[test]

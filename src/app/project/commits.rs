@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 use super::project_view;
 use crate::api::git::{load_commit_diff, load_commits, load_iteration_diff};
 use crate::api::ApiError;
-use crate::app::format::time_label;
+use crate::app::format::{Reading, When};
 use crate::model::git::{Commit, Diff, FileDiff, LineKind, Repository};
 
 /// What the tab shows below the list.
@@ -142,7 +142,9 @@ fn commit_list(repository: Repository, commits: Vec<Commit>, base: &str) -> impl
                     </td>
                     <td class="subject">{commit.subject}</td>
                     <td class="muted">{commit.author}</td>
-                    <td class="muted">{time_label(&commit.time)}</td>
+                    <td class="muted">
+                        <When timestamp=Some(commit.time) reading=Reading::Relative />
+                    </td>
                     <td class="mono stat">
                         {commit.files} " files "
                         <span class="added">"+" {commit.insertions}</span> " "

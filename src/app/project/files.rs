@@ -13,17 +13,19 @@ pub fn FilesTab() -> impl IntoView {
     let view = project_view();
     let id = view.id.get_value();
     let query = use_query_map();
+    // Both reload when the server says a context file changed on disk.
+    let changed = view.files_changed;
     let files = Resource::new(
         {
             let id = id.clone();
-            move || id.clone()
+            move || (id.clone(), changed.get())
         },
-        list_context_files,
+        |(id, _)| list_context_files(id),
     );
     let selected = move || query.with(|q| q.get("file"));
     let content = Resource::new(
-        move || (id.clone(), selected()),
-        |(id, name)| async move {
+        move || (id.clone(), selected(), changed.get()),
+        |(id, name, _)| async move {
             match name {
                 Some(name) => load_context_file(id, name).await.map(Some),
                 None => Ok(None),

@@ -2,6 +2,7 @@
 //! (`ProjectView`) shared by every tab through context.
 
 mod commits;
+mod feed;
 mod files;
 mod iterations;
 mod log;
@@ -82,18 +83,43 @@ pub fn ProjectPage() -> impl IntoView {
 
 #[component]
 fn LoadError(error: ApiError) -> impl IntoView {
+    let gone = matches!(error, ApiError::UnknownProject(_));
     #[cfg(feature = "ssr")]
-    if let ApiError::UnknownProject(_) = error {
+    if gone {
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
             response.set_status(axum::http::StatusCode::NOT_FOUND);
         }
     }
+    let (title, heading) = if gone {
+        ("Project not found \u{2013} loopwatch", "Project not found")
+    } else {
+        (
+            "Cannot load the project \u{2013} loopwatch",
+            "Cannot load the project",
+        )
+    };
     view! {
-        <Title text="Not found \u{2013} loopwatch" />
+        <Title text=title />
         <nav class="crumbs">
             <a href="/">"\u{2190} All projects"</a>
         </nav>
-        <p class="load-error" role="alert">{error.to_string()}</p>
+        <section class="project-missing" data-testid="project-missing">
+            <h1>{heading}</h1>
+            <p class="load-error" role="alert">{error.to_string()}</p>
+            {gone
+                .then(|| {
+                    view! {
+                        <p>
+                            "loopwatch watches no project at this address now: its directory may have been \
+                             deleted or moved, or its "<code>".ralph/"</code>" directory removed. "
+                            "A project that comes back under the same path gets the same address."
+                        </p>
+                    }
+                })}
+            <p>
+                <a href="/">"Back to the dashboard"</a>
+            </p>
+        </section>
     }
 }
 
@@ -122,6 +148,15 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             }
         })
     };
+    #[cfg(feature = "hydrate")]
+    {
+        // On a narrow screen the tab strip scrolls: keep the current tab in sight.
+        let location = use_location();
+        Effect::new(move |_| {
+            location.pathname.track();
+            request_animation_frame(reveal_current_tab);
+        });
+    }
     let base = format!("/projects/{id}");
     let tab = |path: &str, label: &'static str| {
         let href = format!("{base}{path}");
@@ -151,6 +186,12 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             </span>
             <span class="path muted">{move || view.detail.with(|d| d.summary.path.clone())}</span>
         </header>
+        <Show when=move || view.gone.get()>
+            <p class="gone-banner" role="alert" data-testid="project-gone">
+                "This project is gone: its directory was deleted or moved. What you see is how it \
+                 was last seen."
+            </p>
+        </Show>
         <nav class="tabs" aria-label="Project sections">
             {tab("", "Overview")}
             {tab("/plan", "Plan")}
@@ -168,4 +209,23 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
 /// The open project's view; tabs render only inside [`ProjectPage`].
 fn project_view() -> ProjectView {
     expect_context::<ProjectView>()
+}
+
+/// Scrolls the tab strip (only it) so the current tab is in view.
+#[cfg(feature = "hydrate")]
+fn reveal_current_tab() {
+    use wasm_bindgen::{JsCast, JsValue};
+    let Ok(Some(tab)) = document().query_selector(".tabs a[aria-current=page]") else {
+        return;
+    };
+    let options = js_sys::Object::new();
+    for (key, value) in [("block", "nearest"), ("inline", "nearest")] {
+        let _ = js_sys::Reflect::set(&options, &JsValue::from_str(key), &JsValue::from_str(value));
+    }
+    let scroll = js_sys::Reflect::get(&tab, &JsValue::from_str("scrollIntoView"))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    if let Some(scroll) = scroll {
+        let _ = scroll.call1(&tab, &options);
+    }
 }

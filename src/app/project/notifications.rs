@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use super::project_view;
-use crate::app::format::time_label;
+use crate::app::format::When;
 
 /// Every notification seen since the server started, newest first.
 #[component]
@@ -24,7 +24,7 @@ pub fn NotificationsTab() -> impl IntoView {
                         <header>
                             <strong class="kind">{n.kind.prefix().to_owned()}</strong>
                             <span class="muted">
-                                {n.timestamp.as_deref().map(time_label).unwrap_or_default()}
+                                <When timestamp=n.timestamp.clone() />
                             </span>
                             {n.iteration.map(|i| view! { <span class="muted">"iteration " {i}</span> })}
                         </header>

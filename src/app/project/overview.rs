@@ -3,12 +3,12 @@
 
 use leptos::prelude::*;
 
+use super::feed::ActivityFeed;
 use super::project_view;
 use crate::app::charts::{bars_to, compact, line_path, ticks, Frame};
-use crate::app::format::{
-    cost_label, duration_label, health_name, percent_label, time_label, tokens_label,
-};
+use crate::app::format::{cost_label, duration_label, health_name, percent_label, tokens_label};
 use crate::contract::ralph::stats::{parse_timestamp, Stats};
+use crate::contract::ralph::status::Status;
 use crate::model::api_types::IterationRow;
 
 /// Widest bar and timeline cell: a handful of iterations should not look like one slab.
@@ -39,9 +39,20 @@ pub fn OverviewTab() -> impl IntoView {
             rows
         })
     };
+    let spent = move || view.detail.with(|d| (d.summary.tokens, d.summary.cost_usd));
+    let projection = move || {
+        let status = view.detail.with(|d| d.summary.status);
+        let per_iteration = view.recent.with(|rows| wall_seconds_per_iteration(rows));
+        view.detail
+            .with(|d| projection_label(&d.stats, status, per_iteration))
+    };
     view! {
         <section class="tab-panel overview" aria-label="Overview">
-            <Tiles stats=Signal::derive(stats) />
+            <Tiles
+                stats=Signal::derive(stats)
+                spent=Signal::derive(spent)
+                projection=Signal::derive(projection)
+            />
             <div class="charts">
                 <figure class="chart-card">
                     <figcaption>"Tasks and tokens per iteration"</figcaption>
@@ -62,7 +73,11 @@ pub fn OverviewTab() -> impl IntoView {
 }
 
 #[component]
-fn Tiles(stats: Signal<Stats>) -> impl IntoView {
+fn Tiles(
+    stats: Signal<Stats>,
+    spent: Signal<(f64, f64)>,
+    projection: Signal<String>,
+) -> impl IntoView {
     let tile = move |label: &'static str, value: Box<dyn Fn(&Stats) -> String + Send + Sync>| {
         view! {
             <div class="tile">
@@ -75,8 +90,16 @@ fn Tiles(stats: Signal<Stats>) -> impl IntoView {
     };
     view! {
         <dl class="tiles">
-            {tile("Tokens", Box::new(|s| tokens_label(s.total_tokens)))}
-            {tile("Cost", Box::new(|s| cost_label(s.cost_usd)))}
+            // Tokens and cost as the dashboard card counts them (an iteration that has ended in
+            // the log but has no row yet included), so the two never disagree.
+            <div class="tile">
+                <dt>"Tokens"</dt>
+                <dd data-testid="tile-tokens">{move || tokens_label(spent.get().0)}</dd>
+            </div>
+            <div class="tile">
+                <dt>"Cost"</dt>
+                <dd data-testid="tile-cost">{move || cost_label(spent.get().1)}</dd>
+            </div>
             {tile("Iterations", Box::new(|s| s.iterations.to_string()))}
             {tile("Success rate", Box::new(|s| percent_label(s.success_rate)))}
             {tile("Tasks done", Box::new(|s| format!("{} / {}", s.tasks_done, s.tasks_total)))}
@@ -90,25 +113,64 @@ fn Tiles(stats: Signal<Stats>) -> impl IntoView {
                         .unwrap_or_else(|| "\u{2014}".to_owned())
                 }),
             )}
-            {tile("Projected completion", Box::new(projection_label))}
+            <div class="tile">
+                <dt>"Projected completion"</dt>
+                <dd data-testid="tile-projected-completion">{projection}</dd>
+            </div>
         </dl>
     }
 }
 
-fn projection_label(stats: &Stats) -> String {
-    if stats.tasks_total > 0 && stats.tasks_done >= stats.tasks_total {
+/// Iterations the wall-time pace is measured over.
+const PACE_WINDOW: usize = 10;
+
+/// Wall seconds per iteration over the newest iterations of the latest run (`rows` newest
+/// first): from the oldest one's start to the newest one's end, over their count. Unlike agent
+/// time this counts what the loop does between two agent calls (tests, commits, waits).
+fn wall_seconds_per_iteration(rows: &[IterationRow]) -> Option<f64> {
+    let run = rows.first()?.record.run;
+    let window: Vec<&IterationRow> = rows
+        .iter()
+        .take_while(|r| r.record.run == run)
+        .take(PACE_WINDOW)
+        .collect();
+    let end = window
+        .first()?
+        .record
+        .end
+        .as_deref()
+        .and_then(parse_timestamp)?;
+    let start = window
+        .last()?
+        .record
+        .start
+        .as_deref()
+        .and_then(parse_timestamp)?;
+    let per = (end - start) / window.len() as f64;
+    (per.is_finite() && per > 0.0).then_some(per)
+}
+
+/// The projected completion: none for a finished or failed loop; iterations left times the
+/// wall time per iteration otherwise.
+fn projection_label(stats: &Stats, status: Status, wall_per_iteration: Option<f64>) -> String {
+    if status == Status::Complete
+        || (stats.tasks_total > 0 && stats.tasks_done >= stats.tasks_total)
+    {
         return "done".to_owned();
     }
-    match (stats.projected_completion, stats.projected_iterations_left) {
-        (Some(_), Some(left)) => format!(
-            "{left} iterations \u{00b7} {}",
-            stats
-                .projected_seconds_left
-                .map(duration_label)
-                .unwrap_or_default(),
-        ),
-        (None, Some(left)) => format!("{left} iterations"),
-        _ => "\u{2014}".to_owned(),
+    let Some(left) = stats.projected_iterations_left else {
+        return "\u{2014}".to_owned();
+    };
+    match status {
+        Status::Error => format!("{left} iterations left \u{00b7} stopped by an error"),
+        Status::Stopped => format!("{left} iterations left \u{00b7} loop not running"),
+        Status::Running | Status::Paused | Status::Complete => match wall_per_iteration {
+            Some(per) => format!(
+                "{left} iterations \u{00b7} {}",
+                duration_label(per * f64::from(left))
+            ),
+            None => format!("{left} iterations"),
+        },
     }
 }
 
@@ -336,107 +398,56 @@ fn health_timeline(rows: &[IterationRow]) -> AnyView {
     .into_any()
 }
 
-/// One line of the activity feed.
-#[derive(Clone, Debug, PartialEq)]
-struct Activity {
-    at: Option<f64>,
-    when: String,
-    kind: &'static str,
-    text: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::ralph::iterations::{parse_line, LineOutcome};
+    use crate::contract::ralph::plan::parse_plan;
+    use crate::contract::ralph::stats::{compute_stats, health};
 
-const FEED_LENGTH: usize = 30;
+    fn row(n: u32, run: u32, start: &str, end: &str) -> IterationRow {
+        let json = serde_json::json!({
+            "iteration": n, "max": 20, "start": start, "end": end, "duration_seconds": 1,
+            "status": "success", "tasks_completed": [format!("1.{n}")],
+        });
+        let LineOutcome::Record(mut record) = parse_line(json.to_string().as_bytes()) else {
+            panic!("a record");
+        };
+        record.run = run;
+        IterationRow {
+            health: health(&record),
+            record,
+            cost_usd: None,
+            has_log: true,
+            source: Default::default(),
+        }
+    }
 
-fn activities(
-    rows: &[IterationRow],
-    notifications: &[crate::contract::ralph::notification::Notification],
-) -> Vec<Activity> {
-    let mut feed = Vec::new();
-    for row in rows {
-        let record = &row.record;
-        let when = record.end.clone().or_else(|| record.start.clone());
-        let at = when.as_deref().and_then(parse_timestamp);
-        let when = when.as_deref().map(time_label).unwrap_or_default();
-        let mut text = format!(
-            "Iteration {} {}",
-            record.iteration,
-            match &record.status {
-                s if s.is_success() => "succeeded".to_owned(),
-                s if s.is_error() => "failed".to_owned(),
-                _ => "finished".to_owned(),
-            }
+    #[test]
+    fn projection_counts_wall_time_and_not_for_finished_or_failed_loops() {
+        // Newest first; each iteration's agent took 1 s, but they come 7 s apart.
+        let rows = [
+            row(3, 2, "2026-11-27T10:00:14Z", "2026-11-27T10:00:21Z"),
+            row(2, 2, "2026-11-27T10:00:07Z", "2026-11-27T10:00:14Z"),
+            row(1, 2, "2026-11-27T10:00:00Z", "2026-11-27T10:00:07Z"),
+            row(9, 1, "2026-11-20T10:00:00Z", "2026-11-20T10:00:01Z"),
+        ];
+        assert_eq!(wall_seconds_per_iteration(&rows), Some(7.0));
+        assert_eq!(wall_seconds_per_iteration(&[]), None);
+        let plan = parse_plan("## P\n- [x] 1.1: a\n- [ ] 1.2: b\n- [ ] 1.3: c\n");
+        let records: Vec<_> = rows[..3].iter().rev().map(|r| r.record.clone()).collect();
+        let stats = compute_stats(&records, &plan, 0.01, 0.0);
+        let left = stats.projected_iterations_left.expect("a pace");
+        let per = wall_seconds_per_iteration(&rows);
+        assert_eq!(
+            projection_label(&stats, Status::Running, per),
+            format!(
+                "{left} iterations \u{00b7} {}",
+                duration_label(7.0 * f64::from(left))
+            )
         );
-        if let Some(tokens) = record.tokens {
-            text.push_str(&format!(", {} tokens", tokens_label(tokens)));
-        }
-        feed.push(Activity {
-            at,
-            when: when.clone(),
-            kind: health_name(row.health),
-            text,
-        });
-        if !record.tasks_completed.is_empty() {
-            feed.push(Activity {
-                at,
-                when: when.clone(),
-                kind: "task",
-                text: format!("Checked off {}", record.tasks_completed.join(", ")),
-            });
-        }
-        for error in &record.errors {
-            feed.push(Activity {
-                at,
-                when: when.clone(),
-                kind: "error",
-                text: format!("Error in iteration {}: {error}", record.iteration),
-            });
-        }
-    }
-    for n in notifications {
-        let at = n.timestamp.as_deref().and_then(parse_timestamp);
-        feed.push(Activity {
-            at,
-            when: n.timestamp.as_deref().map(time_label).unwrap_or_default(),
-            kind: "notification",
-            text: format!("{}: {}", n.kind.prefix(), n.message),
-        });
-    }
-    // Newest first; entries without a time go last, in their original order.
-    feed.sort_by(|a, b| match (a.at, b.at) {
-        (Some(a), Some(b)) => b.total_cmp(&a),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    });
-    feed.truncate(FEED_LENGTH);
-    feed
-}
-
-#[component]
-fn ActivityFeed() -> impl IntoView {
-    let view = project_view();
-    let feed = move || {
-        let notifications = view.detail.with(|d| d.notifications.clone());
-        view.recent.with(|rows| activities(rows, &notifications))
-    };
-    view! {
-        <section class="activity" aria-label="Activity">
-            <h2>"Activity"</h2>
-            <ol class="feed">
-                {move || {
-                    feed()
-                        .into_iter()
-                        .map(|a| {
-                            view! {
-                                <li class=format!("feed-item feed-{}", a.kind) data-testid="activity">
-                                    <span class="muted when">{a.when}</span>
-                                    <span class="what">{a.text}</span>
-                                </li>
-                            }
-                        })
-                        .collect_view()
-                }}
-            </ol>
-        </section>
+        assert_eq!(projection_label(&stats, Status::Complete, per), "done");
+        assert!(projection_label(&stats, Status::Error, per).ends_with("stopped by an error"));
+        assert!(projection_label(&stats, Status::Stopped, per).ends_with("loop not running"));
     }
 }

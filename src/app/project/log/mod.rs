@@ -1,6 +1,7 @@
 //! The live log: ANSI colours, search, errors-only filter, jumps between iteration headers, and
 //! auto-scroll with a pin. Only the visible lines are in the DOM, so 100,000+ lines stay smooth.
 
+mod download;
 mod window;
 
 use leptos::{html::Div, prelude::*};
@@ -26,6 +27,7 @@ pub fn LogTab() -> impl IntoView {
     let query = RwSignal::new(String::new());
     let errors_only = RwSignal::new(false);
     let pinned = RwSignal::new(true);
+    let wrap = RwSignal::new(false);
     // `f64::MAX` reads as "the bottom" until the pane reports a real position.
     let scroll_top = RwSignal::new(f64::MAX);
     let viewport = RwSignal::new(INITIAL_VIEWPORT_PX);
@@ -178,6 +180,56 @@ pub fn LogTab() -> impl IntoView {
                     />
                     " Follow"
                 </label>
+                <label>
+                    <input
+                        type="checkbox"
+                        prop:checked=wrap
+                        on:change=move |ev| wrap.set(event_target_checked(&ev))
+                    />
+                    " Wrap lines"
+                </label>
+                // The address is filled in on click, from what the page holds at that moment.
+                <a
+                    class="button-link"
+                    href="#"
+                    download="ralph.log"
+                    on:click=move |ev| {
+                        #[cfg(feature = "hydrate")]
+                        set_download(&ev, log.with_lines(download::plain_text));
+                        #[cfg(not(feature = "hydrate"))]
+                        let _ = ev;
+                    }
+                >
+                    "Download log"
+                </a>
+                <a
+                    class="button-link"
+                    href="#"
+                    download="ralph-iteration.log"
+                    title="The iteration at the top of the pane"
+                    on:click=move |ev| {
+                        // Where the pane really is (a pane too short to scroll never reports).
+                        let scrolled = pane
+                            .get_untracked()
+                            .map_or_else(|| scroll_top.get_untracked(), |el| f64::from(el.scroll_top()));
+                        let top = (scrolled.min(count() as f64 * LINE_PX) / LINE_PX)
+                            .floor()
+                            .max(0.0) as usize;
+                        // The top row's line in the whole log (the pane may show a filter).
+                        let top = matches
+                            .with_untracked(|m| m.as_ref().and_then(|m| m.get(top).copied()))
+                            .unwrap_or(top);
+                        let range = download::iteration_range(&log.headers(), log.len(), top);
+                        let text = log
+                            .with_lines(|lines| download::plain_text(lines.get(range).unwrap_or_default()));
+                        #[cfg(feature = "hydrate")]
+                        set_download(&ev, text);
+                        #[cfg(not(feature = "hydrate"))]
+                        let _ = (ev, text);
+                    }
+                >
+                    "Download iteration"
+                </a>
                 <span class="muted" data-testid="log-count">
                     {move || {
                         let total = {
@@ -196,6 +248,7 @@ pub fn LogTab() -> impl IntoView {
             </Show>
             <div
                 class="log-pane ansi"
+                class:log-wrap=wrap
                 node_ref=pane
                 on:scroll=on_scroll
                 tabindex="0"
@@ -213,5 +266,17 @@ pub fn LogTab() -> impl IntoView {
                 </div>
             </div>
         </section>
+    }
+}
+
+/// Points the clicked download link at `text` just before the browser follows it.
+#[cfg(feature = "hydrate")]
+fn set_download(ev: &leptos::ev::MouseEvent, text: String) {
+    use wasm_bindgen::JsCast;
+    let link = ev
+        .current_target()
+        .and_then(|target| target.dyn_into::<web_sys::Element>().ok());
+    if let Some(link) = link {
+        let _ = link.set_attribute("href", &download::data_url(&text));
     }
 }
