@@ -137,6 +137,7 @@ async fn every_message_type_comes_from_a_real_file_change() {
     assert_eq!(first["type"], "connection");
     let build = fixture.build.join(".buildrunner");
 
+    let written = std::time::Instant::now();
     fs::write(
         build.join("checkpoints").join(RICH),
         fixture_text(&format!("seed/{RICH}")),
@@ -148,6 +149,8 @@ async fn every_message_type_comes_from_a_real_file_change() {
         of_type("checkpoint_update"),
     )
     .await;
+    // Measured and printed, not asserted.
+    eprintln!("checkpoint write -> build stream: {:?}", written.elapsed());
     assert_eq!(checkpoint["checkpoint_id"], RICH.trim_end_matches(".json"));
     assert_eq!(checkpoint["phase"], "build_phase_1");
     assert_eq!(checkpoint["tasks_completed"][0], "task1");

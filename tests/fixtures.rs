@@ -91,7 +91,7 @@ impl Project {
     }
 
     fn open(&self) -> ProjectState {
-        ProjectState::open("fixture", &self.dir, ProjectKind::Ralph)
+        ProjectState::open("fixture", &self.dir, vec![ProjectKind::Ralph])
     }
 
     fn log_text(&self) -> String {
@@ -1703,7 +1703,7 @@ fn big_log_indexes_every_iteration() {
     assert_eq!(fs::metadata(&path).expect("stat").len(), size);
     assert!(size > 200_000_000, "{size} bytes");
 
-    let state = ProjectState::open("big", &dir, ProjectKind::Ralph);
+    let state = ProjectState::open("big", &dir, vec![ProjectKind::Ralph]);
     let summary = state.summary();
     assert_eq!(summary.iteration, Some(ITERATIONS));
     assert_eq!(summary.max_iterations, ITERATIONS);

@@ -66,10 +66,10 @@ struct Build {
 
 async fn simulate(dir: &Path, iteration: Duration) -> io::Result<()> {
     let mut build = Build::create(dir)?;
-    for index in 0..FEATURES.len() {
+    for (index, (_, feature, _)) in FEATURES.iter().enumerate() {
         build.start(index)?;
         tokio::time::sleep(iteration / 2).await;
-        build.log(&format!("running tests for {}", FEATURES[index].1))?;
+        build.log(&format!("running tests for {feature}"))?;
         build.test_output(index)?;
         tokio::time::sleep(iteration / 2).await;
         build.finish(index)?;
