@@ -162,6 +162,11 @@ pub enum ApiError {
     /// The session may not do this (a viewer acting, or a project outside its links).
     #[error("not allowed: {0}")]
     Forbidden(String),
+    /// A share link that cannot be made as asked (no project, a bad lifetime).
+    #[error("{0}")]
+    BadShare(String),
+    #[error("no share link {0:?}")]
+    UnknownShare(String),
 }
 
 impl ApiError {
@@ -170,8 +175,9 @@ impl ApiError {
         match self {
             ApiError::UnknownProject(_)
             | ApiError::UnknownIteration { .. }
-            | ApiError::FileMissing(_) => 404,
-            ApiError::FileNotAllowed(_) => 400,
+            | ApiError::FileMissing(_)
+            | ApiError::UnknownShare(_) => 404,
+            ApiError::FileNotAllowed(_) | ApiError::BadShare(_) => 400,
             ApiError::Forbidden(_) => 403,
             ApiError::Io(_) | ApiError::ServerFn(_) | ApiError::Archive(_) => 500,
         }

@@ -81,9 +81,12 @@ pub fn ProjectPage() -> impl IntoView {
 #[component]
 fn LoadError(error: ApiError) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    if let ApiError::UnknownProject(_) = error {
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(axum::http::StatusCode::NOT_FOUND);
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        match error {
+            ApiError::UnknownProject(_) => response.set_status(axum::http::StatusCode::NOT_FOUND),
+            // A viewer's link does not show this project.
+            ApiError::Forbidden(_) => response.set_status(axum::http::StatusCode::FORBIDDEN),
+            _ => {}
         }
     }
     view! {
