@@ -114,7 +114,8 @@ fn is_project_id(id: &str) -> bool {
             .all(|c| !c.is_control() && !matches!(c, '/' | '\\' | ',' | ' '))
 }
 
-fn key_hash(key: &str) -> String {
+/// What the store keeps of a key (SHA-256, hex).
+pub fn key_hash(key: &str) -> String {
     Sha256::digest(key.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

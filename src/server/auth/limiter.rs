@@ -121,4 +121,3 @@ fn client_key(address: IpAddr) -> IpAddr {
         },
     }
 }
-

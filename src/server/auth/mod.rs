@@ -503,9 +503,10 @@ fn read_or_create(path: &Path) -> io::Result<(String, bool)> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::sessions::MAX_SESSIONS;
+    use super::*;
     use axum::http::HeaderValue;
+    use std::net::IpAddr;
 
     #[test]
     fn first_run_creates_private_secrets_and_later_runs_reuse_them() {
@@ -648,7 +649,7 @@ mod tests {
             Access::viewer(["bravo".to_owned()].into(), "share2".into()),
             SESSION,
         );
-        let mut endings = auth.endings();
+        let endings = auth.endings();
         assert_eq!(auth.end_share("share1"), 1);
         assert!(endings.has_changed().unwrap_or(false));
         assert!(!auth.is_live(&claims));

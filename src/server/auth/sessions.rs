@@ -196,7 +196,8 @@ impl Sessions {
                 tracing::warn!(%error, "cannot save the session list: the ended sessions stay ended until a restart");
             }
             drop(live);
-            self.ended.send_modify(|count| *count = count.wrapping_add(1));
+            self.ended
+                .send_modify(|count| *count = count.wrapping_add(1));
         }
         ended
     }
