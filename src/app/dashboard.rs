@@ -5,6 +5,8 @@ use leptos::prelude::*;
 use super::{
     controls::SearchBox,
     format::{cost_label, health_name, iteration_label, time_label, tokens_label},
+    role::can_act,
+    share::SharePanel,
     toasts::NotificationPermission,
 };
 use crate::api::{list_projects, set_archived};
@@ -23,7 +25,21 @@ pub fn Dashboard() -> impl IntoView {
             <Suspense>
                 {move || Suspend::new(async move {
                     match projects.await {
-                        Ok(list) => view! { <ProjectGrid projects=list /> }.into_any(),
+                        Ok(list) => {
+                            let shareable: Vec<(String, String)> = list
+                                .projects
+                                .iter()
+                                .map(|p| (p.id.clone(), p.name.clone()))
+                                .collect();
+                            let act = can_act();
+                            view! {
+                                <Show when=move || act.get()>
+                                    <SharePanel projects=shareable.clone() />
+                                </Show>
+                                <ProjectGrid projects=list />
+                            }
+                                .into_any()
+                        }
                         Err(error) => {
                             view! {
                                 <p class="load-error" role="alert">
@@ -111,6 +127,7 @@ fn matches_search(summary: &ProjectSummary, query: &str) -> bool {
 #[component]
 fn ProjectCardView(card: ProjectCard) -> impl IntoView {
     let summary = card.summary;
+    let act = can_act();
     let status = move || summary.with(|s| s.status.as_str());
     let status_label = move || {
         summary.with(|s| {
@@ -215,7 +232,9 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                         .into_any()
                 }
             }}
-            <ArchiveButton summary />
+            <Show when=move || act.get()>
+                <ArchiveButton summary />
+            </Show>
             <ul class="warnings">
                 {move || {
                     summary
