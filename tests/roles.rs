@@ -581,8 +581,7 @@ async fn the_cli_makes_links_a_running_server_opens_and_prints_the_audit_trail()
         "newest first: {trail}"
     );
     assert!(
-        lines[1].contains(&format!(" done operator:"))
-            && lines[1].contains(&format!(" {} archive", f.alpha)),
+        lines[1].contains(" done operator:") && lines[1].contains(&format!(" {} archive", f.alpha)),
         "{trail}"
     );
     let alpha_only = cli(&["audit", "--project", &f.alpha]);

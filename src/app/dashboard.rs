@@ -232,9 +232,7 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                         .into_any()
                 }
             }}
-            <Show when=move || act.get()>
-                <ArchiveButton summary />
-            </Show>
+            <Show when=move || act.get()>{view! { <ArchiveButton summary /> }.into_any()}</Show>
             <ul class="warnings">
                 {move || {
                     summary

@@ -17,7 +17,7 @@ const LIFETIMES: [(&str, &str); 4] = [
 
 /// `projects`: (id, name) of every project the operator may share.
 #[component]
-pub fn SharePanel(projects: Vec<(String, String)>) -> impl IntoView {
+pub fn SharePanel(projects: Vec<(String, String)>) -> AnyView {
     let chosen = RwSignal::new(Vec::<String>::new());
     let lifetime = RwSignal::new("7d".to_owned());
     let links = LocalResource::new(list_shares);
@@ -111,6 +111,9 @@ pub fn SharePanel(projects: Vec<(String, String)>) -> impl IntoView {
             </ul>
         </details>
     }
+    // Type-erased: the panel inside the dashboard's views nests too deep for the compiler's
+    // layout queries otherwise.
+    .into_any()
 }
 
 #[component]

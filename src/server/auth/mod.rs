@@ -234,13 +234,8 @@ impl Auth {
     /// Ends the viewer sessions whose share link `is_gone` (revoked or expired meanwhile, e.g.
     /// while the server was down); returns how many ended.
     pub fn end_shares_where(&self, is_gone: impl Fn(&str) -> bool) -> usize {
-        self.sessions.end_where(|_, session| {
-            session
-                .access
-                .share
-                .as_deref()
-                .is_some_and(|share| is_gone(share))
-        })
+        self.sessions
+            .end_where(|_, session| session.access.share.as_deref().is_some_and(&is_gone))
     }
 
     /// Changes each time sessions end (a sign-out, a revoked link): long-lived streams wait on
