@@ -20,7 +20,9 @@ const LIFETIMES: [(&str, &str); 4] = [
 pub fn SharePanel(projects: Vec<(String, String)>) -> AnyView {
     let chosen = RwSignal::new(Vec::<String>::new());
     let lifetime = RwSignal::new("7d".to_owned());
-    let links = LocalResource::new(list_shares);
+    // A signal filled from the browser, not a resource: the panel sits inside the dashboard's
+    // `Suspense`, which a loading resource would blank.
+    let links = RwSignal::new(None::<Result<Vec<ShareLink>, ApiError>>);
     let create = Action::new(move |_: &()| {
         let projects = chosen.get_untracked();
         let expires = Some(lifetime.get_untracked());
@@ -30,10 +32,11 @@ pub fn SharePanel(projects: Vec<(String, String)>) -> AnyView {
         let id = id.clone();
         async move { revoke_share(id).await }
     });
+    // Loads the list at first and again after each change.
     Effect::new(move |_| {
-        if create.version().get() > 0 || revoke.version().get() > 0 {
-            links.refetch();
-        }
+        create.version().track();
+        revoke.version().track();
+        leptos::task::spawn_local(async move { links.set(Some(list_shares().await)) });
     });
     let created = move || {
         create.value().get().map(|made| match made {
