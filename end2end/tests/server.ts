@@ -33,7 +33,7 @@ export class Server {
   private constructor(
     private readonly binary: string,
     private readonly projectsRoot: string,
-    private readonly dataDir: string,
+    readonly dataDir: string,
     private port: number,
   ) {}
 

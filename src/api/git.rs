@@ -63,7 +63,7 @@ mod ssr {
 
     /// The project's directory and its iterations' spans, or 404.
     pub fn project(project: &str) -> Result<(PathBuf, Vec<IterationSpan>), ApiError> {
-        super::super::ssr::actor()?;
+        super::super::ssr::viewer_of(project)?;
         super::super::ssr::state()?
             .index
             .with_project(project, |state| {

@@ -20,7 +20,9 @@ use crate::model::{
 /// the cursors the live stream continues from.
 #[server(prefix = "/api", endpoint = "projects", input = Json)]
 pub async fn list_projects() -> Result<ProjectList, ApiError> {
-    let (summaries, list_cursor) = ssr::state()?.index.summaries_at();
+    let access = ssr::actor()?.access;
+    let (mut summaries, list_cursor) = ssr::state()?.index.summaries_at();
+    summaries.retain(|(summary, _)| access.may_see(&summary.id));
     let mut cursors = std::collections::BTreeMap::new();
     cursors.insert(crate::model::Topic::Projects, list_cursor);
     let mut projects = Vec::with_capacity(summaries.len());
@@ -34,6 +36,7 @@ pub async fn list_projects() -> Result<ProjectList, ApiError> {
 /// One project: plan, stats, config and notification history.
 #[server(prefix = "/api", endpoint = "project", input = Json)]
 pub async fn load_project(project: String) -> Result<ProjectDetail, ApiError> {
+    ssr::viewer_of(&project)?;
     ssr::state()?
         .index
         .with_project_at(&project, |state, cursor| state.detail(cursor))
@@ -46,6 +49,7 @@ pub async fn load_iterations(
     project: String,
     query: IterationQuery,
 ) -> Result<IterationPage, ApiError> {
+    ssr::viewer_of(&project)?;
     ssr::state()?
         .index
         .with_project_at(&project, |state, cursor| state.iterations(&query, cursor))
@@ -59,6 +63,7 @@ pub async fn load_iteration_log(
     run: u32,
     iteration: u32,
 ) -> Result<IterationLog, ApiError> {
+    ssr::viewer_of(&project)?;
     let location = ssr::state()?
         .index
         .with_project(&project, |state| state.iteration_location(run, iteration))
@@ -76,6 +81,7 @@ pub async fn load_iteration_log(
 /// ends at.
 #[server(prefix = "/api", endpoint = "log", input = Json)]
 pub async fn load_log(project: String, max_bytes: Option<u64>) -> Result<LogText, ApiError> {
+    ssr::viewer_of(&project)?;
     use crate::model::api_types::MAX_LOG_BYTES;
     let max_bytes = max_bytes.unwrap_or(MAX_LOG_BYTES).min(MAX_LOG_BYTES);
     let state = ssr::state()?;
@@ -97,6 +103,7 @@ pub async fn load_log(project: String, max_bytes: Option<u64>) -> Result<LogText
 /// The newest iterations (newest first) that the overview's charts and activity feed show.
 #[server(prefix = "/api", endpoint = "recent", input = Json)]
 pub async fn load_recent(project: String) -> Result<Vec<IterationRow>, ApiError> {
+    ssr::viewer_of(&project)?;
     let query = IterationQuery {
         limit: RECENT_ITERATIONS,
         ..IterationQuery::default()
@@ -114,6 +121,7 @@ pub const RECENT_ITERATIONS: u32 = 60;
 /// The context files present: `AGENTS.md`, `PROMPT.md`, then `specs/*.md`.
 #[server(prefix = "/api", endpoint = "context_files", input = Json)]
 pub async fn list_context_files(project: String) -> Result<Vec<String>, ApiError> {
+    ssr::viewer_of(&project)?;
     let dir = ssr::project_dir(&project)?;
     crate::server::safe_open::off_thread(move || crate::server::project::context_files::list(&dir))
         .await
@@ -124,6 +132,7 @@ pub async fn list_context_files(project: String) -> Result<Vec<String>, ApiError
 /// `specs/NAME.md` is refused, so nothing else of the project (or outside it) can be read.
 #[server(prefix = "/api", endpoint = "context_file", input = Json)]
 pub async fn load_context_file(project: String, name: String) -> Result<ContextFile, ApiError> {
+    ssr::viewer_of(&project)?;
     let dir = ssr::project_dir(&project)?;
     crate::server::safe_open::off_thread(move || {
         crate::server::project::context_files::read(&dir, &name)
@@ -135,6 +144,11 @@ pub async fn load_context_file(project: String, name: String) -> Result<ContextF
 pub mod git;
 #[cfg(feature = "ssr")]
 mod ssr;
+
+mod access;
+mod share;
+pub use access::*;
+pub use share::*;
 
 /// Archives a project (hidden from dashboards by default, still watched) or brings it back.
 /// Every dashboard hears of it at once (`project_archived`). Returns the updated card.

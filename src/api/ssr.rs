@@ -1,6 +1,7 @@
 //! What every server function needs on the server: the state, the caller and its role, the
 //! error's HTTP status, and the audit trail.
 
+use crate::model::access::Access;
 use crate::model::api_types::ApiError;
 use crate::model::audit::{AuditEntry, Outcome, Role};
 use crate::server::{auth::Claims, store::NewAuditEntry, AppState};
@@ -38,6 +39,8 @@ pub struct Actor {
     /// A short, non-secret tag of the session, for the audit trail.
     pub session: String,
     pub role: Role,
+    /// What the session may see and do.
+    pub access: Access,
 }
 
 pub fn actor() -> Result<Actor, ApiError> {
@@ -49,15 +52,29 @@ pub fn actor() -> Result<Actor, ApiError> {
     match (state.auth.is_some(), claims) {
         (_, Some(claims)) => Ok(Actor {
             session: claims.sid.chars().take(8).collect(),
-            // Every session is an operator's until share links bring viewers.
-            role: Role::Operator,
+            role: claims.access.role,
+            access: claims.access.clone(),
         }),
-        // Authentication off (tests only): the one local user.
+        // Authentication off: the one local user.
         (false, None) => Ok(Actor {
             session: "local".into(),
             role: Role::Operator,
+            access: Access::operator(),
         }),
         (true, None) => Err(fail(ApiError::Forbidden("no session".into()))),
+    }
+}
+
+/// The caller, if it may see `project`; 403 otherwise (whether or not the project exists, so a
+/// viewer learns nothing of projects outside its link).
+pub fn viewer_of(project: &str) -> Result<Actor, ApiError> {
+    let actor = actor()?;
+    if actor.access.may_see(project) {
+        Ok(actor)
+    } else {
+        Err(fail(ApiError::Forbidden(
+            "this link does not show that project".into(),
+        )))
     }
 }
 

@@ -5,6 +5,8 @@ use leptos::prelude::*;
 use super::{
     controls::SearchBox,
     format::{cost_label, health_name, iteration_label, tokens_label, Reading, When},
+    role::can_act,
+    share::SharePanel,
     toasts::NotificationPermission,
 };
 use crate::api::{list_projects, set_archived};
@@ -24,7 +26,21 @@ pub fn Dashboard() -> impl IntoView {
             <Suspense>
                 {move || Suspend::new(async move {
                     match projects.await {
-                        Ok(list) => view! { <ProjectGrid projects=list /> }.into_any(),
+                        Ok(list) => {
+                            let shareable: Vec<(String, String)> = list
+                                .projects
+                                .iter()
+                                .map(|p| (p.id.clone(), p.name.clone()))
+                                .collect();
+                            let act = can_act();
+                            view! {
+                                <Show when=move || act.get()>
+                                    <SharePanel projects=shareable.clone() />
+                                </Show>
+                                <ProjectGrid projects=list />
+                            }
+                                .into_any()
+                        }
                         Err(error) => {
                             view! {
                                 <p class="load-error" role="alert">
@@ -245,6 +261,7 @@ fn matches_search(summary: &ProjectSummary, query: &str) -> bool {
 #[component]
 fn ProjectCardView(card: ProjectCard) -> impl IntoView {
     let summary = card.summary;
+    let act = can_act();
     let status = move || summary.with(|s| s.status.as_str());
     let status_label = move || {
         summary.with(|s| {
@@ -348,7 +365,7 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                 }
             }}
             <super::build::BuildCardLines summary />
-            <ArchiveButton summary />
+            <Show when=move || act.get()>{view! { <ArchiveButton summary /> }.into_any()}</Show>
             <ul class="warnings">
                 {move || {
                     summary

@@ -7,6 +7,8 @@ mod dashboard;
 mod format;
 mod login;
 mod project;
+pub mod role;
+mod share;
 mod stream_status;
 mod toasts;
 
@@ -55,6 +57,7 @@ pub fn App() -> impl IntoView {
     // One store and one socket per tab, shared by every page.
     let store = LiveStore::new();
     provide_context(store);
+    role::provide_access();
     #[cfg(feature = "hydrate")]
     crate::live::socket::start(store);
     view! {

@@ -1,5 +1,6 @@
-//! `loopwatch serve` and `loopwatch demo`.
+//! `loopwatch serve` and `loopwatch demo`, and the smaller commands (`share`, `audit`, ...).
 
+pub mod admin;
 pub mod demo;
 pub mod demo_build;
 
@@ -35,6 +36,10 @@ enum Command {
     Inspect(InspectArgs),
     /// Print the sign-in link (it contains the login credential: treat it like a password).
     LoginLink(LoginLinkArgs),
+    /// Create a read-only link to some projects and print it (treat it like a password).
+    Share(admin::ShareArgs),
+    /// Print the audit trail of control actions, newest first, one line each.
+    Audit(admin::AuditArgs),
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +123,8 @@ enum CliError {
     Inspect(PathBuf, String),
     #[error("data directory {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
 }
 
 pub fn run() -> ExitCode {
@@ -166,6 +173,16 @@ pub fn run() -> ExitCode {
 async fn run_command(command: Command) -> Result<(), CliError> {
     match command {
         Command::Inspect(args) => inspect(&args.dir),
+        Command::Share(args) => {
+            println!("{}", admin::share(args)?);
+            Ok(())
+        }
+        Command::Audit(args) => {
+            for line in admin::audit(args)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::LoginLink(args) => {
             let dir = args.data_dir.unwrap_or_else(auth::default_data_dir);
             let loaded = auth::Auth::load_or_create(&dir).map_err(|e| CliError::DataDir(dir, e))?;

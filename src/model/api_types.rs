@@ -170,6 +170,11 @@ pub enum ApiError {
     /// git failed, timed out or is missing.
     #[error("{0}")]
     Git(String),
+    /// A share link that cannot be made as asked (no project, a bad lifetime).
+    #[error("{0}")]
+    BadShare(String),
+    #[error("no share link {0:?}")]
+    UnknownShare(String),
 }
 
 impl ApiError {
@@ -179,8 +184,9 @@ impl ApiError {
             ApiError::UnknownProject(_)
             | ApiError::UnknownIteration { .. }
             | ApiError::FileMissing(_)
-            | ApiError::UnknownCommit(_) => 404,
-            ApiError::FileNotAllowed(_) => 400,
+            | ApiError::UnknownCommit(_)
+            | ApiError::UnknownShare(_) => 404,
+            ApiError::FileNotAllowed(_) | ApiError::BadShare(_) => 400,
             ApiError::Forbidden(_) => 403,
             ApiError::Io(_) | ApiError::ServerFn(_) | ApiError::Archive(_) | ApiError::Git(_) => {
                 500

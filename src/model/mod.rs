@@ -1,5 +1,6 @@
 //! Types shared by the server and the WASM client. No I/O here.
 
+pub mod access;
 pub mod api_types;
 pub mod audit;
 pub mod build;

@@ -19,6 +19,9 @@ use crate::contract::{
 pub const CODE_BAD_REQUEST: u16 = 4400;
 /// Close code and error code for an expired (or refused) session.
 pub const CODE_AUTH_EXPIRED: u16 = 4401;
+/// Error code for a subscription to a project the session may not see (a viewer's link names
+/// other projects).
+pub const CODE_FORBIDDEN: u16 = 4403;
 /// Error code for a subscription to a project the server does not know.
 pub const CODE_UNKNOWN_PROJECT: u16 = 4404;
 /// Close code and error code for a failure inside the server (the client did nothing wrong;
@@ -50,6 +53,17 @@ pub enum ClientMessage {
     SetIncludeArchived {
         value: bool,
     },
+    /// The channel form of subscribe (`{"type":"subscribe","channel":"project:ID"}`): the
+    /// channel's topics, acknowledged with `subscribed {channel}`.
+    Join {
+        channel: String,
+        topics: Vec<Topic>,
+    },
+    /// The channel form of unsubscribe, acknowledged with `unsubscribed {channel}`.
+    Leave {
+        channel: String,
+        topics: Vec<Topic>,
+    },
 }
 
 /// Why a client frame was refused.
@@ -70,6 +84,8 @@ pub enum ProtocolError {
     },
     #[error("unknown topic {0:?}: use projects, project:ID or log:ID")]
     BadTopic(String),
+    #[error("unknown channel {0:?}: use project:ID or agent:ID")]
+    BadChannel(String),
 }
 
 impl ClientMessage {
@@ -88,6 +104,20 @@ impl ClientMessage {
             })?,
             (None, None) => return Err(ProtocolError::MissingAction),
         };
+        let channel = object
+            .get("channel")
+            .filter(|_| object.get("topics").is_none() && object.get("projects").is_none());
+        match (action, channel) {
+            ("subscribe", Some(channel)) => {
+                let (channel, topics) = channel_topics(channel)?;
+                return Ok(ClientMessage::Join { channel, topics });
+            }
+            ("unsubscribe", Some(channel)) => {
+                let (channel, topics) = channel_topics(channel)?;
+                return Ok(ClientMessage::Leave { channel, topics });
+            }
+            _ => {}
+        }
         match action {
             "ping" => Ok(ClientMessage::Ping),
             "subscribe" => Ok(ClientMessage::Subscribe {
@@ -145,6 +175,24 @@ fn topic_list(object: &serde_json::Map<String, Value>) -> Result<Vec<Topic>, Pro
         });
     }
     Ok(topics)
+}
+
+/// A channel's name and topics: `project:ID` is the project's state (its loop), `agent:ID` its
+/// loop and its log; a topic's own name (`projects`, `log:ID`) is a channel of that topic.
+fn channel_topics(value: &Value) -> Result<(String, Vec<Topic>), ProtocolError> {
+    let name = value.as_str().ok_or(ProtocolError::BadField {
+        field: "channel",
+        expected: "a string",
+    })?;
+    let bad = || ProtocolError::BadChannel(truncate(name, 64));
+    let topics = match name.split_once(':') {
+        Some(("agent", id)) => {
+            let state = Topic::parse(&format!("project:{id}")).ok_or_else(bad)?;
+            vec![state, Topic::Log(id.to_owned())]
+        }
+        _ => vec![Topic::parse(name).ok_or_else(bad)?],
+    };
+    Ok((name.to_owned(), topics))
 }
 
 /// `"since": {"TOPIC": {"epoch": E, "seq": N}}`.
@@ -422,6 +470,38 @@ impl ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_frames_are_aliases_of_topics() {
+        let join = ClientMessage::parse(r#"{"type":"subscribe","channel":"project:a"}"#);
+        assert_eq!(
+            join,
+            Ok(ClientMessage::Join {
+                channel: "project:a".into(),
+                topics: vec![Topic::Project("a".into())],
+            })
+        );
+        let agent = ClientMessage::parse(r#"{"type":"unsubscribe","channel":"agent:a"}"#);
+        assert_eq!(
+            agent,
+            Ok(ClientMessage::Leave {
+                channel: "agent:a".into(),
+                topics: vec![Topic::Project("a".into()), Topic::Log("a".into())],
+            })
+        );
+        for bad in [
+            r#"{"type":"subscribe","channel":"issue:1"}"#,
+            r#"{"type":"subscribe","channel":"agent:"}"#,
+            r#"{"type":"subscribe","channel":7}"#,
+        ] {
+            assert!(ClientMessage::parse(bad).is_err(), "{bad}");
+        }
+        // With topics, the topic form wins.
+        assert!(matches!(
+            ClientMessage::parse(r#"{"type":"subscribe","channel":"x","topics":["projects"]}"#),
+            Ok(ClientMessage::Subscribe { .. })
+        ));
+    }
 
     fn subscribe(topics: &[&str]) -> ClientMessage {
         ClientMessage::Subscribe {

@@ -12,6 +12,7 @@ pub mod index;
 pub mod metrics;
 pub mod project;
 pub mod safe_open;
+pub mod share;
 pub mod shutdown;
 pub mod state;
 pub mod store;

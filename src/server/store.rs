@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite database in the data directory (`loopwatch.db`, mode 0600,
 //! WAL) for what must outlive a restart and be queried later: the audit trail of control
-//! actions (and, as they land, alert history). This module alone talks SQL.
+//! actions, the share links (in [`shares`]) and, as they land, alert history. This module
+//! (with its submodules) alone talks SQL.
 //!
 //! Calls block (a local file, milliseconds): async callers run them on the blocking pool.
 //! Schema changes are numbered migrations applied on open (`PRAGMA user_version`), so an older
@@ -14,6 +15,8 @@ use std::{
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::model::audit::{AuditEntry, Outcome, Role};
+
+pub mod shares;
 
 /// The database's file inside the data directory.
 pub const FILE: &str = "loopwatch.db";
@@ -33,6 +36,16 @@ const MIGRATIONS: &[&str] = &[
          detail   TEXT NOT NULL
      );
      CREATE INDEX audit_by_project ON audit (project, id);",
+    // 2: share links. Only a hash of each link's key is kept: the database never holds a
+    // working link.
+    "CREATE TABLE shares (
+         id        TEXT PRIMARY KEY,
+         key_hash  TEXT NOT NULL UNIQUE,
+         projects  TEXT NOT NULL,
+         created   TEXT NOT NULL,
+         expires   INTEGER NOT NULL,
+         revoked   TEXT
+     );",
 ];
 
 /// Longest detail or parameter text kept per entry: an audit row records what was done, not the

@@ -42,6 +42,7 @@ pub fn app(state: AppState) -> Router {
             "/api/login",
             get(session::login_link).post(session::login_form),
         )
+        .route("/api/share", get(session::share_link))
         .route("/api/logout", post(session::logout))
         .route("/api/session", get(session::check))
         .route("/ws/instances", get(compat::instances))
@@ -147,6 +148,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         Some(dir) => store::Store::open(dir)?,
         None => store::Store::in_memory()?,
     };
+    if let Some(auth) = &config.auth {
+        // Links revoked or expired while the server was down end their sessions now.
+        auth.end_shares_where(|share| crate::server::share::is_gone(&store, share));
+    }
     let hub = Hub::new(config.hub_capacity);
     let index = Arc::new(Index::with_archive(hub.clone(), archive));
     for dir in discovery::discover(&roots) {

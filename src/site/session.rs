@@ -1,5 +1,5 @@
-//! The HTTP side of authentication: the guard in front of every route, the login and logout
-//! endpoints, and the Origin check for the streaming endpoints.
+//! The HTTP side of authentication: the guard in front of every route, the login, share-link
+//! and logout endpoints, and the Origin check for the streaming endpoints.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use crate::contract::percent::encode_query_value;
 use crate::server::{
-    auth::{Auth, AuthError, SESSION},
+    auth::{Access, Auth, AuthError, SESSION},
+    share::{self, ShareError},
     AppState,
 };
 
@@ -27,7 +28,7 @@ fn is_public(path: &str) -> bool {
 fn is_public_with(path: &str, is_site_file: impl Fn(&str) -> bool) -> bool {
     matches!(
         path,
-        "/login" | "/api/login" | "/api/logout" | "/favicon.svg"
+        "/login" | "/api/login" | "/api/share" | "/api/logout" | "/favicon.svg"
     ) || path
         .strip_prefix('/')
         .is_some_and(|file| file.starts_with("pkg/") && is_site_file(file))
@@ -133,18 +134,7 @@ fn login(state: AppState, peer: SocketAddr, form: LoginForm) -> Response {
     let address = peer.ip();
     if let Err(retry_after) = auth.login_limiter().check(address) {
         tracing::warn!(%address, "sign-in refused: too many failed tries from this address");
-        let seconds = retry_after.as_secs().max(1);
-        let body = serde_json::json!({
-            "type": "error",
-            "code": 429,
-            "message": format!("too many failed sign-ins; try again in {seconds} s"),
-        });
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, seconds.to_string())],
-            Json(body),
-        )
-            .into_response();
+        return too_many_tries(retry_after);
     }
     if !auth.check_credential(form.credential.trim()) {
         auth.login_limiter().failed(address);
@@ -158,6 +148,81 @@ fn login(state: AppState, peer: SocketAddr, form: LoginForm) -> Response {
     auth.login_limiter().succeeded(address);
     tracing::info!(%address, "signed in");
     signed_in(&auth, &next)
+}
+
+fn too_many_tries(retry_after: std::time::Duration) -> Response {
+    let seconds = retry_after.as_secs().max(1);
+    let body = serde_json::json!({
+        "type": "error",
+        "code": 429,
+        "message": format!("too many failed sign-ins; try again in {seconds} s"),
+    });
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        Json(body),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ShareQuery {
+    key: String,
+}
+
+impl std::fmt::Debug for ShareQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key opens the link: never printed.
+        f.write_str("ShareQuery { .. }")
+    }
+}
+
+/// `GET /api/share?key=...`: a read-only link. Starts a viewer session limited to the link's
+/// projects, ending with the link at the latest; wrong keys count as failed sign-ins.
+pub async fn share_link(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<ShareQuery>,
+) -> Response {
+    let Some(auth) = state.auth else {
+        return Redirect::to("/").into_response();
+    };
+    let address = peer.ip();
+    if let Err(retry_after) = auth.login_limiter().check(address) {
+        tracing::warn!(%address, "share link refused: too many failed tries from this address");
+        return too_many_tries(retry_after);
+    }
+    let store = state.store.clone();
+    let opened = tokio::task::spawn_blocking(move || share::open(&store, &query.key)).await;
+    let link = match opened {
+        Ok(Ok(link)) => link,
+        Ok(Err(ShareError::NotValid)) => {
+            auth.login_limiter().failed(address);
+            tracing::warn!(%address, "a share link that does not open was tried");
+            let body = serde_json::json!({"type": "error", "code": 403, "message": ShareError::NotValid.to_string()});
+            return (StatusCode::FORBIDDEN, Json(body)).into_response();
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot open a share link");
+            let body = serde_json::json!({"type": "error", "code": 500, "message": "the share links cannot be read"});
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+        }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    auth.login_limiter().succeeded(address);
+    tracing::info!(%address, share = %link.id, "signed in with a share link");
+    let next = match link.projects.as_slice() {
+        [only] => format!("/projects/{}", encode_query_value(only)),
+        _ => "/".to_owned(),
+    };
+    let lifetime = share::session_lifetime(&link, SESSION);
+    let access = Access::viewer(link.projects.iter().cloned().collect(), link.id);
+    let token = auth.issue_for(access, lifetime);
+    (
+        [(header::SET_COOKIE, auth.cookie(Some(&token)))],
+        Redirect::to(&next),
+    )
+        .into_response()
 }
 
 fn signed_in(auth: &Arc<Auth>, next: &str) -> Response {
@@ -280,6 +345,7 @@ mod tests {
         for path in [
             "/login",
             "/api/login",
+            "/api/share",
             "/pkg/loopwatch.wasm",
             "/pkg/loopwatch.js",
             "/favicon.svg",

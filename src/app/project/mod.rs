@@ -85,9 +85,12 @@ pub fn ProjectPage() -> impl IntoView {
 fn LoadError(error: ApiError) -> impl IntoView {
     let gone = matches!(error, ApiError::UnknownProject(_));
     #[cfg(feature = "ssr")]
-    if gone {
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(axum::http::StatusCode::NOT_FOUND);
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        match error {
+            ApiError::UnknownProject(_) => response.set_status(axum::http::StatusCode::NOT_FOUND),
+            // A viewer's link does not show this project.
+            ApiError::Forbidden(_) => response.set_status(axum::http::StatusCode::FORBIDDEN),
+            _ => {}
         }
     }
     let (title, heading) = if gone {

@@ -3,6 +3,8 @@
 //! `/ws/messages` (notification transitions, metadata only). Each sends a snapshot first, then
 //! deltas; a client that falls behind gets a fresh snapshot instead of stale deltas. A delta is
 //! made from the event each hub frame carries, never from parsing the frame's text back.
+//! A viewer's session sees only its link's projects: other instances are left out, and a log
+//! or an instance filter naming another project is refused (4403).
 
 use std::sync::Arc;
 
@@ -16,12 +18,14 @@ use serde_json::{json, Value};
 use crate::contract::ralph::notification::Notification;
 use crate::model::{
     protocol::{
-        ServerMessage, CODE_BAD_REQUEST, CODE_UNKNOWN_PROJECT, DEFAULT_BACKLOG, MAX_BACKLOG,
+        ServerMessage, CODE_BAD_REQUEST, CODE_FORBIDDEN, CODE_UNKNOWN_PROJECT, DEFAULT_BACKLOG,
+        MAX_BACKLOG,
     },
     Topic,
 };
 use crate::server::{
     archive::Archival,
+    auth::Access,
     hub::{ArchivedProjects, Frame},
     index::Index,
     stream::{
@@ -87,6 +91,18 @@ pub async fn messages(socket: SocketRequest, Query(query): Query<MessageQuery>) 
 /// frames.
 impl Endpoint for View {
     fn open(&mut self, socket: &SocketContext) -> Result<Vec<Out>, Refusal> {
+        let named = match self {
+            View::Logs { project, .. } => Some(project.as_str()),
+            View::Messages { instance, .. } => instance.as_deref(),
+            View::Instances { .. } => None,
+        };
+        if let Some(project) = named.filter(|project| !socket.access.may_see(project)) {
+            return Err(Refusal {
+                code: CODE_FORBIDDEN,
+                message: format!("not allowed for this session: {project:?}"),
+                reason: "forbidden",
+            });
+        }
         let first = match self {
             View::Logs { project, backlog } => {
                 if !socket.index.contains(project) {
@@ -109,13 +125,13 @@ impl Endpoint for View {
                 }
                 frame
             }
-            _ => snapshot(&socket.index, self),
+            _ => snapshot(&socket.index, self, &socket.access),
         };
         Ok(vec![Out::Json(first)])
     }
 
     fn on_text(&mut self, socket: &SocketContext, text: &str) -> Reply {
-        client_message(&socket.index, self, text)
+        client_message(socket, self, text)
     }
 
     fn on_event(
@@ -130,13 +146,13 @@ impl Endpoint for View {
     fn on_lagged(&mut self, socket: &SocketContext, _missed: u64) -> Vec<Out> {
         let frame = match self {
             View::Logs { .. } => json!({"type": "rotated", "reason": "fell behind"}),
-            _ => snapshot(&socket.index, self),
+            _ => snapshot(&socket.index, self, &socket.access),
         };
         vec![Out::Json(frame)]
     }
 }
 
-fn client_message(index: &Index, view: &mut View, text: &str) -> Reply {
+fn client_message(socket: &SocketContext, view: &mut View, text: &str) -> Reply {
     let bad = |message: &str| Reply::Send(vec![Out::error(CODE_BAD_REQUEST, message)]);
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return bad("frame is not valid JSON");
@@ -160,19 +176,23 @@ fn client_message(index: &Index, view: &mut View, text: &str) -> Reply {
             let view = View::Instances {
                 archived: *archived,
             };
-            Reply::Send(vec![Out::Json(snapshot(index, &view))])
+            Reply::Send(vec![Out::Json(snapshot(
+                &socket.index,
+                &view,
+                &socket.access,
+            ))])
         }
         _ => bad("unknown message"),
     }
 }
 
-fn snapshot(index: &Index, view: &View) -> Value {
+fn snapshot(index: &Index, view: &View, access: &Access) -> Value {
     match view {
         View::Instances { archived } => {
             let instances: Vec<Value> = index
                 .summaries()
                 .into_iter()
-                .filter(|p| archived.is_shown() || !p.is_archived())
+                .filter(|p| (archived.is_shown() || !p.is_archived()) && access.may_see(&p.id))
                 .map(|p| json!({"name": p.id, "display_name": p.name, "status": p.status, "pid": null, "archived_at": p.archived_at}))
                 .collect();
             json!({"type": "snapshot", "instances": instances, "include_archived": archived.is_shown()})
@@ -184,7 +204,9 @@ fn snapshot(index: &Index, view: &View) -> Value {
             let recent: Vec<Value> = index
                 .recent_notifications()
                 .into_iter()
-                .filter(|(project, note)| wanted(instance, correlation, project, &note.id))
+                .filter(|(project, note)| {
+                    access.may_see(project) && wanted(instance, correlation, project, &note.id)
+                })
                 .map(|(project, note)| message_event(&project, &note, note.timestamp.as_deref()))
                 .collect();
             json!({"type": "snapshot", "recent_events": recent})

@@ -9,12 +9,12 @@
 //! frames, its replies to client messages, what a hub event becomes, and what a client that fell
 //! behind gets. The loop is generic over `Sink + Stream`, so tests drive it with channels.
 //!
-//! [`SocketRequest`] is what every WebSocket handler extracts, and [`SocketContext`] what one
-//! socket works with while it is served.
+//! [`SocketRequest`] (in [`super::request`]) is what every WebSocket handler extracts, and
+//! [`SocketContext`] what one socket works with while it is served: its session's rights
+//! decide which hub events reach it (a viewer's socket never carries another project's).
 
 use std::{
     convert::Infallible,
-    net::SocketAddr,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -22,28 +22,25 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    extract::{
-        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-        ConnectInfo, FromRequestParts,
-    },
-    http::{request::Parts, StatusCode},
-    response::{IntoResponse, Response},
-};
+use axum::extract::ws::{CloseFrame, Message};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio::{
-    sync::broadcast::{
-        self,
-        error::{RecvError, TryRecvError},
+    sync::{
+        broadcast::{
+            self,
+            error::{RecvError, TryRecvError},
+        },
+        watch,
     },
     time::{interval_at, sleep_until, Instant},
 };
 
 use super::limits::RateLimit;
+pub use super::request::SocketRequest;
 use crate::model::protocol::{ServerMessage, CODE_AUTH_EXPIRED, CODE_BAD_REQUEST, CODE_INTERNAL};
 use crate::server::{
-    auth::{Auth, Claims},
+    auth::{Access, Auth, Claims},
     hub::{Frame, Hub},
     index::Index,
     metrics::{self, METRICS},
@@ -61,7 +58,7 @@ const CLOSE_POLICY: u16 = 1008;
 /// Close code for a message over the size limit.
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Frames larger than this are not even buffered (the 64 KiB rule is enforced with a 1009).
-const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+pub(super) const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 /// How long a socket the server closes waits for the client's close frame. Until it comes the
 /// client's frames are read and dropped: closing a TCP socket with unread input resets it, and a
 /// reset makes the client lose the close frame and the replies still in flight.
@@ -94,10 +91,15 @@ pub struct SocketContext {
     /// The session's claims, checked again at every heartbeat: a sign-out elsewhere ends the
     /// socket too (4401) instead of leaving it open until `expires`.
     pub claims: Option<Claims>,
+    /// What the session may see: a viewer's socket gets only its projects' events.
+    pub access: Access,
+    /// Changes when sessions end (a sign-out, a revoked share link), so this socket checks
+    /// its own at once rather than at the next heartbeat.
+    pub endings: Option<watch::Receiver<u64>>,
 }
 
 impl SocketContext {
-    fn new(state: &AppState, claims: Option<&Claims>) -> Self {
+    pub(super) fn new(state: &AppState, claims: Option<&Claims>) -> Self {
         Self {
             id: next_connection_id(),
             index: state.index.clone(),
@@ -110,7 +112,19 @@ impl SocketContext {
             auth: state.auth.clone(),
             expires: claims.map(|claims| claims.exp),
             claims: claims.cloned(),
+            // Without a session (authentication off) there is one local user.
+            access: claims.map_or_else(Access::operator, |claims| claims.access.clone()),
+            endings: state.auth.as_ref().map(|auth| auth.endings()),
         }
+    }
+
+    /// Whether this socket's session may get `frame` (events of projects outside a viewer's
+    /// link never reach it, on any topic).
+    pub fn shows(&self, frame: &Frame) -> bool {
+        frame
+            .event
+            .project()
+            .is_none_or(|project| self.access.may_see(project))
     }
 }
 
@@ -198,74 +212,6 @@ enum End {
 impl From<Internal> for End {
     fn from(error: Internal) -> Self {
         End::Internal(error)
-    }
-}
-
-/// What every WebSocket handler takes from its request: the upgrade, the peer's address and the
-/// session (present when authentication is on), with the shared state.
-pub struct SocketRequest {
-    ws: WebSocketUpgrade,
-    peer: SocketAddr,
-    claims: Option<Claims>,
-    state: AppState,
-}
-
-impl FromRequestParts<AppState> for SocketRequest {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let ws = WebSocketUpgrade::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        Ok(Self {
-            ws,
-            peer,
-            claims: parts.extensions.get::<Claims>().cloned(),
-            state: state.clone(),
-        })
-    }
-}
-
-impl SocketRequest {
-    /// Upgrades the request to a WebSocket served by `endpoint` through the shared loop, with
-    /// the limits every socket has (sockets per address, frame sizes, small buffers).
-    pub fn serve<P>(self, endpoint: P) -> Response
-    where
-        P: Endpoint + Send + 'static,
-    {
-        let Self {
-            ws,
-            peer,
-            claims,
-            state,
-        } = self;
-        let Some(slot) = state.connections.acquire(peer.ip()) else {
-            metrics::count(&METRICS.connections_refused);
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many WebSocket connections from this address",
-            )
-                .into_response();
-        };
-        let socket = SocketContext::new(&state, claims.as_ref());
-        // Small buffers: an idle socket should cost a few kilobytes, not tungstenite's 128 KiB
-        // defaults; a client that stops reading cannot make the server buffer without bound.
-        ws.max_message_size(HARD_FRAME_LIMIT)
-            .max_frame_size(HARD_FRAME_LIMIT)
-            .read_buffer_size(4 * 1024)
-            .write_buffer_size(0)
-            .max_write_buffer_size(1024 * 1024)
-            .on_upgrade(move |websocket: WebSocket| async move {
-                let (sink, stream) = websocket.split();
-                metrics::count(&METRICS.connections_total);
-                metrics::adjust(&METRICS.connections_open, 1);
-                run(socket, endpoint, sink, stream).await;
-                metrics::adjust(&METRICS.connections_open, -1);
-                drop(slot);
-            })
     }
 }
 
@@ -368,6 +314,7 @@ where
     let mut session = socket.claims.clone();
     let mut rate = RateLimit::new();
     let mut heartbeat = interval_at(Instant::now() + socket.heartbeat, socket.heartbeat);
+    let mut endings = socket.endings.take();
     let stop = socket.shutdown.wait();
     tokio::pin!(stop);
     loop {
@@ -419,6 +366,8 @@ where
                 let outgoing = match reply {
                     Reply::Send(outgoing) => outgoing,
                     Reply::Reauthenticate(token) => match socket.auth.as_ref().map(|auth| auth.verify(&token)) {
+                        // The socket's subscriptions were checked against its first rights.
+                        Some(Ok(claims)) if claims.access != socket.access => vec![Out::error(CODE_AUTH_EXPIRED, "that token has other rights; open a new connection")],
                         Some(Ok(claims)) => {
                             expiry = deadline_at(claims.exp);
                             session = Some(claims);
@@ -446,6 +395,7 @@ where
                 let mut handled = 0;
                 while let Some(event) = next.take() {
                     match event {
+                        Ok(frame) if !socket.shows(&frame) => {}
                         Ok(frame) => {
                             if let Some(out) = endpoint.on_event(&socket, &frame)? {
                                 metrics::count(&METRICS.frames_sent);
@@ -483,23 +433,43 @@ where
                 }
                 flush(sink, socket.write_stall).await?;
             }
+            watching = ended(&mut endings) => {
+                if !watching {
+                    endings = None;
+                }
+                session_live(&socket, &session)?;
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() >= socket.idle_timeout {
                     return Err(going_away("idle timeout"));
                 }
-                if let (Some(auth), Some(claims)) = (&socket.auth, &session) {
-                    if !auth.is_live(claims) {
-                        return Err(End::Close {
-                            code: CODE_AUTH_EXPIRED,
-                            reason: "session ended",
-                            message: Some("the session was signed out; sign in again".into()),
-                        });
-                    }
-                }
+                session_live(&socket, &session)?;
                 let ping = async { sink.send(Message::Ping(Default::default())).await.map_err(|_| End::Quiet) };
                 bounded(socket.write_stall, ping).await?;
             }
         }
+    }
+}
+
+/// Waits until sessions end somewhere; `false` when nobody can end them any more.
+async fn ended(endings: &mut Option<watch::Receiver<u64>>) -> bool {
+    match endings {
+        Some(endings) => endings.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Closes with 4401 when the session ended (signed out, its share link revoked).
+fn session_live(socket: &SocketContext, session: &Option<Claims>) -> Result<(), End> {
+    match (&socket.auth, session) {
+        (Some(auth), Some(claims)) if !auth.is_live(claims) => Err(End::Close {
+            code: CODE_AUTH_EXPIRED,
+            reason: "session ended",
+            message: Some(
+                "the session has ended (signed out or its link revoked); sign in again".into(),
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -1,6 +1,9 @@
 //! `/api/ws`: the live protocol (subscribe to topics, resume with cursors, replay or resync) as
 //! an [`Endpoint`] of the shared connection loop ([`super::connection`]), which owns the limits,
-//! keepalive, expiry, shutdown and failure handling.
+//! keepalive, expiry, shutdown and failure handling. Also spoken here: the channel form of
+//! subscribe (`{"type":"subscribe","channel":"project:ID"}`, acknowledged per channel), and
+//! `hello` carries the `clientId` that form's clients expect. A topic outside the session's
+//! rights is refused with an error frame (4403), whatever form asked for it.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -11,8 +14,8 @@ use axum::response::Response;
 
 use crate::model::{
     protocol::{
-        ClientMessage, LogLines, ProtocolError, ServerMessage, CODE_BAD_REQUEST,
-        CODE_UNKNOWN_PROJECT,
+        ClientMessage, LogLines, ProtocolError, ServerMessage, CODE_BAD_REQUEST, CODE_FORBIDDEN,
+        CODE_UNKNOWN_PROJECT, DEFAULT_BACKLOG,
     },
     Cursor, Topic,
 };
@@ -61,11 +64,19 @@ impl Drop for Live {
 
 impl Endpoint for Live {
     fn open(&mut self, socket: &SocketContext) -> Result<Vec<Out>, Refusal> {
-        Ok(vec![Out::message(ServerMessage::Hello {
+        let hello = ServerMessage::Hello {
             connection: socket.id,
             epoch: socket.hub.epoch(),
             heartbeat_seconds: socket.heartbeat.as_secs() as u32,
-        })])
+        };
+        let mut frame = serde_json::to_value(&hello).map_err(|error| Refusal {
+            code: crate::model::protocol::CODE_INTERNAL,
+            message: format!("cannot encode hello: {error}"),
+            reason: "internal error",
+        })?;
+        // The channel clients' `connected {clientId}`, carried by `hello`.
+        frame["clientId"] = serde_json::Value::String(socket.id.to_string());
+        Ok(vec![Out::Json(frame)])
     }
 
     fn on_text(&mut self, socket: &SocketContext, text: &str) -> Reply {
@@ -124,17 +135,45 @@ impl Live {
                 backlog,
             }) => self.subscribe(socket, topics, &since, backlog),
             Ok(ClientMessage::Unsubscribe { topics }) => {
-                for topic in &topics {
-                    if self.delivered.remove(topic).is_some() {
-                        metrics::adjust(&METRICS.subscriptions, -1);
-                    }
-                }
+                self.unsubscribe(&topics);
                 vec![Out::message(ServerMessage::Unsubscribed { topics })]
+            }
+            Ok(ClientMessage::Join { channel, topics }) => {
+                let replies = self.subscribe(socket, topics, &BTreeMap::new(), DEFAULT_BACKLOG);
+                // The acknowledgement names the channel; one that got no topic (refused) has
+                // only the error frame.
+                replies
+                    .into_iter()
+                    .filter_map(|out| match out {
+                        Out::Message(message) => match *message {
+                            ServerMessage::Subscribed { topics, .. } if topics.is_empty() => None,
+                            ServerMessage::Subscribed { topics, cursors } => Some(Out::Json(
+                                serde_json::json!({"type": "subscribed", "channel": channel, "topics": topics, "cursors": cursors}),
+                            )),
+                            other => Some(Out::message(other)),
+                        },
+                        other => Some(other),
+                    })
+                    .collect()
+            }
+            Ok(ClientMessage::Leave { channel, topics }) => {
+                self.unsubscribe(&topics);
+                vec![Out::Json(
+                    serde_json::json!({"type": "unsubscribed", "channel": channel, "topics": topics}),
+                )]
             }
             Err(error) => vec![Out::message(ServerMessage::error(
                 CODE_BAD_REQUEST,
                 error.to_string(),
             ))],
+        }
+    }
+
+    fn unsubscribe(&mut self, topics: &[Topic]) {
+        for topic in topics {
+            if self.delivered.remove(topic).is_some() {
+                metrics::adjust(&METRICS.subscriptions, -1);
+            }
         }
     }
 
@@ -149,6 +188,7 @@ impl Live {
         let mut accepted = Vec::new();
         let mut cursors = BTreeMap::new();
         let mut unknown = Vec::new();
+        let mut forbidden = Vec::new();
         let mut refused = 0usize;
         let mut without_backlog = Vec::new();
         let mut replayed = Vec::new();
@@ -163,6 +203,11 @@ impl Live {
                 continue;
             }
             if let Some(id) = topic.project() {
+                // Before the existence check: a viewer learns nothing of other projects.
+                if !socket.access.may_see(id) {
+                    forbidden.push(topic.to_string());
+                    continue;
+                }
                 if !socket.index.contains(id) {
                     unknown.push(topic.to_string());
                     continue;
@@ -221,6 +266,12 @@ impl Live {
             replayed.extend(frames);
         }
         let mut replies = subscribed_frames(accepted, cursors);
+        if !forbidden.is_empty() {
+            replies.push(Out::message(ServerMessage::error(
+                CODE_FORBIDDEN,
+                format!("not allowed for this session: {}", listed(&forbidden)),
+            )));
+        }
         if !unknown.is_empty() {
             replies.push(Out::message(ServerMessage::error(
                 CODE_UNKNOWN_PROJECT,
@@ -253,7 +304,7 @@ impl Live {
         replies.extend(
             replayed
                 .into_iter()
-                .filter(|frame| frame.visible(archived))
+                .filter(|frame| frame.visible(archived) && socket.shows(frame))
                 .map(Out::Frame),
         );
         replies

@@ -8,6 +8,7 @@ pub mod compat;
 pub mod connection;
 pub mod limits;
 pub mod live;
+mod request;
 pub mod sse;
 #[cfg(test)]
 mod testing;

@@ -4,7 +4,9 @@
 //! exactly where it stopped, or gets a `resync` event when that is no longer possible.
 //!
 //! A stream counts against the same per-address limit as the sockets, and ends (after an
-//! `error` event with code 4401) when the session it was opened with expires.
+//! `error` event with code 4401) when the session it was opened with expires or ends (a
+//! sign-out, a revoked share link). A viewer's stream carries only its link's projects; a
+//! topic of another project is refused (403, error code 4403).
 
 use std::{collections::BTreeMap, convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -22,11 +24,11 @@ use serde::Deserialize;
 use tokio::sync::broadcast::{error::RecvError, Receiver};
 
 use crate::model::{
-    protocol::{ServerMessage, CODE_AUTH_EXPIRED},
+    protocol::{ServerMessage, CODE_AUTH_EXPIRED, CODE_FORBIDDEN},
     Cursor, Topic,
 };
 use crate::server::{
-    auth::Claims,
+    auth::{Access, Auth, Claims},
     hub::{ArchivedProjects, Frame, Replay},
     metrics::{self, METRICS},
     stream::{connection, limits::Slot},
@@ -66,8 +68,14 @@ pub async fn events(
             "too many open WebSocket connections and event streams from this address".into(),
         );
     };
+    let claims = claims.map(|Extension(claims)| claims);
     // `None` without a session (authentication off), or when the end is too far to represent.
-    let expiry = claims.and_then(|Extension(claims)| connection::deadline_at(claims.exp));
+    let expiry = claims
+        .as_ref()
+        .and_then(|claims| connection::deadline_at(claims.exp));
+    let access = claims
+        .as_ref()
+        .map_or_else(Access::operator, |claims| claims.access.clone());
     let Some(names) = query.topics.filter(|t| !t.trim().is_empty()) else {
         return bad_request(
             StatusCode::BAD_REQUEST,
@@ -86,6 +94,11 @@ pub async fn events(
             );
         };
         if let Some(id) = topic.project() {
+            // Before the existence check: a viewer learns nothing of other projects.
+            if !access.may_see(id) {
+                let body = serde_json::json!({"type": "error", "code": CODE_FORBIDDEN, "message": format!("not allowed for this session: {topic}")});
+                return (StatusCode::FORBIDDEN, Json(body)).into_response();
+            }
             if !state.index.contains(id) {
                 return bad_request(StatusCode::NOT_FOUND, format!("no project with id {id:?}"));
             }
@@ -110,7 +123,7 @@ pub async fn events(
                 (Replay::Frames(frames), now) => {
                     for frame in frames {
                         delivered.insert(topic.clone(), frame.cursor);
-                        if frame.visible(archived) {
+                        if frame.visible(archived) && shows(&access, &frame) {
                             initial.push(frame_event(&frame, &delivered));
                         }
                     }
@@ -129,12 +142,13 @@ pub async fn events(
         };
         delivered.insert(topic, now);
     }
+    let session = state.auth.clone().zip(claims);
     let live = live_events(
         receiver,
         delivered,
-        archived,
+        (archived, access),
         state.shutdown.wait(),
-        expiry,
+        ended(session, expiry),
         slot,
     );
     let stream = stream::iter(initial)
@@ -145,21 +159,51 @@ pub async fn events(
         .into_response()
 }
 
-fn live_events(
-    receiver: Receiver<Arc<Frame>>,
-    delivered: BTreeMap<Topic, Cursor>,
-    archived: ArchivedProjects,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-    expiry: Option<tokio::time::Instant>,
-    slot: Slot,
-) -> impl Stream<Item = Event> + Send {
-    // The slot travels with the stream: the address's place is freed when the stream is dropped.
+/// Whether a stream with `access` carries `frame`.
+fn shows(access: &Access, frame: &Frame) -> bool {
+    frame
+        .event
+        .project()
+        .is_none_or(|project| access.may_see(project))
+}
+
+/// Resolves when the stream's session is over: expired, or ended (signed out, its share link
+/// revoked) as soon as sessions end anywhere and this one is among them.
+async fn ended(session: Option<(Arc<Auth>, Claims)>, expiry: Option<tokio::time::Instant>) {
     let expired = async move {
         match expiry {
             Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,
         }
     };
+    let revoked = async move {
+        let Some((auth, claims)) = session else {
+            return std::future::pending().await;
+        };
+        let mut endings = auth.endings();
+        while auth.is_live(&claims) {
+            if endings.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = expired => {}
+        _ = revoked => {}
+    }
+}
+
+fn live_events(
+    receiver: Receiver<Arc<Frame>>,
+    delivered: BTreeMap<Topic, Cursor>,
+    (archived, access): (ArchivedProjects, Access),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    expired: impl std::future::Future<Output = ()> + Send + 'static,
+    slot: Slot,
+) -> impl Stream<Item = Event> + Send {
+    // Shared by every poll of the stream (cheap to clone for each).
+    let access = Arc::new(access);
+    // The slot travels with the stream: the address's place is freed when the stream is dropped.
     let state = (
         receiver,
         delivered,
@@ -169,38 +213,41 @@ fn live_events(
     );
     stream::unfold(
         state,
-        move |(mut receiver, mut delivered, mut stop, mut expired, slot)| async move {
-            // Taken when the stream has said its last word (the session expired).
-            slot.as_ref()?;
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = &mut stop => return None,
-                    _ = &mut expired => {
-                        let error = ServerMessage::error(
-                            CODE_AUTH_EXPIRED,
-                            "the session has expired; sign in again",
-                        );
-                        return Some((json_event(&error), (receiver, delivered, stop, expired, None)));
-                    }
-                    next = receiver.recv() => match next {
-                        Ok(frame) => match delivered.get_mut(&frame.topic) {
-                            Some(cursor) if frame.cursor > *cursor => {
-                                *cursor = frame.cursor;
-                                if !frame.visible(archived) {
-                                    continue;
-                                }
-                                let event = frame_event(&frame, &delivered);
-                                return Some((event, (receiver, delivered, stop, expired, slot)));
-                            }
-                            _ => continue,
-                        },
-                        Err(RecvError::Lagged(missed)) => {
-                            let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
-                            return Some((json_event(&resync), (receiver, delivered, stop, expired, slot)));
+        move |(mut receiver, mut delivered, mut stop, mut expired, slot)| {
+            let access = access.clone();
+            async move {
+                // Taken when the stream has said its last word (the session expired).
+                slot.as_ref()?;
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut stop => return None,
+                        _ = &mut expired => {
+                            let error = ServerMessage::error(
+                                CODE_AUTH_EXPIRED,
+                                "the session has expired or ended; sign in again",
+                            );
+                            return Some((json_event(&error), (receiver, delivered, stop, expired, None)));
                         }
-                        Err(RecvError::Closed) => return None,
-                    },
+                        next = receiver.recv() => match next {
+                            Ok(frame) => match delivered.get_mut(&frame.topic) {
+                                Some(cursor) if frame.cursor > *cursor => {
+                                    *cursor = frame.cursor;
+                                    if !frame.visible(archived) || !shows(&access, &frame) {
+                                        continue;
+                                    }
+                                    let event = frame_event(&frame, &delivered);
+                                    return Some((event, (receiver, delivered, stop, expired, slot)));
+                                }
+                                _ => continue,
+                            },
+                            Err(RecvError::Lagged(missed)) => {
+                                let resync = ServerMessage::Resync { topic: None, reason: format!("fell behind by {missed} events") };
+                                return Some((json_event(&resync), (receiver, delivered, stop, expired, slot)));
+                            }
+                            Err(RecvError::Closed) => return None,
+                        },
+                    }
                 }
             }
         },

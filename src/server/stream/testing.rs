@@ -30,6 +30,8 @@ pub fn context(index: Arc<Index>, hub: &Hub, shutdown: &Shutdown) -> SocketConte
         auth: None,
         expires: None,
         claims: None,
+        access: crate::server::auth::Access::operator(),
+        endings: None,
     }
 }
 

@@ -3,22 +3,29 @@
 //! `sid`, `iat`, `exp`) carried in an HttpOnly SameSite cookie named per instance, or as
 //! `?token=` / `Authorization: Bearer` for scripts; it is only valid while its session id is
 //! in the session list (`sessions.json`, saved atomically), so logout revokes it for good.
+//! The session list, not the token, holds what a session may do (its [`Access`]): the login
+//! credential starts an operator session, a share link a viewer session.
 //! Also here: the data directory's permission rules and the per-address limit on sign-in tries.
 //! Neither secret nor any token is ever logged.
 
+mod limiter;
+mod sessions;
+
 use std::{
-    collections::{BTreeMap, HashMap},
     fs,
     io::{self, Write},
-    net::IpAddr,
     path::{Path, PathBuf},
-    sync::{Mutex, MutexGuard, PoisonError},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use axum::http::{header, HeaderMap};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+pub use self::limiter::{LoginLimiter, LOGIN_FAILURES, LOGIN_WINDOW};
+use self::sessions::Sessions;
+pub use crate::model::access::Access;
 
 /// The start of the session cookie's name; each instance adds its own suffix so two servers on
 /// one host (cookies ignore the port) never overwrite each other's session.
@@ -29,8 +36,6 @@ pub const SESSION: Duration = Duration::from_secs(12 * 60 * 60);
 pub const CLOCK_LEEWAY: u64 = 60;
 /// The session list's file inside the data directory.
 pub const SESSIONS_FILE: &str = "sessions.json";
-/// Live sessions kept at most; the one closest to its end goes first when a new one needs room.
-const MAX_SESSIONS: usize = 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
@@ -41,6 +46,10 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// What the session may do, from the session list (never from the token): filled in by
+    /// [`Auth::verify`]; the default is the narrowest.
+    #[serde(skip)]
+    pub access: Access,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -145,17 +154,28 @@ impl Auth {
         constant_time_eq(given.as_bytes(), self.credential.as_bytes())
     }
 
-    /// Starts a session lasting `lifetime` (at most [`SESSION`]) and returns its token.
+    /// Starts an operator session lasting `lifetime` (at most [`SESSION`]) and returns its
+    /// token.
     pub fn issue(&self, lifetime: Duration) -> String {
+        self.issue_for(Access::operator(), lifetime)
+    }
+
+    /// Starts a session with `access` lasting `lifetime` (at most [`SESSION`]).
+    pub fn issue_for(&self, access: Access, lifetime: Duration) -> String {
         let now = unix_now();
         let exp = now.saturating_add(lifetime.min(SESSION).as_secs());
-        let sid = self.sessions.start(now, exp);
+        let sub = match access.share {
+            Some(_) => "viewer",
+            None => "admin",
+        };
+        let sid = self.sessions.start(now, exp, access);
         self.sign(&Claims {
-            sub: "admin".into(),
+            sub: sub.into(),
             sid,
             iat: now,
             exp,
             nbf: None,
+            access: Access::default(),
         })
     }
 
@@ -189,9 +209,11 @@ impl Auth {
         if claims.exp <= now {
             return Err(AuthError::Expired);
         }
-        if !self.sessions.is_live(&claims.sid, now) {
-            return Err(AuthError::Revoked);
-        }
+        let mut claims = claims;
+        claims.access = self
+            .sessions
+            .access(&claims.sid, now)
+            .ok_or(AuthError::Revoked)?;
         Ok(claims)
     }
 
@@ -200,6 +222,26 @@ impl Auth {
     pub fn is_live(&self, claims: &Claims) -> bool {
         let now = unix_now();
         claims.exp > now && self.sessions.is_live(&claims.sid, now)
+    }
+
+    /// Ends every session opened with the share link `share`; returns how many ended. Their
+    /// streams hear of it through [`Auth::endings`].
+    pub fn end_share(&self, share: &str) -> usize {
+        self.sessions
+            .end_where(|_, session| session.access.share.as_deref() == Some(share))
+    }
+
+    /// Ends the viewer sessions whose share link `is_gone` (revoked or expired meanwhile, e.g.
+    /// while the server was down); returns how many ended.
+    pub fn end_shares_where(&self, is_gone: impl Fn(&str) -> bool) -> usize {
+        self.sessions
+            .end_where(|_, session| session.access.share.as_deref().is_some_and(&is_gone))
+    }
+
+    /// Changes each time sessions end (a sign-out, a revoked link): long-lived streams wait on
+    /// it and then ask [`Auth::is_live`].
+    pub fn endings(&self) -> watch::Receiver<u64> {
+        self.sessions.endings()
     }
 
     /// Ends the session of `token` (signed by this server; expired or not). Returns whether a
@@ -280,139 +322,6 @@ impl Auth {
     }
 }
 
-/// What `sessions.json` holds: this instance's id (the cookie name's suffix) and the live
-/// session ids with their end (Unix seconds).
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct SessionList {
-    instance: String,
-    sessions: BTreeMap<String, u64>,
-}
-
-/// The server-side sessions. A revoked session is removed: an unknown id is never valid.
-struct Sessions {
-    /// Where the list is saved; `None` keeps it in memory only (unit tests).
-    file: Option<PathBuf>,
-    instance: String,
-    /// Session id -> end (Unix seconds). Locked across a save so saves happen in order.
-    live: Mutex<BTreeMap<String, u64>>,
-}
-
-impl Sessions {
-    #[cfg(test)]
-    fn in_memory() -> Self {
-        Self {
-            file: None,
-            instance: random_hex(4).unwrap_or_else(|_| "00000000".into()),
-            live: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    fn load(data_dir: &Path) -> io::Result<Self> {
-        remove_temp_files(data_dir, ".sessions.");
-        let file = data_dir.join(SESSIONS_FILE);
-        let (list, fresh) = match fs::read(&file) {
-            Ok(bytes) => {
-                let list: SessionList = serde_json::from_slice(&bytes).map_err(|error| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{} is not a valid session list ({error}); delete it (everyone \
-                             signs in again)",
-                            file.display()
-                        ),
-                    )
-                })?;
-                (list, false)
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => (SessionList::default(), true),
-            Err(error) => return Err(error),
-        };
-        let valid_instance =
-            list.instance.len() == 8 && list.instance.bytes().all(|b| b.is_ascii_hexdigit());
-        let instance = if valid_instance {
-            list.instance
-        } else {
-            random_hex(4)?
-        };
-        let now = unix_now();
-        let mut live = list.sessions;
-        let before = live.len();
-        live.retain(|_, end| *end > now);
-        let sessions = Self {
-            file: Some(file),
-            instance,
-            live: Mutex::new(live),
-        };
-        if fresh || !valid_instance || sessions.lock().len() != before {
-            // Saved now so the cookie name stays the same across restarts.
-            let live = sessions.lock();
-            if let Err(error) = sessions.save(&live) {
-                // A read-only data directory still serves; the name may change on restart.
-                tracing::warn!(%error, "cannot save the session list");
-            }
-        }
-        Ok(sessions)
-    }
-
-    /// Records a new session ending at `end` and returns its id.
-    fn start(&self, now: u64, end: u64) -> String {
-        // Without randomness no session can be made safe; an empty id is never accepted.
-        let Ok(sid) = random_hex(16) else {
-            tracing::error!("no randomness for a session id: sign-in refused");
-            return String::new();
-        };
-        let mut live = self.lock();
-        live.retain(|_, until| *until > now);
-        while live.len() >= MAX_SESSIONS {
-            let Some(oldest) = live
-                .iter()
-                .min_by_key(|(_, until)| **until)
-                .map(|(id, _)| id.clone())
-            else {
-                break;
-            };
-            live.remove(&oldest);
-        }
-        live.insert(sid.clone(), end);
-        if let Err(error) = self.save(&live) {
-            // The session still works until the server restarts.
-            tracing::warn!(%error, "cannot save the session list");
-        }
-        sid
-    }
-
-    fn is_live(&self, sid: &str, now: u64) -> bool {
-        !sid.is_empty() && self.lock().get(sid).is_some_and(|end| *end > now)
-    }
-
-    fn end(&self, sid: &str) -> bool {
-        let mut live = self.lock();
-        let ended = live.remove(sid).is_some();
-        if ended {
-            if let Err(error) = self.save(&live) {
-                tracing::warn!(%error, "cannot save the session list: the ended session stays ended until a restart");
-            }
-        }
-        ended
-    }
-
-    fn save(&self, live: &BTreeMap<String, u64>) -> io::Result<()> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        let list = SessionList {
-            instance: self.instance.clone(),
-            sessions: live.clone(),
-        };
-        let json = serde_json::to_vec_pretty(&list).map_err(io::Error::other)?;
-        write_atomically(file, ".sessions.", &json)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
-        self.live.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 /// Writes `bytes` next to `file` (mode 0600, fsynced) and renames it into place, so a crash
 /// leaves either the old file or the new one, never half of one.
 pub(crate) fn write_atomically(file: &Path, temp_prefix: &str, bytes: &[u8]) -> io::Result<()> {
@@ -460,120 +369,6 @@ pub(crate) fn remove_temp_files(dir: &Path, prefix: &str) {
     }
 }
 
-/// Failed sign-ins allowed per address in one window, by default.
-pub const LOGIN_FAILURES: u32 = 5;
-/// The window failed sign-ins are counted in, by default.
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
-/// Addresses tracked at most: a flood of addresses cannot grow memory without limit.
-const LOGIN_ADDRESSES: usize = 4096;
-
-/// Counts failed sign-ins per client address: after `max_failures` in one window, that address
-/// is refused (even with the right credential) until the window ends.
-pub struct LoginLimiter {
-    max_failures: u32,
-    window: Duration,
-    capacity: usize,
-    tries: Mutex<HashMap<IpAddr, Tries>>,
-}
-
-#[derive(Clone, Copy)]
-struct Tries {
-    failures: u32,
-    since: Instant,
-}
-
-impl Default for LoginLimiter {
-    fn default() -> Self {
-        Self::new(LOGIN_FAILURES, LOGIN_WINDOW, LOGIN_ADDRESSES)
-    }
-}
-
-impl LoginLimiter {
-    pub fn new(max_failures: u32, window: Duration, capacity: usize) -> Self {
-        Self {
-            max_failures: max_failures.max(1),
-            window,
-            capacity: capacity.max(1),
-            tries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Err(retry_after)` when `address` has used up its tries for now.
-    pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
-        let key = client_key(address);
-        let now = Instant::now();
-        let mut tries = self.lock();
-        match tries.get(&key).copied() {
-            Some(entry) if now.duration_since(entry.since) >= self.window => {
-                tries.remove(&key);
-                Ok(())
-            }
-            Some(entry) if entry.failures >= self.max_failures => {
-                let left = self.window.saturating_sub(now.duration_since(entry.since));
-                Err(left.max(Duration::from_secs(1)))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts one failed sign-in from `address`.
-    pub fn failed(&self, address: IpAddr) {
-        let key = client_key(address);
-        let now = Instant::now();
-        let mut tries = self.lock();
-        if !tries.contains_key(&key) && tries.len() >= self.capacity {
-            let window = self.window;
-            tries.retain(|_, entry| now.duration_since(entry.since) < window);
-            if tries.len() >= self.capacity {
-                // Still full: forget the address whose window started first.
-                if let Some(oldest) = tries.iter().min_by_key(|(_, e)| e.since).map(|(a, _)| *a) {
-                    tries.remove(&oldest);
-                }
-            }
-        }
-        let entry = tries.entry(key).or_insert(Tries {
-            failures: 0,
-            since: now,
-        });
-        if now.duration_since(entry.since) >= self.window {
-            *entry = Tries {
-                failures: 0,
-                since: now,
-            };
-        }
-        entry.failures = entry.failures.saturating_add(1);
-    }
-
-    /// A successful sign-in clears the address's count.
-    pub fn succeeded(&self, address: IpAddr) {
-        self.lock().remove(&client_key(address));
-    }
-
-    /// Addresses currently tracked.
-    pub fn tracked(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, Tries>> {
-        self.tries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The unit one client is counted as: its IPv4 address, or its IPv6 /64 (one host usually
-/// owns a whole /64, so counting single IPv6 addresses would let it try for ever).
-fn client_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(bits.into())
-            }
-        },
-    }
-}
-
 /// The default data directory: `$LOOPWATCH_DATA_DIR`, else `$XDG_DATA_HOME/loopwatch`, else
 /// `~/.local/share/loopwatch`.
 pub fn default_data_dir() -> PathBuf {
@@ -589,7 +384,7 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/share/loopwatch")
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -603,7 +398,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn random_hex(bytes: usize) -> io::Result<String> {
+pub(crate) fn random_hex(bytes: usize) -> io::Result<String> {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer).map_err(|e| io::Error::other(e.to_string()))?;
     Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
@@ -703,8 +498,10 @@ fn read_or_create(path: &Path) -> io::Result<(String, bool)> {
 
 #[cfg(test)]
 mod tests {
+    use super::sessions::MAX_SESSIONS;
     use super::*;
     use axum::http::HeaderValue;
+    use std::net::IpAddr;
 
     #[test]
     fn first_run_creates_private_secrets_and_later_runs_reuse_them() {
@@ -749,13 +546,14 @@ mod tests {
         let auth = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
         let other = Auth::from_secrets(&"x".repeat(64), "c".repeat(64));
         let now = unix_now();
-        let sid = auth.sessions.start(now, now + 100);
+        let sid = auth.sessions.start(now, now + 100, Access::operator());
         let expired = auth.sign(&Claims {
             sub: "admin".into(),
             sid,
             iat: now - 100,
             exp: now - 50,
             nbf: None,
+            access: Access::default(),
         });
         assert_eq!(auth.verify(&expired), Err(AuthError::Expired));
         assert_eq!(auth.verify(&other.issue(SESSION)), Err(AuthError::Invalid));
@@ -767,13 +565,14 @@ mod tests {
     fn times_in_the_future_and_overlong_lives_are_refused_without_overflow() {
         let auth = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
         let now = unix_now();
-        let sid = auth.sessions.start(now, u64::MAX);
+        let sid = auth.sessions.start(now, u64::MAX, Access::operator());
         let claims = |iat: u64, exp: u64, nbf: Option<u64>| Claims {
             sub: "admin".into(),
             sid: sid.clone(),
             iat,
             exp,
             nbf,
+            access: Access::default(),
         };
         let hour = 3600;
         assert!(auth
@@ -822,11 +621,37 @@ mod tests {
             iat: now,
             exp: now + 60,
             nbf: None,
+            access: Access::default(),
         });
         assert_eq!(auth.verify(&unknown), Err(AuthError::Revoked));
         // Not signed by this server: nothing is revoked.
         let other = Auth::from_secrets(&"x".repeat(64), "c".repeat(64));
         assert!(!auth.revoke(&other.issue(SESSION)));
+    }
+
+    #[test]
+    fn a_session_carries_its_role_and_scope_and_a_revoked_share_ends_its_sessions() {
+        use crate::model::audit::Role;
+        let auth = Auth::from_secrets(&"k".repeat(64), "c".repeat(64));
+        let operator = auth.verify(&auth.issue(SESSION)).expect("operator");
+        assert_eq!(operator.access, Access::operator());
+        let viewer = Access::viewer(["alpha".to_owned()].into(), "share1".into());
+        let token = auth.issue_for(viewer.clone(), SESSION);
+        let claims = auth.verify(&token).expect("viewer");
+        assert_eq!(claims.access, viewer);
+        assert_eq!(claims.access.role, Role::Viewer);
+        let other = auth.issue_for(
+            Access::viewer(["bravo".to_owned()].into(), "share2".into()),
+            SESSION,
+        );
+        let endings = auth.endings();
+        assert_eq!(auth.end_share("share1"), 1);
+        assert!(endings.has_changed().unwrap_or(false));
+        assert!(!auth.is_live(&claims));
+        assert_eq!(auth.verify(&token), Err(AuthError::Revoked));
+        assert!(auth.verify(&other).is_ok());
+        assert_eq!(auth.end_shares_where(|share| share == "share2"), 1);
+        assert!(auth.is_live(&operator), "operators have no share link");
     }
 
     #[test]
