@@ -135,6 +135,9 @@ pub async fn load_context_file(project: String, name: String) -> Result<ContextF
 #[cfg(feature = "ssr")]
 mod ssr;
 
+mod control;
+pub use control::*;
+
 /// Archives a project (hidden from dashboards by default, still watched) or brings it back.
 /// Every dashboard hears of it at once (`project_archived`). Returns the updated card.
 #[server(prefix = "/api", endpoint = "archive", input = Json)]

@@ -162,6 +162,32 @@ pub enum ApiError {
     /// The session may not do this (a viewer acting, or a project outside its links).
     #[error("not allowed: {0}")]
     Forbidden(String),
+    /// A start while a loop runs (or starts), or an edit of the plan while one runs.
+    #[error("a loop is running: {0}")]
+    LoopRunning(String),
+    /// A stop, pause or resume with no loop to act on.
+    #[error("no loop: {0}")]
+    NoLoop(String),
+    /// The PID in the pid file is not the loop's (dead, reused, or another program): nothing
+    /// was signalled.
+    #[error("the pid file does not name the loop: {0}")]
+    NotTheLoop(String),
+    /// The file changed since the operator loaded it; `current` is its text now (`None`: it was
+    /// deleted), `version` the version to save against.
+    #[error("{name} changed meanwhile")]
+    Changed {
+        name: String,
+        current: Option<String>,
+        version: String,
+    },
+    #[error("{name} is larger than {limit} bytes")]
+    TooLarge { name: String, limit: u64 },
+    /// A form or file content that cannot be used (bad JSON, a bad value).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The action was allowed but failed (a write, a spawn, a signal).
+    #[error("failed: {0}")]
+    Control(String),
 }
 
 impl ApiError {
@@ -171,9 +197,17 @@ impl ApiError {
             ApiError::UnknownProject(_)
             | ApiError::UnknownIteration { .. }
             | ApiError::FileMissing(_) => 404,
-            ApiError::FileNotAllowed(_) => 400,
+            ApiError::FileNotAllowed(_) | ApiError::Invalid(_) => 400,
+            ApiError::LoopRunning(_)
+            | ApiError::NoLoop(_)
+            | ApiError::NotTheLoop(_)
+            | ApiError::Changed { .. } => 409,
+            ApiError::TooLarge { .. } => 413,
             ApiError::Forbidden(_) => 403,
-            ApiError::Io(_) | ApiError::ServerFn(_) | ApiError::Archive(_) => 500,
+            ApiError::Io(_)
+            | ApiError::ServerFn(_)
+            | ApiError::Archive(_)
+            | ApiError::Control(_) => 500,
         }
     }
 }

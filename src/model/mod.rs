@@ -2,6 +2,7 @@
 
 pub mod api_types;
 pub mod audit;
+pub mod control;
 mod project;
 pub mod protocol;
 mod topic;

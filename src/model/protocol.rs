@@ -363,6 +363,13 @@ pub enum ServerMessage {
         timestamp: String,
         data: ArchiveChange,
     },
+    /// An operator acted on the project (start, stop, pause, inject, edit): the audit entry,
+    /// and what changed that no other event carries (a start's phase, an injection's state).
+    Control {
+        project: String,
+        timestamp: String,
+        data: super::control::ControlChange,
+    },
     /// Acknowledges `set_include_archived`.
     IncludeArchived {
         value: bool,
@@ -384,7 +391,8 @@ impl ServerMessage {
             | ServerMessage::ProjectAdded { project, .. }
             | ServerMessage::ProjectUpdated { project, .. }
             | ServerMessage::ProjectRemoved { project, .. }
-            | ServerMessage::ProjectArchived { project, .. } => Some(project),
+            | ServerMessage::ProjectArchived { project, .. }
+            | ServerMessage::Control { project, .. } => Some(project),
             _ => None,
         }
     }
