@@ -32,6 +32,8 @@ pub struct ProjectView {
     pub log: LogBuffer,
     /// Bumped whenever the iterations changed, so the iterations table refetches its page.
     pub iterations_changed: RwSignal<u64>,
+    /// The last `control` event (an operator's action, a start's phase, an injection's state).
+    pub control: RwSignal<Option<crate::model::control::ControlChange>>,
 }
 
 /// A notification worth a toast.
@@ -159,6 +161,7 @@ impl LiveStore {
             recent: RwSignal::new(recent),
             log: LogBuffer::new(&log),
             iterations_changed: RwSignal::new(0),
+            control: RwSignal::new(None),
         };
         self.project.set_value(Some(view));
         self.wanted_version.update(|v| *v += 1);
@@ -340,6 +343,11 @@ impl LiveStore {
             ServerMessage::LogAppend { project, data, .. } => {
                 if let Some(view) = self.open_view(&project) {
                     view.log.push_text(&data.lines);
+                }
+            }
+            ServerMessage::Control { project, data, .. } => {
+                if let Some(view) = self.open_view(&project) {
+                    view.control.try_set(Some(data));
                 }
             }
             ServerMessage::LogRotated { project, .. } if self.open_view(&project).is_some() => {

@@ -91,6 +91,8 @@ pub fn FilesTab() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            <super::editor::FileEditor />
+            <super::editor::ConfigEditor />
         </section>
     }
 }

@@ -1,10 +1,12 @@
 //! The project page: a header with the live status, tabs as nested routes, one store view
 //! (`ProjectView`) shared by every tab through context.
 
+mod editor;
 mod files;
 mod iterations;
 mod log;
 mod notifications;
+mod operate;
 mod overview;
 mod plan;
 
@@ -148,6 +150,10 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             </span>
             <span class="path muted">{move || view.detail.with(|d| d.summary.path.clone())}</span>
         </header>
+        <div class="operate-panels">
+            <operate::LoopControls />
+            <operate::InjectBox />
+        </div>
         <nav class="tabs" aria-label="Project sections">
             {tab("", "Overview")}
             {tab("/plan", "Plan")}
@@ -157,6 +163,7 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             {tab("/files", "Files")}
         </nav>
         <Outlet />
+        <operate::AuditTrail />
     }
 }
 
