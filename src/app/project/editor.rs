@@ -40,14 +40,15 @@ pub fn FileEditor() -> impl IntoView {
     let conflict = RwSignal::new(None::<(Option<String>, String)>);
     let confirm_delete = RwSignal::new(false);
     let edits = edits_elsewhere();
-    let specs = Resource::new(
-        move || (id.get_value(), edits.get()),
-        |(id, _)| list_context_files(id),
-    );
-    let file = Resource::new(
-        move || (id.get_value(), selected.get(), edits.get()),
-        |(id, name, _)| load_editable(id, name),
-    );
+    // Fetched by the browser only: editing needs the page to be live anyway.
+    let specs = LocalResource::new(move || {
+        edits.track();
+        list_context_files(id.get_value())
+    });
+    let file = LocalResource::new(move || {
+        edits.track();
+        load_editable(id.get_value(), selected.get())
+    });
     // A fetched file replaces the draft unless the operator has unsaved changes.
     Effect::new(move |_| {
         if let Some(Ok(fetched)) = file.get() {
@@ -266,10 +267,10 @@ pub fn ConfigEditor() -> impl IntoView {
     let view = project_view();
     let id = StoredValue::new(view.id.get_value());
     let edits = edits_elsewhere();
-    let file = Resource::new(
-        move || (id.get_value(), edits.get()),
-        |(id, _)| load_editable(id, ".ralph/config.json".into()),
-    );
+    let file = LocalResource::new(move || {
+        edits.track();
+        load_editable(id.get_value(), ".ralph/config.json".into())
+    });
     let version = RwSignal::new(String::new());
     let (cli, flags, max, test) = (
         RwSignal::new(String::new()),

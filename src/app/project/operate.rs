@@ -11,19 +11,17 @@ use crate::contract::ralph::status::Status;
 use crate::model::control::{ControlState, Injection, StartForm, StartPhase};
 
 /// The control state, refetched on every `control` event and status change of the project.
-fn control_state() -> Resource<Result<ControlState, ApiError>> {
+/// Fetched by the browser only: the server renders the panels empty, and the page never waits
+/// for it.
+fn control_state() -> LocalResource<Result<ControlState, ApiError>> {
     let view = project_view();
     let id = view.id.get_value();
-    Resource::new(
-        move || {
-            (
-                id.clone(),
-                view.control.get(),
-                view.detail.with(|d| d.summary.status),
-            )
-        },
-        |(id, _, _)| load_control(id),
-    )
+    let status = Memo::new(move |_| view.detail.with(|d| d.summary.status));
+    LocalResource::new(move || {
+        view.control.track();
+        status.track();
+        load_control(id.clone())
+    })
 }
 
 /// The error of a finished action, as an alert.
