@@ -503,3 +503,107 @@ async fn a_loop_started_from_the_page_survives_a_restart_of_loopwatch() {
     until("the loop ends", || !alive(pid)).await;
     server.stop().await;
 }
+
+fn write_script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, format!("#!/usr/bin/env bash\n{body}")).expect("script");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_dies_before_its_pid_file_shows_its_output() {
+    let (_temp, root) = tree();
+    let dir = root.join("zeta");
+    fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
+    write_script(
+        &dir.join("ralph.sh"),
+        "echo \"no agent cli named $RALPH_CLI\" >&2\nexit 3\n",
+    );
+    let id = project_id(&dir);
+    let server = start_server(root.clone()).await;
+    let session = token(&server);
+    let mut socket = subscribed(server.addr, &session, &id).await;
+    let started = call(server.addr, &session, "start_loop", start_body(&id)).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let died = ws_wait_for(&mut socket, "died", |f| {
+        control_frame(f) && f["data"]["start"]["phase"] == "died"
+    })
+    .await;
+    assert_eq!(died["data"]["start"]["code"], 3);
+    assert!(
+        died["data"]["start"]["output"]
+            .as_str()
+            .is_some_and(|out| out.contains("no agent cli named fake")),
+        "{died}"
+    );
+    let project = serde_json::json!({ "project": id });
+    let state = json(&call(server.addr, &session, "control_state", project).await);
+    assert_eq!(state["start"]["phase"], "died", "{state}");
+    assert!(
+        !dir.join(".ralph/ralph.log").exists(),
+        "nothing went to the loop's log"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_loop_command_runs_and_a_loop_ignoring_sigterm_gets_sigkill() {
+    use loopwatch::server::{auth::Auth, control::ControlOptions};
+    use loopwatch::site::{start, ServerConfig};
+    use std::sync::Arc;
+    let (_temp, root) = tree();
+    let bin = root.join("bin");
+    fs::create_dir_all(&bin).expect("mkdir");
+    let stubborn = bin.join("stubborn-loop.sh");
+    write_script(
+        &stubborn,
+        "trap '' TERM\necho $$ > .ralph/ralph.pid\nwhile true; do sleep 0.1; done\n",
+    );
+    let dir = root.join("eta");
+    fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
+    let id = project_id(&dir);
+
+    // Without a command anywhere, a start is refused.
+    let bare = start_server(root.clone()).await;
+    let refused = call(bare.addr, &token(&bare), "start_loop", start_body(&id)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    bare.stop().await;
+
+    let data_dir = root.join(".data");
+    let loaded = Auth::load_or_create(&data_dir).expect("auth");
+    let server = start(ServerConfig {
+        control: ControlOptions {
+            loop_command: Some(stubborn.display().to_string()),
+            grace: Duration::from_secs(1),
+        },
+        ..common::server_config(
+            vec![root.clone()],
+            Some(Arc::new(loaded.auth)),
+            Some(data_dir),
+        )
+    })
+    .await
+    .expect("server");
+    let auth = server.auth.clone().expect("auth on");
+    common::set_cookie_name(server.addr, &auth.cookie_name());
+    let session = token(&server);
+    let started = call(server.addr, &session, "start_loop", start_body(&id)).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let pid = json(&started).as_u64().expect("pid") as u32;
+    until("the pid file", || dir.join(".ralph/ralph.pid").exists()).await;
+    let stopped = call(
+        server.addr,
+        &session,
+        "stop_loop",
+        serde_json::json!({ "project": id }),
+    )
+    .await;
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    assert!(
+        json(&stopped).as_str().expect("detail").contains("SIGKILL"),
+        "{}",
+        stopped.body
+    );
+    until("the loop ends", || !alive(pid)).await;
+    server.stop().await;
+}
