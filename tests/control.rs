@@ -84,6 +84,22 @@ fn alive(pid: u32) -> bool {
         .is_some_and(|state| state != "Z" && state != "X")
 }
 
+/// Ends the loop a failed test left behind (its group), if it is still that loop.
+struct Reap(u32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let ours = fs::read(format!("/proc/{}/cmdline", self.0)).is_ok_and(|cmdline| {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.contains("ralph.sh") || cmdline.contains("stubborn-loop")
+        });
+        if alive(self.0) && ours {
+            // SAFETY: plain syscall on a process group this test started.
+            unsafe { libc::kill(-(self.0 as i32), libc::SIGKILL) };
+        }
+    }
+}
+
 /// Waits (at most [`WAIT`]) until `condition` holds, looking every 50 ms.
 async fn until(what: &str, condition: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -112,6 +128,7 @@ async fn an_operator_starts_pauses_resumes_injects_and_stops_a_loop() {
     let started = call(server.addr, &session, "start_loop", start_body(&id)).await;
     assert_eq!(started.status, 200, "{}", started.body);
     let pid: u32 = json(&started).as_u64().expect("pid") as u32;
+    let _reap = Reap(pid);
     // The start's own `started` and the card's `running` come in either order.
     let (mut phase, mut running) = (None, false);
     while phase.is_none() || !running {
@@ -478,6 +495,7 @@ async fn a_loop_started_from_the_page_survives_a_restart_of_loopwatch() {
     let started = call(server.addr, &session, "start_loop", start_body(&id)).await;
     assert_eq!(started.status, 200, "{}", started.body);
     let pid = json(&started).as_u64().expect("pid") as u32;
+    let _reap = Reap(pid);
     ws_wait_for(&mut socket, "started", |f| {
         control_frame(f) && f["data"]["start"]["phase"] == "started"
     })
@@ -590,6 +608,7 @@ async fn the_server_loop_command_runs_and_a_loop_ignoring_sigterm_gets_sigkill()
     let started = call(server.addr, &session, "start_loop", start_body(&id)).await;
     assert_eq!(started.status, 200, "{}", started.body);
     let pid = json(&started).as_u64().expect("pid") as u32;
+    let _reap = Reap(pid);
     until("the pid file", || dir.join(".ralph/ralph.pid").exists()).await;
     let stopped = call(
         server.addr,

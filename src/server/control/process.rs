@@ -99,7 +99,7 @@ fn file_name(path: &str) -> &str {
 fn start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     match parse_proc_stat(&stat)? {
-        (state, _) if matches!(state, 'Z' | 'X' | 'x') => None,
+        ('Z' | 'X' | 'x', _) => None,
         (_, ticks) => Some(ticks),
     }
 }
