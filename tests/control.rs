@@ -626,3 +626,45 @@ async fn the_server_loop_command_runs_and_a_loop_ignoring_sigterm_gets_sigkill()
     until("the loop ends", || !alive(pid)).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_command_is_kept_in_the_data_directory_and_wins() {
+    let (_temp, root) = tree();
+    let dir = root.join("theta");
+    fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
+    let id = project_id(&dir);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/loop/ralph.sh");
+    let server = start_server(root.clone()).await;
+    let session = token(&server);
+    let project = serde_json::json!({ "project": id });
+    let state = json(&call(server.addr, &session, "control_state", project.clone()).await);
+    assert_eq!(state["command"], Value::Null);
+    let set = serde_json::json!({ "project": id, "command": script.display().to_string() });
+    assert_eq!(
+        call(server.addr, &session, "loop_command", set)
+            .await
+            .status,
+        200
+    );
+    server.stop().await;
+
+    // Kept across a restart, in the data directory and not in the project.
+    let server = start_server(root.clone()).await;
+    let session = token(&server);
+    let state = json(&call(server.addr, &session, "control_state", project.clone()).await);
+    assert_eq!(state["command"], script.display().to_string());
+    assert!(root.join(".data/loop-commands.json").exists());
+    assert_eq!(
+        fs::read_dir(&dir).expect("list").count(),
+        1,
+        "only .ralph in the project"
+    );
+    let unknown = serde_json::json!({ "project": "nope", "command": "x" });
+    assert_eq!(
+        call(server.addr, &session, "loop_command", unknown)
+            .await
+            .status,
+        404
+    );
+    server.stop().await;
+}
