@@ -119,6 +119,17 @@ pub async fn inject(project: String, text: String) -> Result<(), ApiError> {
     .await;
     if result.is_ok() {
         if let (Ok(state), Ok(dir)) = (super::ssr::state(), project_dir(&project)) {
+            // Pending first, then the watch: the watch's "consumed" must come after it.
+            state.control.publish(
+                &project,
+                crate::model::control::ControlChange {
+                    entry: None,
+                    start: None,
+                    injection: Some(crate::model::control::Injection::Pending {
+                        text: text.clone(),
+                    }),
+                },
+            );
             let (index, id) = (state.index.clone(), project.clone());
             let iteration = move || {
                 index
@@ -135,25 +146,10 @@ pub async fn inject(project: String, text: String) -> Result<(), ApiError> {
         "bytes": length,
         "start": text.chars().take(80).collect::<String>(),
     });
-    let injection = result
-        .as_ref()
-        .ok()
-        .map(|()| crate::model::control::Injection::Pending { text: text.clone() });
-    let outcome = finish(&actor, &project, "inject", params, result, |_| {
+    finish(&actor, &project, "inject", params, result, |_| {
         String::new()
     })
-    .await;
-    if let (Some(injection), Ok(state)) = (injection, super::ssr::state()) {
-        state.control.publish(
-            &project,
-            crate::model::control::ControlChange {
-                entry: None,
-                start: None,
-                injection: Some(injection),
-            },
-        );
-    }
-    outcome
+    .await
 }
 
 /// An editable file with the version to save against. The plan is read-only while a loop runs.
