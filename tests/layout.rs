@@ -5,7 +5,8 @@
 //! Ranks, highest first (a module may use only modules of a lower rank, or its own):
 //!   cli > site > app > live > api > server > model > contract
 //! and inside `server`:
-//!   stream (but stream::limits) > state, watcher, watchdog > index > hub, project > every other module
+//!   stream (but stream::limits) > state, watcher, watchdog > index, control > hub, project > every
+//!   other module
 
 use std::{
     fs,
@@ -30,7 +31,7 @@ fn rank(path: &[String]) -> Option<(usize, usize)> {
             ("stream", "limits") => 1,
             ("stream", _) => 5,
             ("state" | "watcher" | "watchdog", _) => 4,
-            ("index", _) => 3,
+            ("index" | "control", _) => 3,
             ("hub" | "project", _) => 2,
             _ => 1,
         }

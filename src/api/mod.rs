@@ -146,8 +146,10 @@ pub mod git;
 mod ssr;
 
 mod access;
+mod control;
 mod share;
 pub use access::*;
+pub use control::*;
 pub use share::*;
 
 /// Archives a project (hidden from dashboards by default, still watched) or brings it back.

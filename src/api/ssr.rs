@@ -16,7 +16,10 @@ pub fn state() -> Result<AppState, ApiError> {
     })
 }
 
+/// The project's directory, for a caller that may see it (403 for a viewer whose link does
+/// not show it; 404 for an unknown project).
 pub fn project_dir(project: &str) -> Result<PathBuf, ApiError> {
+    viewer_of(project)?;
     state()?
         .index
         .with_project(project, |state| state.dir().to_path_buf())

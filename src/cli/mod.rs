@@ -105,6 +105,14 @@ struct CommonArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// What "start" runs for a project that has no executable ralph.sh and no command of its
+    /// own (set on its page), e.g. ralph.sh; it gets the maximum iterations as its argument.
+    #[arg(long, value_name = "COMMAND")]
+    loop_command: Option<String>,
+    /// Seconds a stop waits after SIGTERM before it sends SIGKILL to the loop's group.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    stop_grace: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +311,10 @@ async fn start_server(
         listen: listen::ListenConfig {
             tls: tls_files(common),
             ..Default::default()
+        },
+        control: crate::server::control::ControlOptions {
+            loop_command: common.loop_command.clone(),
+            grace: std::time::Duration::from_secs(common.stop_grace),
         },
     })
     .await?;

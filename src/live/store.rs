@@ -38,6 +38,8 @@ pub struct ProjectView {
     pub files_changed: RwSignal<u64>,
     /// The project left the server's list (its directory was deleted or moved).
     pub gone: RwSignal<bool>,
+    /// The last `control` event (an operator's action, a start's phase, an injection's state).
+    pub control: RwSignal<Option<crate::model::control::ControlChange>>,
 }
 
 /// A notification worth a toast.
@@ -177,6 +179,7 @@ impl LiveStore {
             iterations_changed: RwSignal::new(0),
             files_changed: RwSignal::new(0),
             gone: RwSignal::new(false),
+            control: RwSignal::new(None),
         };
         self.project.set_value(Some(view));
         self.wanted_version.update(|v| *v += 1);
@@ -397,6 +400,11 @@ impl LiveStore {
                     if applied == Some(false) {
                         refetch.push(Refetch::Project(project));
                     }
+                }
+            }
+            ServerMessage::Control { project, data, .. } => {
+                if let Some(view) = self.open_view(&project) {
+                    view.control.try_set(Some(data));
                 }
             }
             ServerMessage::LogRotated { project, .. } if self.open_view(&project).is_some() => {

@@ -175,6 +175,32 @@ pub enum ApiError {
     BadShare(String),
     #[error("no share link {0:?}")]
     UnknownShare(String),
+    /// A start while a loop runs (or starts), or an edit of the plan while one runs.
+    #[error("a loop is running: {0}")]
+    LoopRunning(String),
+    /// A stop, pause or resume with no loop to act on.
+    #[error("no loop: {0}")]
+    NoLoop(String),
+    /// The PID in the pid file is not the loop's (dead, reused, or another program): nothing
+    /// was signalled.
+    #[error("the pid file does not name the loop: {0}")]
+    NotTheLoop(String),
+    /// The file changed since the operator loaded it; `current` is its text now (`None`: it was
+    /// deleted), `version` the version to save against.
+    #[error("{name} changed meanwhile")]
+    Changed {
+        name: String,
+        current: Option<String>,
+        version: String,
+    },
+    #[error("{name} is larger than {limit} bytes")]
+    TooLarge { name: String, limit: u64 },
+    /// A form or file content that cannot be used (bad JSON, a bad value).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The action was allowed but failed (a write, a spawn, a signal).
+    #[error("failed: {0}")]
+    Control(String),
 }
 
 impl ApiError {
@@ -186,11 +212,18 @@ impl ApiError {
             | ApiError::FileMissing(_)
             | ApiError::UnknownCommit(_)
             | ApiError::UnknownShare(_) => 404,
-            ApiError::FileNotAllowed(_) | ApiError::BadShare(_) => 400,
+            ApiError::FileNotAllowed(_) | ApiError::BadShare(_) | ApiError::Invalid(_) => 400,
+            ApiError::LoopRunning(_)
+            | ApiError::NoLoop(_)
+            | ApiError::NotTheLoop(_)
+            | ApiError::Changed { .. } => 409,
+            ApiError::TooLarge { .. } => 413,
             ApiError::Forbidden(_) => 403,
-            ApiError::Io(_) | ApiError::ServerFn(_) | ApiError::Archive(_) | ApiError::Git(_) => {
-                500
-            }
+            ApiError::Io(_)
+            | ApiError::ServerFn(_)
+            | ApiError::Archive(_)
+            | ApiError::Git(_)
+            | ApiError::Control(_) => 500,
         }
     }
 }

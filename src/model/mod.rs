@@ -4,6 +4,7 @@ pub mod access;
 pub mod api_types;
 pub mod audit;
 pub mod build;
+pub mod control;
 pub mod git;
 mod kind;
 mod project;

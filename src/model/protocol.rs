@@ -411,6 +411,13 @@ pub enum ServerMessage {
         timestamp: String,
         data: ArchiveChange,
     },
+    /// An operator acted on the project (start, stop, pause, inject, edit): the audit entry,
+    /// and what changed that no other event carries (a start's phase, an injection's state).
+    Control {
+        project: String,
+        timestamp: String,
+        data: super::control::ControlChange,
+    },
     /// Acknowledges `set_include_archived`.
     IncludeArchived {
         value: bool,
@@ -439,7 +446,8 @@ impl ServerMessage {
             | ServerMessage::ProjectUpdated { project, .. }
             | ServerMessage::ProjectRemoved { project, .. }
             | ServerMessage::ProjectArchived { project, .. }
-            | ServerMessage::Build { project, .. } => Some(project),
+            | ServerMessage::Build { project, .. }
+            | ServerMessage::Control { project, .. } => Some(project),
             _ => None,
         }
     }

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod auth;
 pub mod clock;
+pub mod control;
 pub mod discovery;
 pub mod git;
 pub mod hub;

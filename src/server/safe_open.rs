@@ -140,6 +140,46 @@ pub fn dir_ok(dir: &Path, rel: &str) -> Result<bool, OpenError> {
     }
 }
 
+/// A directory of a project opened for writing into with `*at` calls (the control actions'
+/// temp files, renames, appends): reached under the same rules as a file, so a name written
+/// through it lands in the project and nowhere else.
+pub struct ProjectDir {
+    pub fd: OwnedFd,
+    device: u64,
+}
+
+/// Opens the directory `rel` of the project (`""`: the project directory itself).
+pub fn open_dir(dir: &Path, rel: &str) -> Result<ProjectDir, OpenError> {
+    let (base, device) = open_project_dir(dir)?;
+    if rel.is_empty() {
+        return Ok(ProjectDir { fd: base, device });
+    }
+    let sub = open_beneath(
+        base.as_fd(),
+        rel,
+        OFlags::RDONLY | OFlags::DIRECTORY,
+        strategy(),
+    )?;
+    judge_dir(&sub, rel, device)?;
+    Ok(ProjectDir { fd: sub, device })
+}
+
+impl ProjectDir {
+    /// Opens the entry `name` (a plain name, no `/`) of this directory with `flags` added to
+    /// `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`, and accepts it only as a regular file of the
+    /// project with one link. `Missing` when it does not exist (and `flags` do not create it).
+    pub fn open(&self, name: &str, flags: OFlags, mode: Mode) -> Result<File, OpenError> {
+        if name.contains('/') {
+            return Err(Refused::BadPath(name.chars().take(200).collect()).into());
+        }
+        check_path(name)?;
+        let flags = flags | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let fd = openat(&self.fd, name, flags, mode).map_err(|errno| classify(name, errno))?;
+        judge_file(&fd, name, self.device)?;
+        Ok(File::from(fd))
+    }
+}
+
 /// Runs a blocking file read on the blocking pool and waits at most [`READ_TIMEOUT`] for it: a
 /// slow or stuck file costs one blocking thread, never an async thread or the request itself.
 pub async fn off_thread<T: Send + 'static>(

@@ -26,6 +26,8 @@ pub struct AppState {
     pub tls: bool,
     /// The embedded store (audit trail): in the data directory, or in memory without one.
     pub store: Arc<crate::server::store::Store>,
+    /// Starting, stopping, pausing, injecting and editing for operators.
+    pub control: Arc<crate::server::control::Control>,
 }
 
 /// A client silent this long is gone.

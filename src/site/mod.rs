@@ -87,6 +87,8 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<crate::contract::request_host::AllowedHost>,
     /// Timeouts, the connection cap and TLS.
     pub listen: listen::ListenConfig,
+    /// The loop command and the stop grace period.
+    pub control: crate::server::control::ControlOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,7 +180,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let state = AppState {
         leptos_options,
         index,
-        hub,
+        hub: hub.clone(),
         shutdown: shutdown.clone(),
         connections: connections.clone(),
         auth: config.auth.clone(),
@@ -186,6 +188,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         allowed_hosts: config.allowed_hosts.into(),
         tls: tls.is_some(),
         store: Arc::new(store),
+        control: Arc::new(crate::server::control::Control::new(
+            config.data_dir.clone(),
+            config.control.clone(),
+            hub.clone(),
+        )),
     };
     tracing::debug!(max_connections, "listening");
     let http = listen::spawn(

@@ -63,6 +63,7 @@ pub fn server_config(
         data_dir,
         allowed_hosts: Vec::new(),
         listen: Default::default(),
+        control: Default::default(),
     }
 }
 

@@ -10,6 +10,8 @@ use crate::contract::percent::encode_query_value;
 /// AGENTS.md, PROMPT.md and the specs, shown as text (never as HTML).
 #[component]
 pub fn FilesTab() -> impl IntoView {
+    // Viewers (share links) read the files; only operators get the editors.
+    let act = crate::app::role::can_act();
     let view = project_view();
     let id = view.id.get_value();
     let query = use_query_map();
@@ -93,6 +95,13 @@ pub fn FilesTab() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            <Show when=move || act.get()>
+                {view! {
+                    <super::editor::FileEditor />
+                    <super::editor::ConfigEditor />
+                }
+                    .into_any()}
+            </Show>
         </section>
     }
 }

@@ -2,11 +2,13 @@
 //! (`ProjectView`) shared by every tab through context.
 
 mod commits;
+mod editor;
 mod feed;
 mod files;
 mod iterations;
 mod log;
 mod notifications;
+mod operate;
 mod overview;
 mod plan;
 
@@ -161,6 +163,8 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
         });
     }
     let base = format!("/projects/{id}");
+    // Viewers (share links) see no controls; the server refuses their actions anyway.
+    let act = crate::app::role::can_act();
     let tab = |path: &str, label: &'static str| {
         let href = format!("{base}{path}");
         // Overview's address is the prefix of every tab's: only an exact match marks it current.
@@ -195,6 +199,15 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
                  was last seen."
             </p>
         </Show>
+        <Show when=move || act.get()>
+            {view! {
+                <div class="operate-panels">
+                    <operate::LoopControls />
+                    <operate::InjectBox />
+                </div>
+            }
+                .into_any()}
+        </Show>
         <nav class="tabs" aria-label="Project sections">
             {tab("", "Overview")}
             {tab("/plan", "Plan")}
@@ -206,6 +219,7 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             {has_build.then(|| tab("/build", "Build"))}
         </nav>
         <Outlet />
+        <operate::AuditTrail />
     }
 }
 
