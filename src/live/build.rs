@@ -6,8 +6,22 @@ use crate::model::build::{
     BuildDetail, BuildEvent, CheckpointChange, CheckpointView, MAX_OUTPUT_ENTRIES,
 };
 
+/// How far an event brought the page's detail up to date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The detail is what a fresh fetch would give.
+    Whole,
+    /// The event changed what the server derives (feature counts: from the current
+    /// checkpoint's features or the registry's, a rule the server applies): fetch the detail.
+    NeedsFetch,
+}
+
 /// Applies one build event to the page's detail.
-pub fn apply(detail: &mut BuildDetail, event: &BuildEvent) {
+pub fn apply(detail: &mut BuildDetail, event: &BuildEvent) -> Applied {
+    let applied = match event {
+        BuildEvent::Feature { .. } | BuildEvent::Features { .. } => Applied::NeedsFetch,
+        _ => Applied::Whole,
+    };
     match event {
         BuildEvent::Checkpoint { change, checkpoint } => {
             apply_checkpoint(detail, *change, checkpoint)
@@ -59,6 +73,7 @@ pub fn apply(detail: &mut BuildDetail, event: &BuildEvent) {
         // Shown through the output they come with (and the card's warnings).
         BuildEvent::FileChange { .. } | BuildEvent::Error { .. } => {}
     }
+    applied
 }
 
 fn apply_checkpoint(
@@ -96,6 +111,7 @@ fn apply_checkpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::buildrunner::status::WorkStatus;
     use crate::model::build::{OutputEntry, OutputType};
 
     fn checkpoint(name: &str, status: CheckpointStatus) -> CheckpointView {
@@ -106,6 +122,24 @@ mod tests {
             status,
             ..CheckpointView::default()
         }
+    }
+
+    #[test]
+    fn a_feature_change_asks_for_the_counts_the_server_derives() {
+        let mut detail = BuildDetail::default();
+        let feature = BuildEvent::Feature {
+            feature_id: "feat-002".into(),
+            name: "Cart".into(),
+            status: WorkStatus::Completed,
+            progress: Some(100.0),
+            priority: None,
+        };
+        assert_eq!(apply(&mut detail, &feature), Applied::NeedsFetch);
+        let checkpoint = BuildEvent::Checkpoint {
+            change: CheckpointChange::New,
+            checkpoint: checkpoint("checkpoint_1", CheckpointStatus::Created),
+        };
+        assert_eq!(apply(&mut detail, &checkpoint), Applied::Whole);
     }
 
     #[test]

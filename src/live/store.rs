@@ -394,10 +394,10 @@ impl LiveStore {
                         d.build
                             .as_mut()
                             .map(|build| super::build::apply(build, &data))
-                            .is_some()
                     });
-                    // A build the page did not know of yet: its whole state comes from the server.
-                    if applied == Some(false) {
+                    // A build the page did not know of yet, or counts the server derives: the
+                    // build's whole state comes from the server.
+                    if applied != Some(Some(super::build::Applied::Whole)) {
                         refetch.push(Refetch::Project(project));
                     }
                 }

@@ -199,15 +199,6 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
                  was last seen."
             </p>
         </Show>
-        <Show when=move || act.get()>
-            {view! {
-                <div class="operate-panels">
-                    <operate::LoopControls />
-                    <operate::InjectBox />
-                </div>
-            }
-                .into_any()}
-        </Show>
         <nav class="tabs" aria-label="Project sections">
             {tab("", "Overview")}
             {tab("/plan", "Plan")}
@@ -218,6 +209,15 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             {tab("/commits", "Commits")}
             {has_build.then(|| tab("/build", "Build"))}
         </nav>
+        <Show when=move || act.get()>
+            {view! {
+                <div class="operate-panels">
+                    <operate::LoopControls />
+                    <operate::InjectBox />
+                </div>
+            }
+                .into_any()}
+        </Show>
         <Outlet />
         <operate::AuditTrail />
     }
