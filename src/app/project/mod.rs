@@ -153,18 +153,20 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             }
         })
     };
-    #[cfg(feature = "hydrate")]
-    {
-        // On a narrow screen the tab strip scrolls: keep the current tab in sight.
-        let location = use_location();
-        Effect::new(move |_| {
-            location.pathname.track();
-            request_animation_frame(reveal_current_tab);
-        });
-    }
     let base = format!("/projects/{id}");
     // Viewers (share links) see no controls; the server refuses their actions anyway.
     let act = crate::app::role::can_act();
+    #[cfg(feature = "hydrate")]
+    {
+        // On a narrow screen the tab strip scrolls: keep the current tab in sight, also once
+        // the controls appear (the session's rights arrive after hydration and move the page).
+        let location = use_location();
+        Effect::new(move |_| {
+            location.pathname.track();
+            act.track();
+            request_animation_frame(|| request_animation_frame(reveal_current_tab));
+        });
+    }
     let tab = |path: &str, label: &'static str| {
         let href = format!("{base}{path}");
         // Overview's address is the prefix of every tab's: only an exact match marks it current.
