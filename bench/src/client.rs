@@ -105,7 +105,7 @@ async fn connect_inner(target: &Target, source: Ipv4Addr, options: Options) -> R
         .map_err(|e| Error::msg(format!("upgrade refused: {e}")))?;
     // `hello` first, then the acknowledgement of the subscription.
     let hello = next_text(&mut ws).await?;
-    if !hello.starts_with(r#"{"type":"hello""#) {
+    if !hello.contains(r#""type":"hello""#) {
         return Err(Error::msg(format!(
             "expected hello, got {}",
             preview(&hello)
