@@ -337,13 +337,15 @@ fn tick_next_task(dir: &Path) -> io::Result<Option<String>> {
     Ok(id)
 }
 
-fn replace_file(path: &Path, contents: &str) -> io::Result<()> {
-    let temp = path.with_extension("md.tmp");
+/// Replaces a file whole, the way tools that rewrite a file do (a temporary file, then rename).
+pub(super) fn replace_file(path: &Path, contents: &str) -> io::Result<()> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let temp = path.with_extension(format!("{extension}.tmp"));
     fs::write(&temp, contents)?;
     fs::rename(&temp, path)
 }
 
-fn append(path: &Path, text: &str) -> io::Result<()> {
+pub(super) fn append(path: &Path, text: &str) -> io::Result<()> {
     let mut file = fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -4,8 +4,7 @@
 //! build log), so the build page and the build stream have something live to show.
 
 use std::{
-    fs,
-    io::{self, Write},
+    fs, io,
     path::{Path, PathBuf},
     time::{Duration, SystemTime},
 };
@@ -13,6 +12,7 @@ use std::{
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use super::demo::{append, replace_file};
 use crate::server::Shutdown;
 
 /// The demo build's directory name, beside the demo's loops.
@@ -275,21 +275,6 @@ fn checkpoint_stamp() -> (String, String) {
 fn local_time() -> String {
     let full = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     full.trim_end_matches('Z').replacen('T', " ", 1)
-}
-
-/// Writes a copy and renames it over the file, as BuildRunner's JSON writers leave no half file.
-fn replace_file(path: &Path, contents: &str) -> io::Result<()> {
-    let temp = path.with_extension("json.tmp");
-    fs::write(&temp, contents)?;
-    fs::rename(&temp, path)
-}
-
-fn append(path: &Path, text: &str) -> io::Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    file.write_all(text.as_bytes())
 }
 
 #[cfg(test)]
