@@ -54,6 +54,11 @@ async function hydrated(page: Page) {
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
 }
 
+/// Every project's alerts reach the tab from here on (the page has subscribed to them all).
+async function watchingAll(page: Page) {
+  await expect(page.locator('body')).toHaveAttribute('data-watching', 'true');
+}
+
 async function signIn(page: Page) {
   await page.goto(server.loginUrl);
   await expect(page).toHaveURL(server.url + '/');
@@ -104,6 +109,7 @@ test('alerts from another project toast on a project page and on the dashboard, 
   page,
 }) => {
   await open(page, 'alpha');
+  await watchingAll(page);
   fs.writeFileSync(at(hotel, 'pending-notification.txt'), 'ERROR: hotel cannot reach its database\n');
   const toast = page.getByTestId('toast').filter({ hasText: 'hotel cannot reach its database' });
   await expect(toast).toHaveCount(1);
@@ -118,6 +124,7 @@ test('alerts from another project toast on a project page and on the dashboard, 
 
 test('info toasts go by themselves; many alerts are counted, and dismissed at once', async ({ page }) => {
   await open(page, 'alpha');
+  await watchingAll(page);
   fs.writeFileSync(at(hotel, 'pending-notification.txt'), 'DONE: all tasks complete\n');
   const done = page.getByTestId('toast').filter({ hasText: 'all tasks complete' });
   await expect(done).toHaveCount(1);

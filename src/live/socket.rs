@@ -361,6 +361,9 @@ async fn stream_events(
                         store.advance(topic, cursor);
                     }
                 }
+                if store.watching() {
+                    mark_watching();
+                }
                 (Vec::new(), Overwrite::IfNewer)
             }
             // The server cannot serve our cursor: what it gives now replaces our state, even if
@@ -410,6 +413,17 @@ where
     }
     *subscribed = wanted;
     Ok(())
+}
+
+/// Sets `data-watching` on `<body>` once every project's topic is subscribed: from then on an
+/// alert from any project reaches this tab (browser tests wait for it before writing one).
+fn mark_watching() {
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    {
+        let _ = body.set_attribute("data-watching", "true");
+    }
 }
 
 fn sign_out(store: LiveStore) {
