@@ -4,13 +4,17 @@ use leptos::prelude::*;
 
 use super::{
     controls::SearchBox,
-    format::{cost_label, health_name, iteration_label, tokens_label, Reading, When},
+    format::{cost_label, health_name, iteration_label, tokens_label, Clock, Reading, When},
     role::can_act,
     share::SharePanel,
     toasts::NotificationPermission,
 };
 use crate::api::{list_projects, set_archived};
-use crate::contract::ralph::{stats::parse_timestamp, status::Status};
+use crate::contract::ralph::{
+    alerts::{minutes, silence, Liveness, Thresholds},
+    stats::parse_timestamp,
+    status::Status,
+};
 use crate::live::{LiveStore, ProjectCard};
 use crate::model::{api_types::ProjectList, ProjectSummary};
 
@@ -85,7 +89,9 @@ fn ProjectGrid(projects: ProjectList) -> impl IntoView {
         let counts = cards.with(|cards| {
             let statuses: Vec<Status> =
                 cards.iter().map(|c| c.summary.with(|s| s.status)).collect();
-            title_text(&statuses)
+            let title = title_text(&statuses);
+            super::attention::show_statuses(statuses);
+            title
         });
         document().set_title(&counts);
     });
@@ -250,6 +256,18 @@ fn title_text(statuses: &[Status]) -> String {
     }
 }
 
+/// The card's hint for a running loop whose log has been silent past the stuck-loop rule's
+/// limit (the watchdog raises the alert; the card keeps saying it while it holds).
+fn silence_hint(summary: &ProjectSummary, now: f64) -> Option<String> {
+    let liveness = match summary.status {
+        Status::Running => Liveness::Running,
+        _ => Liveness::NotRunning,
+    };
+    let last_write = summary.last_activity.as_deref().and_then(parse_timestamp);
+    let silent_for = silence(liveness, last_write, now, &Thresholds::default())?;
+    Some(format!("Log silent for {}", minutes(silent_for)))
+}
+
 /// Case-insensitive match on name, path and status; `query` is already lower-case.
 fn matches_search(summary: &ProjectSummary, query: &str) -> bool {
     query.is_empty()
@@ -320,6 +338,17 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                     </dd>
                 </div>
             </dl>
+            {move || {
+                let now = use_context::<Clock>().map(|clock| clock.now.get())?;
+                let hint = summary.with(|s| silence_hint(s, now))?;
+                Some(
+                    view! {
+                        <p class="silence-hint" role="status" data-testid="silence-hint">
+                            {hint}
+                        </p>
+                    },
+                )
+            }}
             <ol class="health-strip" aria-label="Health of recent iterations">
                 {move || {
                     summary
@@ -456,6 +485,22 @@ mod tests {
         let mut sorted: Vec<&ProjectSummary> = cards.iter().collect();
         sorted.sort_by(|a, b| compare(a, b, by));
         sorted.into_iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_running_loop_silent_past_the_limit_gets_a_hint_and_others_do_not() {
+        let last = "2026-11-27T10:00:00Z";
+        let at = parse_timestamp(last).expect("a timestamp");
+        let running = card("alpha", Status::Running, Some(last), 0.0);
+        assert_eq!(silence_hint(&running, at + 60.0), None);
+        assert_eq!(
+            silence_hint(&running, at + 16.0 * 60.0).as_deref(),
+            Some("Log silent for 16 min")
+        );
+        let stopped = card("bravo", Status::Stopped, Some(last), 0.0);
+        assert_eq!(silence_hint(&stopped, at + 3_600.0), None);
+        let never = card("charlie", Status::Running, None, 0.0);
+        assert_eq!(silence_hint(&never, at + 3_600.0), None);
     }
 
     #[test]

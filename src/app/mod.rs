@@ -1,5 +1,6 @@
 //! The Leptos UI: document shell, routes, pages.
 
+mod attention;
 mod build;
 pub mod charts;
 mod controls;
@@ -58,6 +59,7 @@ pub fn App() -> impl IntoView {
     let store = LiveStore::new();
     provide_context(store);
     role::provide_access();
+    attention::provide_tab_badge();
     #[cfg(feature = "hydrate")]
     crate::live::socket::start(store);
     view! {

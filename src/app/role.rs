@@ -34,5 +34,13 @@ pub fn access() -> Signal<Option<Access>> {
 /// `let act = can_act();` ... `<Show when=move || act.get()>`.
 pub fn can_act() -> Signal<bool> {
     let known = access();
-    Signal::derive(move || known.with(|a| a.as_ref().is_some_and(Access::may_act)))
+    // "No" until this view has hydrated: the server rendered no controls, and controls that
+    // appeared while the page hydrates (when the answer comes first) would not match the
+    // server's HTML, and hydration would fail.
+    let hydrated = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| hydrated.set(true));
+    Signal::derive(move || {
+        hydrated.get() && known.with(|a| a.as_ref().is_some_and(Access::may_act))
+    })
 }

@@ -96,9 +96,12 @@ pub fn FilesTab() -> impl IntoView {
                 })}
             </Suspense>
             <Show when=move || act.get()>
+                // Their own boundary, so the editors' fetches never re-create the page.
                 {view! {
-                    <super::editor::FileEditor />
-                    <super::editor::ConfigEditor />
+                    <Transition>
+                        <super::editor::FileEditor />
+                        <super::editor::ConfigEditor />
+                    </Transition>
                 }
                     .into_any()}
             </Show>

@@ -157,6 +157,10 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
     // Viewers (share links) see no controls; the server refuses their actions anyway.
     let act = crate::app::role::can_act();
     #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        crate::app::attention::show_statuses(vec![view.detail.with(|d| d.summary.status)]);
+    });
+    #[cfg(feature = "hydrate")]
     {
         // On a narrow screen the tab strip scrolls: keep the current tab in sight, also once
         // the controls appear (the session's rights arrive after hydration and move the page).
@@ -212,11 +216,16 @@ fn Loaded(detail: ProjectDetail, recent: Vec<IterationRow>, log: LogText) -> imp
             {has_build.then(|| tab("/build", "Build"))}
         </nav>
         <Show when=move || act.get()>
+            // Their own boundary: the panels' fetches (and refetches on every status change)
+            // must not send the page's Suspense back to its fallback, which re-created the
+            // whole page (and lost the tab strip's scroll) once the controls appeared.
             {view! {
-                <div class="operate-panels">
-                    <operate::LoopControls />
-                    <operate::InjectBox />
-                </div>
+                <Transition>
+                    <div class="operate-panels">
+                        <operate::LoopControls />
+                        <operate::InjectBox />
+                    </div>
+                </Transition>
             }
                 .into_any()}
         </Show>

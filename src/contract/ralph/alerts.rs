@@ -153,12 +153,24 @@ fn long_iteration(facts: &LoopFacts<'_>, thresholds: &Thresholds) -> Option<Aler
     })
 }
 
-fn silent_log(facts: &LoopFacts<'_>, thresholds: &Thresholds) -> Option<Alert> {
-    if facts.liveness != Liveness::Running {
+/// How long a running loop's log has been silent, once that reaches the threshold (the card's
+/// hint and the alert use the same rule).
+pub fn silence(
+    liveness: Liveness,
+    last_write: Option<f64>,
+    now: f64,
+    thresholds: &Thresholds,
+) -> Option<f64> {
+    if liveness != Liveness::Running {
         return None;
     }
-    let silent_for = facts.now - facts.last_write?;
-    (silent_for.is_finite() && silent_for >= thresholds.silent_seconds).then(|| Alert {
+    let silent_for = now - last_write?;
+    (silent_for.is_finite() && silent_for >= thresholds.silent_seconds).then_some(silent_for)
+}
+
+fn silent_log(facts: &LoopFacts<'_>, thresholds: &Thresholds) -> Option<Alert> {
+    let silent_for = silence(facts.liveness, facts.last_write, facts.now, thresholds)?;
+    Some(Alert {
         kind: AlertKind::SilentLog,
         message: format!(
             "The loop runs but its log has been silent for {}.",
@@ -263,7 +275,8 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     })
 }
 
-fn minutes(seconds: f64) -> String {
+/// A duration as the alerts word it: seconds under a minute and a half, else minutes.
+pub fn minutes(seconds: f64) -> String {
     if seconds < 90.0 {
         format!("{} s", seconds.max(0.0).round())
     } else {
