@@ -50,7 +50,11 @@ pub(super) async fn agent(args: AgentArgs) -> Result<(), CliError> {
 }
 
 /// `serve --redis`: a dashboard node fed by the engine (plus any local `--projects`).
-pub(super) async fn node(roots: Vec<PathBuf>, common: &CommonArgs, url: &str) -> Result<(), CliError> {
+pub(super) async fn node(
+    roots: Vec<PathBuf>,
+    common: &CommonArgs,
+    url: &str,
+) -> Result<(), CliError> {
     listen::arm_forced_exit();
     let engine = engine::Engine::connect(url).await?;
     let hub = Hub::new(crate::server::hub::DEFAULT_CAPACITY);

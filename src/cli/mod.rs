@@ -64,7 +64,11 @@ struct InspectArgs {
 #[derive(Args, Debug)]
 struct ServeArgs {
     /// Directory to scan for projects (directories that contain `.ralph/`); repeat for more.
-    #[arg(long = "projects", value_name = "DIR", required_unless_present = "redis")]
+    #[arg(
+        long = "projects",
+        value_name = "DIR",
+        required_unless_present = "redis"
+    )]
     projects: Vec<PathBuf>,
     /// Serve the projects of the cluster engine at URL too (e.g. redis://127.0.0.1:6379), as
     /// its agents publish them.
@@ -318,24 +322,27 @@ async fn start_server(
         });
         (Some(std::sync::Arc::new(auth)), loaded.first_run)
     };
-    let server = start_with_hub(ServerConfig {
-        roots,
-        addr,
-        leptos_options,
-        auth: auth.clone(),
-        keepalive: Default::default(),
-        hub_capacity: hub::DEFAULT_CAPACITY,
-        data_dir: Some(data_dir),
-        allowed_hosts: common.allowed_hosts.clone(),
-        listen: listen::ListenConfig {
-            tls: tls_files(common),
-            ..Default::default()
+    let server = start_with_hub(
+        ServerConfig {
+            roots,
+            addr,
+            leptos_options,
+            auth: auth.clone(),
+            keepalive: Default::default(),
+            hub_capacity: hub::DEFAULT_CAPACITY,
+            data_dir: Some(data_dir),
+            allowed_hosts: common.allowed_hosts.clone(),
+            listen: listen::ListenConfig {
+                tls: tls_files(common),
+                ..Default::default()
+            },
+            control: crate::server::control::ControlOptions {
+                loop_command: common.loop_command.clone(),
+                grace: std::time::Duration::from_secs(common.stop_grace),
+            },
         },
-        control: crate::server::control::ControlOptions {
-            loop_command: common.loop_command.clone(),
-            grace: std::time::Duration::from_secs(common.stop_grace),
-        },
-    }, hub)
+        hub,
+    )
     .await?;
     let scheme = if server.is_tls() { "https" } else { "http" };
     // Scripts and tests read these lines to learn the port and the sign-in link.

@@ -241,7 +241,10 @@ impl Hub {
     /// The events of `topic` after `since`, and the cursor the subscriber is now at. With an
     /// engine's [`History`], a cursor older than the ring is served from it.
     pub fn replay(&self, topic: &Topic, since: Cursor) -> (Replay, Cursor) {
-        match (self.replay_from_ring(topic, since), self.inner.history.get()) {
+        match (
+            self.replay_from_ring(topic, since),
+            self.inner.history.get(),
+        ) {
             ((Replay::Resync, now), Some(history)) => {
                 external::backfill(self, history.as_ref(), topic, since, now)
             }

@@ -51,7 +51,10 @@ pub async fn run(
                 send(&engine, &index, &mut published, event, &shutdown).await;
             }
             Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "the agent fell behind its watcher: every topic starts a new epoch");
+                tracing::warn!(
+                    missed,
+                    "the agent fell behind its watcher: every topic starts a new epoch"
+                );
                 published.clear();
             }
             Err(RecvError::Closed) => break,
@@ -68,17 +71,23 @@ async fn send(
     (topic, event, archival): (Topic, Arc<ServerMessage>, Archival),
     shutdown: &Shutdown,
 ) {
-    let epoch = if published.contains(&topic) && !matches!(*event, ServerMessage::LogRotated { .. }) {
+    let epoch = if published.contains(&topic) && !matches!(*event, ServerMessage::LogRotated { .. })
+    {
         Epoch::Continue
     } else {
         Epoch::New
     };
     let card = match (&topic, event.project()) {
-        (Topic::Projects | Topic::Project(_), Some(id)) => index.with_project(id, |state| state.summary().clone()),
+        (Topic::Projects | Topic::Project(_), Some(id)) => {
+            index.with_project(id, |state| state.summary().clone())
+        }
         _ => None,
     };
     loop {
-        match engine.publish(&topic, &event, archival, epoch, card.as_ref()).await {
+        match engine
+            .publish(&topic, &event, archival, epoch, card.as_ref())
+            .await
+        {
             Ok(_) => {
                 published.insert(topic);
                 return;

@@ -137,7 +137,10 @@ impl Engine {
         card: Option<&ProjectSummary>,
     ) -> Result<Cursor, EngineError> {
         let json = serde_json::to_string(message)?;
-        let card = card.map(serde_json::to_string).transpose()?.unwrap_or_default();
+        let card = card
+            .map(serde_json::to_string)
+            .transpose()?
+            .unwrap_or_default();
         let project = message.project().unwrap_or("");
         let removed = matches!(message, ServerMessage::ProjectRemoved { .. });
         let mut invocation = self.script.prepare_invoke();
@@ -166,7 +169,8 @@ impl Engine {
 
     /// Says that agent `name` is alive and watches `projects`, for [`HEARTBEAT_TTL`].
     pub async fn heartbeat(&self, name: &str, projects: &[String]) -> Result<(), EngineError> {
-        let value = serde_json::json!({ "projects": projects, "seen": crate::server::clock::now() });
+        let value =
+            serde_json::json!({ "projects": projects, "seen": crate::server::clock::now() });
         let mut connection = self.connection.clone();
         let () = connection
             .set_ex(agent_key(name), value.to_string(), HEARTBEAT_TTL.as_secs())

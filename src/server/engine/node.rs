@@ -33,7 +33,10 @@ pub async fn join(engine: &Engine, hub: &Hub, index: &Index) -> Result<String, E
     let mut connection = engine.connection.clone();
     // The feed position first: whatever is published after it is read again by `follow`.
     let last: StreamRangeReply = connection.xrevrange_count(FEED, "+", "-", 1).await?;
-    let from = last.ids.first().map_or_else(|| "0".to_owned(), |id| id.id.clone());
+    let from = last
+        .ids
+        .first()
+        .map_or_else(|| "0".to_owned(), |id| id.id.clone());
     let meta: HashMap<String, String> = connection.hgetall(META).await?;
     for (topic, cursor) in cursors(&meta) {
         hub.seed(topic, cursor);
@@ -43,7 +46,9 @@ pub async fn join(engine: &Engine, hub: &Hub, index: &Index) -> Result<String, E
         let card: Option<String> = connection.hget(super::snapshot_key(&id), "card").await?;
         match card.map(|card| serde_json::from_str::<ProjectSummary>(&card)) {
             Some(Ok(summary)) => index.set_remote(&id, Some(summary)),
-            Some(Err(error)) => tracing::warn!(%error, project = id, "unreadable card in the engine"),
+            Some(Err(error)) => {
+                tracing::warn!(%error, project = id, "unreadable card in the engine")
+            }
             None => {}
         }
     }
@@ -65,7 +70,13 @@ fn cursors(meta: &HashMap<String, String>) -> Vec<(Topic, Cursor)> {
 
 /// Follows the feed from `from` into `hub` and `index` until `shutdown`, reconnecting when the
 /// engine goes away.
-pub async fn follow(engine: Engine, hub: Hub, index: Arc<Index>, mut from: String, shutdown: Shutdown) {
+pub async fn follow(
+    engine: Engine,
+    hub: Hub,
+    index: Arc<Index>,
+    mut from: String,
+    shutdown: Shutdown,
+) {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(BLOCK + Duration::from_secs(5)));
@@ -75,7 +86,9 @@ pub async fn follow(engine: Engine, hub: Hub, index: Arc<Index>, mut from: Strin
     let mut connection = None;
     loop {
         if connection.is_none() {
-            let connecting = engine.client.get_multiplexed_async_connection_with_config(&config);
+            let connecting = engine
+                .client
+                .get_multiplexed_async_connection_with_config(&config);
             connection = tokio::select! {
                 _ = shutdown.wait() => return,
                 result = connecting => match result {
@@ -168,8 +181,16 @@ impl StreamHistory {
         }
     }
 
-    fn read(&self, topic: &Topic, after: u64, before: u64) -> Result<StreamRangeReply, EngineError> {
-        let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+    fn read(
+        &self,
+        topic: &Topic,
+        after: u64,
+        before: u64,
+    ) -> Result<StreamRangeReply, EngineError> {
+        let mut slot = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
             let connection = self.client.get_connection_with_timeout(HISTORY_TIMEOUT)?;
             connection.set_read_timeout(Some(HISTORY_TIMEOUT))?;

@@ -73,8 +73,8 @@ impl Hub {
         let continues = cursor.epoch == log.cursor.epoch && cursor.seq == log.cursor.seq + 1;
         // A topic this hub never saw starts wherever the engine is; so does a rotated log (its
         // event says so itself).
-        let announced = fresh
-            || (cursor.seq == 1 && matches!(*message, ServerMessage::LogRotated { .. }));
+        let announced =
+            fresh || (cursor.seq == 1 && matches!(*message, ServerMessage::LogRotated { .. }));
         let placed = if continues || announced {
             Placed::Next
         } else {
@@ -87,7 +87,14 @@ impl Hub {
             } else {
                 "the engine started a new epoch".to_owned()
             };
-            self.send_resync(&topic, Cursor { epoch: cursor.epoch, seq: cursor.seq - 1 }, reason);
+            self.send_resync(
+                &topic,
+                Cursor {
+                    epoch: cursor.epoch,
+                    seq: cursor.seq - 1,
+                },
+                reason,
+            );
             Placed::AfterResync
         };
         if cursor.epoch != log.cursor.epoch || !continues {
@@ -186,7 +193,12 @@ pub(super) fn backfill(
 }
 
 /// A frame for a replayed event (the same wire form [`Hub::publish_at`] gives it).
-fn frame(topic: &Topic, cursor: Cursor, message: ServerMessage, archival: Archival) -> Option<Frame> {
+fn frame(
+    topic: &Topic,
+    cursor: Cursor,
+    message: ServerMessage,
+    archival: Archival,
+) -> Option<Frame> {
     let text = serde_json::to_string(&super::Envelope {
         message: &message,
         topic,
@@ -250,8 +262,14 @@ mod tests {
         let hub = Hub::new(16);
         let topic = Topic::Log("p".into());
         let mut receiver = hub.subscribe();
-        assert_eq!(hub.publish_at(topic.clone(), at(5), lines("a"), Archival::Active), Placed::Next);
-        assert_eq!(hub.publish_at(topic.clone(), at(6), lines("b"), Archival::Active), Placed::Next);
+        assert_eq!(
+            hub.publish_at(topic.clone(), at(5), lines("a"), Archival::Active),
+            Placed::Next
+        );
+        assert_eq!(
+            hub.publish_at(topic.clone(), at(6), lines("b"), Archival::Active),
+            Placed::Next
+        );
         assert_eq!(
             hub.publish_at(topic.clone(), at(6), lines("b"), Archival::Active),
             Placed::Duplicate
@@ -266,7 +284,12 @@ mod tests {
                 (json["type"].as_str().unwrap_or("").to_owned(), f.cursor.seq)
             })
             .collect();
-        let expected = [("log_append", 5), ("log_append", 6), ("resync", 8), ("log_append", 9)];
+        let expected = [
+            ("log_append", 5),
+            ("log_append", 6),
+            ("resync", 8),
+            ("log_append", 9),
+        ];
         assert_eq!(got, expected.map(|(t, s)| (t.to_owned(), s)));
         assert_eq!(hub.cursor(&topic), at(9));
         // The gap voided the ring: a cursor before it cannot be served from here.
@@ -294,7 +317,10 @@ mod tests {
                 assert_eq!(now, at(12));
                 let json: serde_json::Value =
                     serde_json::from_str(frames[0].text.as_str()).expect("json");
-                assert_eq!((json["seq"].as_u64(), json["epoch"].as_u64()), (Some(4), Some(7)));
+                assert_eq!(
+                    (json["seq"].as_u64(), json["epoch"].as_u64()),
+                    (Some(4), Some(7))
+                );
             }
             (Replay::Resync, _) => panic!("the history holds them"),
         }
