@@ -81,7 +81,14 @@ fn spawn(args: &[&str], ready: &str) -> (Process, String) {
 fn node(url: &str, data: &Path) -> (Process, SocketAddr) {
     let data = data.to_str().expect("utf-8 path");
     let args = [
-        "serve", "--redis", url, "--no-auth", "--addr", "127.0.0.1:0", "--data-dir", data,
+        "serve",
+        "--redis",
+        url,
+        "--no-auth",
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
     ];
     let (process, line) = spawn(&args, "listening on http://");
     let addr = line
@@ -96,11 +103,14 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: SocketAddr) -> Socket {
-    timeout(WAIT, tokio_tungstenite::connect_async(format!("ws://{addr}/api/ws")))
-        .await
-        .expect("connect in time")
-        .expect("connect")
-        .0
+    timeout(
+        WAIT,
+        tokio_tungstenite::connect_async(format!("ws://{addr}/api/ws")),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect")
+    .0
 }
 
 /// The next JSON frame; `None` when the socket ends (its server was killed).
@@ -221,7 +231,10 @@ async fn wait_for_seq(url: &str, topic: &str, lines: usize) {
         if message.is_some_and(|m| m.contains(&last_line)) {
             return;
         }
-        assert!(Instant::now() < deadline, "the agent never published line {lines}");
+        assert!(
+            Instant::now() < deadline,
+            "the agent never published line {lines}"
+        );
         tokio::time::sleep(POLL).await;
     }
 }
@@ -239,7 +252,10 @@ async fn project_id(url: &str) -> String {
         if let Some(id) = ids.into_iter().next() {
             return id;
         }
-        assert!(Instant::now() < deadline, "the agent never published the project");
+        assert!(
+            Instant::now() < deadline,
+            "the agent never published the project"
+        );
         tokio::time::sleep(POLL).await;
     }
 }
@@ -272,11 +288,20 @@ async fn resume_after_kill(second: SecondNode) {
     let projects = root.path().join("projects");
     let projects = projects.to_str().expect("utf-8");
     let (_agent, _) = spawn(
-        &["agent", "--redis", &url, "--projects", projects, "--name", "a1"],
+        &[
+            "agent",
+            "--redis",
+            &url,
+            "--projects",
+            projects,
+            "--name",
+            "a1",
+        ],
         "publishing",
     );
     let (mut node_a, addr_a) = node(&url, &root.path().join("a"));
-    let mut node_b = (second == SecondNode::FromTheStart).then(|| node(&url, &root.path().join("b")));
+    let mut node_b =
+        (second == SecondNode::FromTheStart).then(|| node(&url, &root.path().join("b")));
     let id = project_id(&url).await;
     let topic = format!("log:{id}");
 
@@ -338,7 +363,15 @@ async fn an_engine_restarted_empty_makes_the_nodes_say_resync() {
     let projects = root.path().join("projects");
     let projects = projects.to_str().expect("utf-8");
     let (_agent, _) = spawn(
-        &["agent", "--redis", &url, "--projects", projects, "--name", "a1"],
+        &[
+            "agent",
+            "--redis",
+            &url,
+            "--projects",
+            projects,
+            "--name",
+            "a1",
+        ],
         "publishing",
     );
     let (_node, addr) = node(&url, &root.path().join("n"));
@@ -360,7 +393,10 @@ async fn an_engine_restarted_empty_makes_the_nodes_say_resync() {
     }
     assert_eq!(followed.resyncs[0]["topic"], topic.as_str());
     let after = followed.cursors[1];
-    assert!(after.0 > before.0, "a later epoch: {after:?} after {before:?}");
+    assert!(
+        after.0 > before.0,
+        "a later epoch: {after:?} after {before:?}"
+    );
     assert_eq!(after.1, 1);
     assert_eq!(followed.text, "before\nafter\n", "nothing silently lost");
 }

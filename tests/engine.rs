@@ -123,7 +123,7 @@ async fn the_script_numbers_each_topic_without_gaps_and_keeps_stream_feed_and_sn
         serde_json::from_str(&snapshot["card"]).expect("card json");
     assert_eq!(stored, card);
     let members: Vec<String> = connection.smembers(engine::PROJECTS).await.expect("set");
-    assert_eq!(members, [id.clone()]);
+    assert_eq!(members, vec![id.clone()]);
     let removed = ServerMessage::ProjectRemoved {
         project: id.clone(),
         timestamp: "t".into(),
