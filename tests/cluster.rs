@@ -2,8 +2,10 @@
 //! watching a project, two `loopwatch serve --redis` nodes. A client follows the log on one
 //! node, that node is killed (SIGKILL) mid-burst, and the client resumes on the other with its
 //! cursor: it ends with exactly what was written, in order, with no gap in the sequence. An
-//! engine restarted empty makes the nodes tell their clients to resync.
+//! engine restarted empty makes the nodes tell their clients to resync. A killed agent's
+//! projects are marked offline on every node, and online again when it is back.
 
+mod common;
 mod redis_server;
 
 use std::{
@@ -399,4 +401,76 @@ async fn an_engine_restarted_empty_makes_the_nodes_say_resync() {
     );
     assert_eq!(after.1, 1);
     assert_eq!(followed.text, "before\nafter\n", "nothing silently lost");
+}
+
+/// The project cards node `addr` serves (`list_projects`), as JSON.
+async fn cards(addr: SocketAddr) -> Vec<Value> {
+    let response = common::post_json(addr, "/api/projects", "{}", "").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let list: Value = serde_json::from_str(&response.body).expect("project list");
+    list["projects"].as_array().cloned().unwrap_or_default()
+}
+
+/// Whether the card of `id` on `addr` carries the offline warning of agent `name`.
+async fn offline(addr: SocketAddr, id: &str, name: &str) -> Option<bool> {
+    let card = cards(addr)
+        .await
+        .into_iter()
+        .find(|card| card["id"] == id)?;
+    let marker = format!("agent offline: {name} last seen ");
+    Some(card["warnings"].as_array().is_some_and(|w| {
+        w.iter()
+            .any(|w| w.as_str().is_some_and(|w| w.starts_with(&marker)))
+    }))
+}
+
+/// Polls `addr` until the card of `id` is (or is not) marked offline.
+async fn wait_offline(addr: SocketAddr, id: &str, wanted: bool) {
+    let deadline = Instant::now() + WAIT;
+    while offline(addr, id, "a1").await != Some(wanted) {
+        assert!(
+            Instant::now() < deadline,
+            "{id} on {addr} never became {}",
+            if wanted { "offline" } else { "online" }
+        );
+        tokio::time::sleep(POLL * 10).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agents_projects_show_offline_on_every_node_and_online_when_it_is_back() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let root = tempfile::tempdir().expect("tempdir");
+    project(&root.path().join("projects"));
+    let projects = root.path().join("projects");
+    let projects = projects.to_str().expect("utf-8");
+    let agent_args = [
+        "agent",
+        "--redis",
+        &url,
+        "--projects",
+        projects,
+        "--name",
+        "a1",
+        "--heartbeat-seconds",
+        "1",
+    ];
+    let (mut agent, _) = spawn(&agent_args, "publishing");
+    let (_node_a, addr_a) = node(&url, &root.path().join("a"));
+    let (_node_b, addr_b) = node(&url, &root.path().join("b"));
+    let id = project_id(&url).await;
+    for addr in [addr_a, addr_b] {
+        wait_offline(addr, &id, false).await;
+    }
+    agent.kill();
+    for addr in [addr_a, addr_b] {
+        wait_offline(addr, &id, true).await;
+    }
+    let (_agent, _) = spawn(&agent_args, "publishing");
+    for addr in [addr_a, addr_b] {
+        wait_offline(addr, &id, false).await;
+    }
 }

@@ -248,7 +248,8 @@ async fn a_node_carries_the_engines_cursors_and_resumes_old_cursors_from_the_str
     }
     let hub = Hub::new(64);
     let index = Arc::new(Index::new(hub.clone()));
-    let from = engine::node::join(&engine, &hub, &index)
+    let cards = Arc::new(engine::cards::Cards::default());
+    let from = engine::node::join(&engine, &hub, &index, &cards)
         .await
         .expect("join");
     let epoch = hub.cursor(&log).epoch;
@@ -259,6 +260,7 @@ async fn a_node_carries_the_engines_cursors_and_resumes_old_cursors_from_the_str
         engine.clone(),
         hub.clone(),
         index.clone(),
+        cards,
         from,
         shutdown.clone(),
     ));

@@ -23,6 +23,11 @@ pub struct AgentArgs {
     /// This agent's name in the engine [default: the host name].
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// Seconds the agent's heartbeat lives: nodes mark its projects offline this long after it
+    /// stops.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    heartbeat_seconds: u64,
 }
 
 /// Watches the projects exactly as `serve` does and publishes every event to the engine.
@@ -44,7 +49,8 @@ pub(super) async fn agent(args: AgentArgs) -> Result<(), CliError> {
         index.len()
     );
     let _ = std::io::stdout().flush();
-    engine::agent::run(engine, name, index, events, shutdown).await;
+    let ttl = std::time::Duration::from_secs(args.heartbeat_seconds);
+    engine::agent::run(engine, name, ttl, index, events, shutdown).await;
     watcher.stop().await;
     Ok(())
 }
@@ -59,11 +65,19 @@ pub(super) async fn node(
     let engine = engine::Engine::connect(url).await?;
     let hub = Hub::new(crate::server::hub::DEFAULT_CAPACITY);
     let server = start_server(roots, common, SignInLink::OnFirstRun, hub.clone()).await?;
-    let from = engine::node::join(&engine, &hub, &server.index).await?;
+    let cards = Arc::new(engine::cards::Cards::default());
+    let from = engine::node::join(&engine, &hub, &server.index, &cards).await?;
+    tokio::spawn(engine::cards::watch_agents(
+        engine.clone(),
+        cards.clone(),
+        server.index.clone(),
+        server.shutdown.clone(),
+    ));
     tokio::spawn(engine::node::follow(
         engine,
         hub,
         server.index.clone(),
+        cards,
         from,
         server.shutdown.clone(),
     ));

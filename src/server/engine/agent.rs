@@ -19,6 +19,7 @@ const RETRY: Duration = Duration::from_millis(500);
 pub async fn run(
     engine: Engine,
     name: String,
+    heartbeat_ttl: Duration,
     index: Arc<Index>,
     mut events: broadcast::Receiver<Arc<Frame>>,
     shutdown: Shutdown,
@@ -39,7 +40,13 @@ pub async fn run(
         let event = (Topic::Projects, Arc::new(added), archival);
         send(&engine, &index, &mut published, event, &shutdown).await;
     }
-    let heartbeat = tokio::spawn(beat(engine.clone(), name, index.clone(), shutdown.clone()));
+    let heartbeat = tokio::spawn(beat(
+        engine.clone(),
+        name,
+        heartbeat_ttl,
+        index.clone(),
+        shutdown.clone(),
+    ));
     loop {
         let frame = tokio::select! {
             _ = shutdown.wait() => break,
@@ -104,11 +111,11 @@ async fn send(
 }
 
 /// Renews the heartbeat every third of its lifetime.
-async fn beat(engine: Engine, name: String, index: Arc<Index>, shutdown: Shutdown) {
-    let every = super::HEARTBEAT_TTL / 3;
+async fn beat(engine: Engine, name: String, ttl: Duration, index: Arc<Index>, shutdown: Shutdown) {
+    let every = ttl / 3;
     loop {
         let projects: Vec<String> = index.summaries().into_iter().map(|s| s.id).collect();
-        if let Err(error) = engine.heartbeat(&name, &projects).await {
+        if let Err(error) = engine.heartbeat(&name, &projects, ttl).await {
             tracing::warn!(%error, "cannot renew the agent's heartbeat");
         }
         tokio::select! {

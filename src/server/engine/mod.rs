@@ -6,9 +6,10 @@
 //! Keys: `lw:meta` (hash: `e:TOPIC` epoch, `s:TOPIC` last sequence), `lw:s:TOPIC` (the topic's
 //! stream, entry ids `SEQ-0`), `lw:feed` (every event, in publish order), `lw:snap:PROJECT`
 //! (hash: the card and its cursor), `lw:projects` (set of project ids), `lw:agent:NAME`
-//! (heartbeat, expires).
+//! (heartbeat, expires), `lw:agents` (hash: every agent's last heartbeat, kept).
 
 pub mod agent;
+pub mod cards;
 pub mod node;
 
 use std::time::Duration;
@@ -21,11 +22,12 @@ use crate::model::{protocol::ServerMessage, Cursor, ProjectSummary, Topic};
 pub const META: &str = "lw:meta";
 pub const FEED: &str = "lw:feed";
 pub const PROJECTS: &str = "lw:projects";
+pub const AGENTS: &str = "lw:agents";
 /// Events kept per topic stream (about: trimming is by whole blocks).
 pub const TOPIC_MAXLEN: usize = 10_000;
 /// Events kept in the feed nodes read.
 pub const FEED_MAXLEN: usize = 100_000;
-/// How long an agent's heartbeat lives; it is renewed every third of that.
+/// How long an agent's heartbeat lives by default; it is renewed every third of that.
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
 
 /// The stream of one topic.
@@ -167,31 +169,60 @@ impl Engine {
         Ok(Cursor { epoch, seq })
     }
 
-    /// Says that agent `name` is alive and watches `projects`, for [`HEARTBEAT_TTL`].
-    pub async fn heartbeat(&self, name: &str, projects: &[String]) -> Result<(), EngineError> {
-        let value =
-            serde_json::json!({ "projects": projects, "seen": crate::server::clock::now() });
+    /// Says that agent `name` is alive and watches `projects`, for `ttl`; the time is kept
+    /// after that as the agent's last sign of life.
+    pub async fn heartbeat(
+        &self,
+        name: &str,
+        projects: &[String],
+        ttl: Duration,
+    ) -> Result<(), EngineError> {
+        let beat = Heartbeat {
+            projects: projects.to_vec(),
+            seen: crate::server::clock::now(),
+        };
+        let value = serde_json::to_string(&beat)?;
         let mut connection = self.connection.clone();
-        let () = connection
-            .set_ex(agent_key(name), value.to_string(), HEARTBEAT_TTL.as_secs())
+        let () = redis::pipe()
+            .atomic()
+            .set_ex(agent_key(name), &value, ttl.as_secs().max(1))
+            .ignore()
+            .hset(AGENTS, name, &value)
+            .ignore()
+            .query_async(&mut connection)
             .await?;
         Ok(())
     }
 
-    /// The agents whose heartbeat is alive, by name, with what they last said.
-    pub async fn agents(&self) -> Result<Vec<(String, serde_json::Value)>, EngineError> {
+    /// Every agent that ever beat: its last heartbeat, and whether that is still alive.
+    pub async fn agents(&self) -> Result<Vec<AgentState>, EngineError> {
         let mut connection = self.connection.clone();
-        let keys: Vec<String> = connection.keys("lw:agent:*").await?;
-        let mut agents = Vec::new();
-        for key in keys {
-            let value: Option<String> = connection.get(&key).await?;
-            if let Some(value) = value {
-                let name = key.trim_start_matches("lw:agent:").to_owned();
-                agents.push((name, serde_json::from_str(&value).unwrap_or_default()));
-            }
+        let all: std::collections::HashMap<String, String> = connection.hgetall(AGENTS).await?;
+        let mut agents = Vec::with_capacity(all.len());
+        for (name, value) in all {
+            let Ok(last) = serde_json::from_str::<Heartbeat>(&value) else {
+                continue;
+            };
+            let alive: bool = connection.exists(agent_key(&name)).await?;
+            agents.push(AgentState { name, last, alive });
         }
         Ok(agents)
     }
+}
+
+/// What an agent says in each heartbeat.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Heartbeat {
+    pub projects: Vec<String>,
+    /// When it said it (RFC 3339).
+    pub seen: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentState {
+    pub name: String,
+    pub last: Heartbeat,
+    pub alive: bool,
 }
 
 fn archived_flag(archival: Archival) -> &'static str {

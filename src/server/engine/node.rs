@@ -14,7 +14,7 @@ use redis::{
     AsyncCommands, Client, Commands,
 };
 
-use super::{archival_of, topic_stream, Engine, EngineError, FEED, META, PROJECTS};
+use super::{archival_of, cards::Cards, topic_stream, Engine, EngineError, FEED, META, PROJECTS};
 use crate::model::{protocol::ServerMessage, Cursor, ProjectSummary, Topic};
 use crate::server::{archive::Archival, hub::History, hub::Hub, index::Index, Shutdown};
 
@@ -25,10 +25,15 @@ const BATCH: usize = 512;
 /// How long a failed read waits before trying again.
 const RETRY: Duration = Duration::from_millis(500);
 
-/// Seeds `hub` and `index` from the engine and gives the hub the topic streams as history.
-/// Returns the feed position to follow from (events after it may already be in the seed:
-/// the hub drops them as duplicates).
-pub async fn join(engine: &Engine, hub: &Hub, index: &Index) -> Result<String, EngineError> {
+/// Seeds `hub` and `index` (through `cards`) from the engine and gives the hub the topic
+/// streams as history. Returns the feed position to follow from (events after it may already
+/// be in the seed: the hub drops them as duplicates).
+pub async fn join(
+    engine: &Engine,
+    hub: &Hub,
+    index: &Index,
+    cards: &Cards,
+) -> Result<String, EngineError> {
     hub.set_history(Arc::new(StreamHistory::new(engine.client().clone())));
     let mut connection = engine.connection.clone();
     // The feed position first: whatever is published after it is read again by `follow`.
@@ -45,7 +50,7 @@ pub async fn join(engine: &Engine, hub: &Hub, index: &Index) -> Result<String, E
     for id in projects {
         let card: Option<String> = connection.hget(super::snapshot_key(&id), "card").await?;
         match card.map(|card| serde_json::from_str::<ProjectSummary>(&card)) {
-            Some(Ok(summary)) => index.set_remote(&id, Some(summary)),
+            Some(Ok(summary)) => cards.set(index, &id, Some(summary)),
             Some(Err(error)) => {
                 tracing::warn!(%error, project = id, "unreadable card in the engine")
             }
@@ -68,12 +73,13 @@ fn cursors(meta: &HashMap<String, String>) -> Vec<(Topic, Cursor)> {
         .collect()
 }
 
-/// Follows the feed from `from` into `hub` and `index` until `shutdown`, reconnecting when the
-/// engine goes away.
+/// Follows the feed from `from` into `hub` and `index` (through `cards`) until `shutdown`,
+/// reconnecting when the engine goes away.
 pub async fn follow(
     engine: Engine,
     hub: Hub,
     index: Arc<Index>,
+    cards: Arc<Cards>,
     mut from: String,
     shutdown: Shutdown,
 ) {
@@ -115,7 +121,7 @@ pub async fn follow(
         match reply {
             Ok(Some(reply)) => {
                 for entry in reply.keys.into_iter().flat_map(|key| key.ids) {
-                    apply(&hub, &index, &entry);
+                    apply(&hub, &index, &cards, &entry);
                     from = entry.id;
                 }
             }
@@ -132,7 +138,7 @@ pub async fn follow(
 }
 
 /// Publishes one feed entry on the hub; project cards keep the index's remote projects.
-fn apply(hub: &Hub, index: &Index, entry: &StreamId) {
+fn apply(hub: &Hub, index: &Index, cards: &Cards, entry: &StreamId) {
     let Some((topic, cursor, message, archival)) = decode(entry) else {
         tracing::warn!(id = entry.id, "unreadable feed entry skipped");
         return;
@@ -140,9 +146,9 @@ fn apply(hub: &Hub, index: &Index, entry: &StreamId) {
     match &message {
         ServerMessage::ProjectAdded { project, data, .. }
         | ServerMessage::ProjectUpdated { project, data, .. } => {
-            index.set_remote(project, Some(data.clone()))
+            cards.set(index, project, Some(data.clone()))
         }
-        ServerMessage::ProjectRemoved { project, .. } => index.set_remote(project, None),
+        ServerMessage::ProjectRemoved { project, .. } => cards.set(index, project, None),
         _ => {}
     }
     hub.publish_at(topic, cursor, Arc::new(message), archival);
