@@ -3,7 +3,8 @@
 //! node, that node is killed (SIGKILL) mid-burst, and the client resumes on the other with its
 //! cursor: it ends with exactly what was written, in order, with no gap in the sequence. An
 //! engine restarted empty makes the nodes tell their clients to resync. A killed agent's
-//! projects are marked offline on every node, and online again when it is back.
+//! projects are marked offline on every node, and online again when it is back. A node stopped
+//! while the engine trims past what it read says resync, never skips silently.
 
 mod common;
 mod redis_server;
@@ -472,5 +473,85 @@ async fn a_killed_agents_projects_show_offline_on_every_node_and_online_when_it_
     let (_agent, _) = spawn(&agent_args, "publishing");
     for addr in [addr_a, addr_b] {
         wait_offline(addr, &id, false).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_past_the_feeds_length_says_resync_instead_of_skipping() {
+    // Small stream blocks, so trimming to a few events is nearly exact.
+    let Some(redis) = RedisServer::start_with(&["--stream-node-max-entries", "2"]) else {
+        return;
+    };
+    let url = redis.url();
+    let root = tempfile::tempdir().expect("tempdir");
+    let log = project(&root.path().join("projects"));
+    let projects = root.path().join("projects");
+    let projects = projects.to_str().expect("utf-8");
+    let (_agent, _) = spawn(
+        &[
+            "agent",
+            "--redis",
+            &url,
+            "--projects",
+            projects,
+            "--name",
+            "a1",
+            "--stream-length",
+            "4",
+            "--feed-length",
+            "4",
+        ],
+        "publishing",
+    );
+    let (node, addr) = node(&url, &root.path().join("n"));
+    let id = project_id(&url).await;
+    let topic = format!("log:{id}");
+    let mut socket = connect(addr).await;
+    subscribe(&mut socket, &topic, None).await;
+    let mut followed = Followed::default();
+    append(&log, "line 0 of the burst\n");
+    while followed.cursors.is_empty() {
+        assert!(followed.take(next(&mut socket).await), "closed");
+    }
+    let held = followed.last();
+
+    let pid = node.child.id() as libc::pid_t;
+    // SAFETY: signals to a child this test started and still holds.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    // One event per line, each stored before the next is written: many more than are kept.
+    for i in 1..40 {
+        append(&log, &format!("line {i} of the burst\n"));
+        wait_for_seq(&url, &topic, i + 1).await;
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    // What the node had read before it stopped may still arrive; then the gap is announced.
+    while followed.resyncs.is_empty() {
+        assert!(followed.take(next(&mut socket).await), "closed");
+    }
+    let (epoch, first) = followed.cursors[0];
+    let expected: Vec<(u64, u64)> = (first..first + followed.cursors.len() as u64)
+        .map(|seq| (epoch, seq))
+        .collect();
+    assert_eq!(
+        followed.cursors, expected,
+        "no event from across the gap before the resync"
+    );
+    assert!(followed.cursors.len() < 40, "the node did miss events");
+    assert_eq!(followed.resyncs[0]["topic"], topic.as_str());
+
+    // A client resuming from before the gap: the node cannot serve it, and says so.
+    let mut late = connect(addr).await;
+    late.send(Message::Text(
+        json!({"action": "subscribe", "topics": [topic], "since": {topic.as_str(): held}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("send");
+    let mut resynced = Followed::default();
+    while resynced.resyncs.is_empty() {
+        assert!(resynced.take(next(&mut late).await), "closed");
+        assert!(resynced.cursors.is_empty(), "events served across a gap");
     }
 }

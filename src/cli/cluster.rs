@@ -28,12 +28,24 @@ pub struct AgentArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     heartbeat_seconds: u64,
+    /// Events kept per topic in the engine: how far back a node can resume a client.
+    #[arg(long, value_name = "N", default_value_t = engine::TOPIC_MAXLEN)]
+    stream_length: usize,
+    /// Events kept in the engine's feed: how long a node may stop before it misses events (its
+    /// clients then get resync).
+    #[arg(long, value_name = "N", default_value_t = engine::FEED_MAXLEN)]
+    feed_length: usize,
 }
 
 /// Watches the projects exactly as `serve` does and publishes every event to the engine.
 pub(super) async fn agent(args: AgentArgs) -> Result<(), CliError> {
     listen::arm_forced_exit();
-    let engine = engine::Engine::connect(&args.redis).await?;
+    let engine = engine::Engine::connect(&args.redis)
+        .await?
+        .with_lengths(engine::Lengths {
+            topic: args.stream_length,
+            feed: args.feed_length,
+        });
     let roots = discovery::validate_roots(&args.projects)
         .map_err(|(root, why)| crate::site::StartError::BadRoot(root, why))?;
     let hub = Hub::new(AGENT_BACKLOG);

@@ -15,6 +15,8 @@ const READY: Duration = Duration::from_secs(10);
 
 pub struct RedisServer {
     child: Option<Child>,
+    /// Extra `redis-server` arguments.
+    args: Vec<String>,
     pub port: u16,
     dir: tempfile::TempDir,
 }
@@ -22,6 +24,11 @@ pub struct RedisServer {
 impl RedisServer {
     /// A new, empty server; `None` (after saying why) when `redis-server` is not installed.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// [`RedisServer::start`] with extra `redis-server` arguments.
+    pub fn start_with(args: &[&str]) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -35,6 +42,7 @@ impl RedisServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut server = Self {
             child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
             port,
             dir,
         };
@@ -62,6 +70,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

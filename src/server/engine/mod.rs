@@ -100,6 +100,25 @@ pub struct Engine {
     client: Client,
     connection: ConnectionManager,
     script: Script,
+    lengths: Lengths,
+}
+
+/// How many events the engine keeps (about: trimming is by whole blocks).
+#[derive(Clone, Copy, Debug)]
+pub struct Lengths {
+    /// Per topic stream: how far back any node can resume a client.
+    pub topic: usize,
+    /// In the feed: how long a node may stop before it misses events (and says resync).
+    pub feed: usize,
+}
+
+impl Default for Lengths {
+    fn default() -> Self {
+        Self {
+            topic: TOPIC_MAXLEN,
+            feed: FEED_MAXLEN,
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -121,7 +140,14 @@ impl Engine {
             client,
             connection,
             script: Script::new(PUBLISH),
+            lengths: Lengths::default(),
         })
+    }
+
+    /// The same engine, publishing with these stream lengths.
+    pub fn with_lengths(mut self, lengths: Lengths) -> Self {
+        self.lengths = lengths;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -156,8 +182,8 @@ impl Engine {
             .arg(json)
             .arg(archived_flag(archival))
             .arg(if epoch == Epoch::New { "1" } else { "0" })
-            .arg(TOPIC_MAXLEN)
-            .arg(FEED_MAXLEN)
+            .arg(self.lengths.topic.max(1))
+            .arg(self.lengths.feed.max(1))
             .arg(card)
             .arg(project)
             .arg(if removed { "1" } else { "0" });
