@@ -2,7 +2,7 @@
 # Installs what building and testing loopwatch needs, and only what is missing. Idempotent:
 # every step checks the exact version first. Usage: scripts/setup.sh [build|test]
 #   build: wasm target, cargo-leptos, wasm-bindgen-cli, wasm-opt (enough for `demo`)
-#   test:  all of build, plus Debian's chromium and the end2end npm packages
+#   test:  all of build, plus Debian's chromium, redis-server and the end2end npm packages
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -74,5 +74,25 @@ if [[ "$MODE" == test ]]; then
     [[ -x /usr/bin/chromium ]] || fail "chromium installed but /usr/bin/chromium is missing"
   fi
   npm_install "$ROOT/end2end" "Playwright (end2end npm packages; no browser download)"
+  # The engine for the cluster tests and `demo.sh --cluster`: tests start their own servers, so
+  # the system service is not started here.
+  if have redis-server; then
+    say "redis-server: present ($(redis-server --version 2>/dev/null | head -1))"
+  else
+    say "installing Debian's redis-server (for the cluster tests)"
+    SUDO=""
+    if [[ "$(id -u)" != 0 ]]; then have sudo && SUDO="sudo" || fail "redis-server is missing and installing it needs root: apt-get install redis-server"; fi
+    $SUDO apt-get update -qq || fail "apt-get update failed"
+    # policy-rc.d 101 keeps the package from starting the system service on install.
+    POLICY=/usr/sbin/policy-rc.d
+    ADDED_POLICY=""
+    if [[ ! -e "$POLICY" ]]; then
+      printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null && $SUDO chmod +x "$POLICY" && ADDED_POLICY=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null \
+      || { [[ -n "$ADDED_POLICY" ]] && $SUDO rm -f "$POLICY"; fail "apt-get install redis-server failed"; }
+    [[ -n "$ADDED_POLICY" ]] && $SUDO rm -f "$POLICY"
+    have redis-server || fail "redis-server installed but not on PATH"
+  fi
 fi
 say "toolchain ready"

@@ -5,8 +5,8 @@
 //! Ranks, highest first (a module may use only modules of a lower rank, or its own):
 //!   cli > site > app > live > api > server > model > contract
 //! and inside `server`:
-//!   stream (but stream::limits) > state, watcher, watchdog > index, control > hub, project > every
-//!   other module
+//!   stream (but stream::limits) > state, watcher, watchdog > engine > index, control > hub,
+//!   project > every other module
 
 use std::{
     fs,
@@ -29,8 +29,9 @@ fn rank(path: &[String]) -> Option<(usize, usize)> {
         let third = path.get(2).map(String::as_str).unwrap_or("");
         match (second, third) {
             ("stream", "limits") => 1,
-            ("stream", _) => 5,
-            ("state" | "watcher" | "watchdog", _) => 4,
+            ("stream", _) => 6,
+            ("state" | "watcher" | "watchdog", _) => 5,
+            ("engine", _) => 4,
             ("index" | "control", _) => 3,
             ("hub" | "project", _) => 2,
             _ => 1,

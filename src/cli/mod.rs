@@ -1,6 +1,7 @@
 //! `loopwatch serve` and `loopwatch demo`, and the smaller commands (`share`, `audit`, ...).
 
 pub mod admin;
+pub mod cluster;
 pub mod demo;
 pub mod demo_build;
 
@@ -13,7 +14,7 @@ use crate::server::{
     auth::{self, Cookies},
     discovery, hub, project,
 };
-use crate::site::{listen, options, start, RunningServer, ServerConfig, StartError};
+use crate::site::{listen, options, start_with_hub, RunningServer, ServerConfig, StartError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,6 +41,8 @@ enum Command {
     Share(admin::ShareArgs),
     /// Print the audit trail of control actions, newest first, one line each.
     Audit(admin::AuditArgs),
+    /// Watch projects on this host and publish their events to the cluster engine (Redis).
+    Agent(cluster::AgentArgs),
 }
 
 #[derive(Args, Debug)]
@@ -61,8 +64,16 @@ struct InspectArgs {
 #[derive(Args, Debug)]
 struct ServeArgs {
     /// Directory to scan for projects (directories that contain `.ralph/`); repeat for more.
-    #[arg(long = "projects", value_name = "DIR", required = true)]
+    #[arg(
+        long = "projects",
+        value_name = "DIR",
+        required_unless_present = "redis"
+    )]
     projects: Vec<PathBuf>,
+    /// Serve the projects of the cluster engine at URL too (e.g. redis://127.0.0.1:6379), as
+    /// its agents publish them.
+    #[arg(long, value_name = "URL", env = "LOOPWATCH_REDIS")]
+    redis: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -133,6 +144,8 @@ enum CliError {
     DataDir(PathBuf, std::io::Error),
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    #[error("engine: {0}")]
+    Engine(#[from] crate::server::engine::EngineError),
 }
 
 pub fn run() -> ExitCode {
@@ -200,11 +213,19 @@ async fn run_command(command: Command) -> Result<(), CliError> {
             );
             Ok(())
         }
+        Command::Agent(args) => cluster::agent(args).await,
+        Command::Serve(ServeArgs {
+            projects,
+            redis: Some(url),
+            common,
+        }) => cluster::node(projects, &common, &url).await,
         Command::Serve(args) => {
             // Before start-up, which reads every project's files: a stuck read must not make
             // SIGTERM wait for ever.
             listen::arm_forced_exit();
-            let server = start_server(args.projects, &args.common, SignInLink::OnFirstRun).await?;
+            let hub = hub::Hub::new(hub::DEFAULT_CAPACITY);
+            let server =
+                start_server(args.projects, &args.common, SignInLink::OnFirstRun, hub).await?;
             server.run_until_signal().await;
             Ok(())
         }
@@ -220,8 +241,9 @@ async fn run_command(command: Command) -> Result<(), CliError> {
             common
                 .data_dir
                 .get_or_insert_with(|| tree.root().join(".loopwatch"));
-            let server =
-                start_server(vec![tree.root().to_path_buf()], &common, SignInLink::Always).await?;
+            let hub = hub::Hub::new(hub::DEFAULT_CAPACITY);
+            let root = vec![tree.root().to_path_buf()];
+            let server = start_server(root, &common, SignInLink::Always, hub).await?;
             let mut loops = demo::simulate(
                 tree.projects(),
                 Duration::from_secs_f64(args.iteration_seconds),
@@ -278,6 +300,7 @@ async fn start_server(
     roots: Vec<PathBuf>,
     common: &CommonArgs,
     link: SignInLink,
+    hub: hub::Hub,
 ) -> Result<RunningServer, CliError> {
     let leptos_options = options::leptos_options(common.leptos_config.as_deref())?;
     let addr = common.addr.unwrap_or(leptos_options.site_addr);
@@ -299,24 +322,27 @@ async fn start_server(
         });
         (Some(std::sync::Arc::new(auth)), loaded.first_run)
     };
-    let server = start(ServerConfig {
-        roots,
-        addr,
-        leptos_options,
-        auth: auth.clone(),
-        keepalive: Default::default(),
-        hub_capacity: hub::DEFAULT_CAPACITY,
-        data_dir: Some(data_dir),
-        allowed_hosts: common.allowed_hosts.clone(),
-        listen: listen::ListenConfig {
-            tls: tls_files(common),
-            ..Default::default()
+    let server = start_with_hub(
+        ServerConfig {
+            roots,
+            addr,
+            leptos_options,
+            auth: auth.clone(),
+            keepalive: Default::default(),
+            hub_capacity: hub::DEFAULT_CAPACITY,
+            data_dir: Some(data_dir),
+            allowed_hosts: common.allowed_hosts.clone(),
+            listen: listen::ListenConfig {
+                tls: tls_files(common),
+                ..Default::default()
+            },
+            control: crate::server::control::ControlOptions {
+                loop_command: common.loop_command.clone(),
+                grace: std::time::Duration::from_secs(common.stop_grace),
+            },
         },
-        control: crate::server::control::ControlOptions {
-            loop_command: common.loop_command.clone(),
-            grace: std::time::Duration::from_secs(common.stop_grace),
-        },
-    })
+        hub,
+    )
     .await?;
     let scheme = if server.is_tls() { "https" } else { "http" };
     // Scripts and tests read these lines to learn the port and the sign-in link.

@@ -15,6 +15,10 @@ use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+mod external;
+
+pub use external::{History, Placed};
+
 use super::archive::Archival;
 use super::metrics;
 use crate::model::{protocol::ServerMessage, Cursor, Topic};
@@ -99,6 +103,8 @@ struct Inner {
     epoch: u64,
     topics: Mutex<HashMap<Topic, TopicLog>>,
     sender: broadcast::Sender<Arc<Frame>>,
+    /// Set when the numbering comes from an engine: where events older than the ring are.
+    history: std::sync::OnceLock<Arc<dyn History>>,
 }
 
 #[derive(Clone, Debug)]
@@ -128,6 +134,7 @@ impl Hub {
                 epoch,
                 topics: Mutex::new(HashMap::new()),
                 sender: broadcast::channel(capacity.max(1)).0,
+                history: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -185,6 +192,18 @@ impl Hub {
             epoch: log.cursor.epoch,
             seq: log.cursor.seq + 1,
         };
+        self.append(log, topic, cursor, message, archival);
+    }
+
+    /// Serializes an event numbered `cursor`, keeps it in its topic's ring and sends it.
+    fn append(
+        &self,
+        log: &mut TopicLog,
+        topic: Topic,
+        cursor: Cursor,
+        message: Arc<ServerMessage>,
+        archival: Archival,
+    ) {
         let envelope = Envelope {
             message: &message,
             topic: &topic,
@@ -219,8 +238,21 @@ impl Hub {
         metrics::count(&metrics::METRICS.events_published);
     }
 
-    /// The events of `topic` after `since`, and the cursor the subscriber is now at.
+    /// The events of `topic` after `since`, and the cursor the subscriber is now at. With an
+    /// engine's [`History`], a cursor older than the ring is served from it.
     pub fn replay(&self, topic: &Topic, since: Cursor) -> (Replay, Cursor) {
+        match (
+            self.replay_from_ring(topic, since),
+            self.inner.history.get(),
+        ) {
+            ((Replay::Resync, now), Some(history)) => {
+                external::backfill(self, history.as_ref(), topic, since, now)
+            }
+            (answer, _) => answer,
+        }
+    }
+
+    fn replay_from_ring(&self, topic: &Topic, since: Cursor) -> (Replay, Cursor) {
         let topics = self.lock();
         let Some(log) = topics.get(topic) else {
             let current = Cursor {

@@ -49,6 +49,8 @@ pub struct Index {
     projects: RwLock<BTreeMap<String, Shared>>,
     hub: Hub,
     archive: ArchiveStore,
+    /// Projects watched elsewhere (by an agent of the cluster engine), by their cards.
+    remote: RwLock<BTreeMap<String, ProjectSummary>>,
 }
 
 impl Index {
@@ -62,6 +64,7 @@ impl Index {
             projects: RwLock::new(BTreeMap::new()),
             hub,
             archive,
+            remote: RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -79,12 +82,32 @@ impl Index {
 
     pub fn contains(&self, id: &str) -> bool {
         self.read(|projects| projects.contains_key(id))
+            || self
+                .remote
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(id)
+    }
+
+    /// Records the card of a project watched elsewhere, or forgets it (`None`).
+    pub fn set_remote(&self, id: &str, summary: Option<ProjectSummary>) {
+        let mut remote = self.remote.write().unwrap_or_else(PoisonError::into_inner);
+        match summary {
+            Some(summary) => remote.insert(id.to_owned(), summary),
+            None => remote.remove(id),
+        };
+    }
+
+    fn remote_summaries(&self) -> Vec<ProjectSummary> {
+        let remote = self.remote.read().unwrap_or_else(PoisonError::into_inner);
+        remote.values().cloned().collect()
     }
 
     pub fn summaries(&self) -> Vec<ProjectSummary> {
         self.all()
             .into_iter()
             .map(|(_, project)| lock(&project).summary().clone())
+            .chain(self.remote_summaries())
             .collect()
     }
 
@@ -280,6 +303,10 @@ impl Index {
                     self.hub.cursor(&Topic::Project(id.clone())),
                 )
             })
+            .chain(self.remote_summaries().into_iter().map(|summary| {
+                let cursor = self.hub.cursor(&Topic::Project(summary.id.clone()));
+                (summary, cursor)
+            }))
             .collect();
         (summaries, list_cursor)
     }

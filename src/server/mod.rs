@@ -7,6 +7,7 @@ pub mod auth;
 pub mod clock;
 pub mod control;
 pub mod discovery;
+pub mod engine;
 pub mod git;
 pub mod hub;
 pub mod index;

@@ -121,6 +121,8 @@ pub struct RunningServer {
     pub auth: Option<Arc<auth::Auth>>,
     /// The certificate served when TLS is on ([`listen::TlsCert::reload`] swaps it).
     pub tls: Option<Arc<listen::TlsCert>>,
+    /// The projects it serves (local ones and, on a cluster node, the engine's).
+    pub index: Arc<Index>,
     http: JoinHandle<std::io::Result<()>>,
     watcher: watcher::ProjectWatcher,
     /// The open sockets and event streams, so `stop` can wait for their close handshakes.
@@ -129,6 +131,12 @@ pub struct RunningServer {
 
 /// Discovers projects, starts the watcher and binds the listener.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let hub = Hub::new(config.hub_capacity);
+    start_with_hub(config, hub).await
+}
+
+/// [`start`] on a given hub (a cluster node's, which carries the engine's numbering).
+pub async fn start_with_hub(config: ServerConfig, hub: Hub) -> Result<RunningServer, StartError> {
     // First: a bad certificate stops the start before any project is read.
     let tls_cert = match &config.listen.tls {
         Some(files) => Some(listen::TlsCert::load(files.clone())?),
@@ -154,16 +162,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         // Links revoked or expired while the server was down end their sessions now.
         auth.end_shares_where(|share| crate::server::share::is_gone(&store, share));
     }
-    let hub = Hub::new(config.hub_capacity);
     let index = Arc::new(Index::with_archive(hub.clone(), archive));
-    for dir in discovery::discover(&roots) {
-        index.add(dir);
-    }
-    tracing::info!(projects = index.len(), "discovered projects");
-
     let shutdown = Shutdown::default();
-    let watcher = watcher::spawn(index.clone(), roots, shutdown.clone())?;
-    watchdog::spawn(index.clone(), watchdog::TICK, shutdown.clone());
+    let watcher = watch_projects(&index, roots, &shutdown)?;
 
     let listener = TcpListener::bind(config.addr)
         .await
@@ -177,6 +178,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let mut leptos_options = config.leptos_options;
     leptos_options.site_addr = addr;
     let connections: Arc<limits::ConnectionLimits> = Arc::default();
+    let state_index = index.clone();
     let state = AppState {
         leptos_options,
         index,
@@ -206,6 +208,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         },
     );
     Ok(RunningServer {
+        index: state_index,
         addr,
         shutdown,
         auth: config.auth,
@@ -214,6 +217,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         watcher,
         connections,
     })
+}
+
+/// The pipeline from files to events: discovers the projects under `roots` into `index`, then
+/// watches them (and the roots, for new ones) until `shutdown`. `serve` and `agent` share it.
+pub fn watch_projects(
+    index: &Arc<Index>,
+    roots: Vec<PathBuf>,
+    shutdown: &Shutdown,
+) -> Result<watcher::ProjectWatcher, StartError> {
+    for dir in discovery::discover(&roots) {
+        index.add(dir);
+    }
+    tracing::info!(projects = index.len(), "discovered projects");
+    let watcher = watcher::spawn(index.clone(), roots, shutdown.clone())?;
+    watchdog::spawn(index.clone(), watchdog::TICK, shutdown.clone());
+    Ok(watcher)
 }
 
 impl RunningServer {
