@@ -156,9 +156,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     }
     let hub = Hub::new(config.hub_capacity);
     let index = Arc::new(Index::with_archive(hub.clone(), archive));
-    for dir in discovery::discover(&roots) {
-        index.add(dir);
-    }
+    index.add_all(discovery::discover(&roots));
     tracing::info!(projects = index.len(), "discovered projects");
 
     let shutdown = Shutdown::default();
