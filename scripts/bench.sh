@@ -10,7 +10,8 @@
 #                  is noisy: ratios measured side by side are what hold, not figures from
 #                  different days. REF's release build is cached in target/bench/ref-<sha>/ (its
 #                  git worktree, binary and wasm; delete the directory to rebuild it). Building it
-#                  shares ./target with this tree, so this tree's release build is redone after.
+#                  shares ./target with this tree, so this tree's release build is redone after
+#                  (its crates touched first: Cargo would take REF's artefacts for this tree's).
 # Builds target/release/loopwatch only if it is missing; the bench crate (bench/) has its own lock
 # file and target directory and never touches the main build.
 set -euo pipefail
@@ -68,6 +69,9 @@ if [[ -n "$AGAINST" ]]; then
     cp "$ROOT/target/release/loopwatch" "$REF_DIR/loopwatch"
     for file in "$REF_DIR"/src/target/site/pkg/loopwatch.wasm*; do cp "$file" "$REF_DIR/"; done
     echo "==> this tree's release build again (REF's replaced it in ./target)"
+    # Cargo names a workspace crate's artefacts by its path inside the workspace, so REF's build
+    # (newer than this tree's files) would pass for this tree's: make this tree's crates newer.
+    touch src/lib.rs src/main.rs front/src/lib.rs
     build_release
   fi
 fi
