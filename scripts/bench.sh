@@ -10,8 +10,8 @@
 #                  is noisy: ratios measured side by side are what hold, not figures from
 #                  different days. REF's release build is cached in target/bench/ref-<sha>/ (its
 #                  git worktree, binary and wasm; delete the directory to rebuild it). Building it
-#                  shares ./target with this tree, so this tree's release build is redone after
-#                  (its crates touched first: Cargo would take REF's artefacts for this tree's).
+#                  shares ./target's third-party artefacts with this tree; the two loopwatch
+#                  crates are rebuilt for REF, then again for this tree.
 # Builds target/release/loopwatch only if it is missing; the bench crate (bench/) has its own lock
 # file and target directory and never touches the main build.
 set -euo pipefail
@@ -50,6 +50,16 @@ build_release() { # in the current directory
   cargo leptos build --release --precompress
 }
 
+# Cargo keys a workspace crate's artefacts by its path inside the workspace, and their dep-info
+# names the files of whichever tree built them last: REF's build would pass for this tree's (and
+# the other way round). Forgetting the two loopwatch crates' artefacts makes the next build
+# compile them from the tree it runs in.
+forget_loopwatch_build() {
+  cargo clean --release -p loopwatch --quiet
+  cargo clean --profile wasm-release --target wasm32-unknown-unknown --target-dir target/front \
+    -p loopwatch -p loopwatch-front --quiet
+}
+
 REF_DIR=""
 if [[ -n "$AGAINST" ]]; then
   SHA="$(git rev-parse --verify --quiet "$AGAINST^{commit}")" \
@@ -65,13 +75,12 @@ if [[ -n "$AGAINST" ]]; then
     fi
     [[ -e "$REF_DIR/src/scripts/node_modules" ]] || ln -s "$ROOT/scripts/node_modules" "$REF_DIR/src/scripts/node_modules"
     # The third-party artefacts in ./target are shared: only the two loopwatch crates rebuild.
+    forget_loopwatch_build
     (cd "$REF_DIR/src" && export CARGO_TARGET_DIR="$ROOT/target" && build_release)
     cp "$ROOT/target/release/loopwatch" "$REF_DIR/loopwatch"
     for file in "$REF_DIR"/src/target/site/pkg/loopwatch.wasm*; do cp "$file" "$REF_DIR/"; done
     echo "==> this tree's release build again (REF's replaced it in ./target)"
-    # Cargo names a workspace crate's artefacts by its path inside the workspace, so REF's build
-    # (newer than this tree's files) would pass for this tree's: make this tree's crates newer.
-    touch src/lib.rs src/main.rs front/src/lib.rs
+    forget_loopwatch_build
     build_release
   fi
 fi
