@@ -35,6 +35,13 @@ release_build() {
   [[ -f target/release/loopwatch && -f "$wasm" ]] || { echo "release build produced no binary or wasm" >&2; return 1; }
   printf 'release binary: %s bytes\nwasm: %s bytes raw, %s bytes gzipped\n' \
     "$(stat -c %s target/release/loopwatch)" "$(stat -c %s "$wasm")" "$(gzip -9 -c "$wasm" | wc -c)"
+  # Every precompressed file of the site's package (what browsers download: brotli when they can).
+  local file
+  for file in target/site/pkg/*.br; do
+    if [[ -f "$file" ]]; then
+      printf '%s: %s bytes brotli\n' "${file#target/site/pkg/}" "$(stat -c %s "$file")"
+    fi
+  done
 }
 
 browser_tests() {

@@ -5,10 +5,12 @@
 //! ```text
 //! loopwatch-bench [run] [--smoke] [--runs N] [--server PATH] [--wasm PATH] [--out FILE]
 //!                 [--work-dir DIR] [--keep] [--only SCENARIO,...]
+//! loopwatch-bench compare --names REF HEAD --ref FILE... --head FILE...
 //! loopwatch-bench hold ...   (internal: a child process holding idle sockets)
 //! ```
 
 mod client;
+mod compare;
 mod fixtures;
 mod hold;
 mod http;
@@ -58,6 +60,8 @@ usage: loopwatch-bench [run] [options]
   --work-dir DIR     where fixture projects are created (default: a new directory in $TMPDIR)
   --keep             keep the work directory (fixtures and server logs)
   --only LIST        comma-separated scenarios: latency,burst,slow,fanout,idle,tail,ssr,wasm
+side by side: loopwatch-bench compare --names REF HEAD --ref FILE... --head FILE...
+  (the --out files of runs of two servers; scripts/bench.sh --against REF runs them)
 internal: loopwatch-bench hold ... (holds idle sockets), loopwatch-bench peak-rss PROGRAM ARGS...
 ";
 
@@ -66,6 +70,10 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("hold") {
         args.remove(0);
         return report_exit(hold::main(&args));
+    }
+    if args.first().map(String::as_str) == Some("compare") {
+        args.remove(0);
+        return report_exit(compare::main(&args));
     }
     if args.first().map(String::as_str) == Some("peak-rss") {
         args.remove(0);

@@ -152,6 +152,30 @@ impl Index {
         Some(id)
     }
 
+    /// [`Index::add`] for every directory, on every core (each project is indexed outside the
+    /// map's lock, so start-up with many large projects takes the longest one's time per core,
+    /// not their sum). Returns how many were added.
+    pub fn add_all(&self, dirs: Vec<PathBuf>) -> usize {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(dirs.len().max(1));
+        let queue = Mutex::new(dirs.into_iter());
+        let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        std::iter::from_fn(next)
+                            .filter(|dir| self.add(dir.clone()).is_some())
+                            .count()
+                    })
+                })
+                .collect();
+            // A worker that panicked indexed nothing more; the others went on.
+            handles.into_iter().filter_map(|h| h.join().ok()).sum()
+        })
+    }
+
     /// Re-reads the given files of a project and publishes the events for what changed. A
     /// project whose directory or `.ralph/` is gone is removed.
     pub fn update(&self, id: &str, kinds: &[FileKind]) -> Update {
@@ -361,6 +385,38 @@ mod tests {
         std::iter::from_fn(|| receiver.try_recv().ok())
             .map(|frame| (*frame.event).clone())
             .collect()
+    }
+
+    #[test]
+    fn add_all_indexes_every_project_once_on_every_core() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut dirs = Vec::new();
+        for n in 0..9 {
+            let dir = root.path().join(format!("p{n}"));
+            fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
+            fs::write(dir.join(".ralph/ralph.log"), format!("log of {n}\n")).expect("log");
+            dirs.push(dir.canonicalize().expect("canonical"));
+        }
+        let not_a_project = root.path().join("plain");
+        fs::create_dir_all(&not_a_project).expect("mkdir");
+        let hub = Hub::new(64);
+        let mut receiver = hub.subscribe();
+        let index = Index::new(hub);
+        let mut given = dirs.clone();
+        given.push(dirs[3].clone());
+        given.push(not_a_project);
+        assert_eq!(
+            index.add_all(given),
+            9,
+            "each project once, the plain directory not"
+        );
+        assert_eq!(index.len(), 9);
+        let added = published(&mut receiver)
+            .into_iter()
+            .filter(|e| matches!(e, ServerMessage::ProjectAdded { .. }))
+            .count();
+        assert_eq!(added, 9);
+        assert_eq!(index.add_all(Vec::new()), 0);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! and go, so `mkdir -p root/a/b/proj/.ralph` is a live project at once. Each change is
 //! classified by file: appends, pid and pause changes are read within
 //! milliseconds (only what arrived together is batched, never longer than 50 ms); markdown and
-//! config files get a trailing-edge debounce so the last write always wins. A lost-events
+//! config files are read at once when their project was quiet (leading edge), and the changes
+//! that follow within the window are read once it closes (trailing edge), so the first change
+//! is never held and the last write always wins. A lost-events
 //! notice (`Rescan`) or a watch error re-reads everything. A periodic pass catches what no file
 //! event announces: a loop process that died without removing its pid file.
 //!
@@ -19,10 +21,9 @@
 //! cannot be watched is logged once per change of its state, not on every retry.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     path::{Path, PathBuf},
     sync::Arc,
-    time::Duration,
 };
 
 use notify::{
@@ -32,8 +33,13 @@ use notify::{
 use tokio::{
     sync::mpsc,
     task::JoinHandle,
-    time::{interval, sleep_until, Instant, MissedTickBehavior},
+    time::{interval_at, sleep_until, Instant, MissedTickBehavior},
 };
+
+mod pending;
+
+pub use pending::Timing;
+use pending::{Batch, Pending};
 
 use super::{
     discovery,
@@ -43,14 +49,6 @@ use super::{
     Shutdown,
 };
 
-/// Log and JSONL appends, pid and pause changes: forwarded almost at once, batching only what
-/// arrives together (never held longer than `FAST.1`).
-const FAST: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(50));
-/// Markdown and config files, which editors and agents write in several steps: trailing-edge
-/// debounce (the last write always wins).
-const SLOW: (Duration, Duration) = (Duration::from_millis(150), Duration::from_millis(500));
-/// How often every project's loop process is checked regardless of events.
-const LIVENESS_PERIOD: Duration = Duration::from_secs(2);
 /// Walks of the roots in one rescan at most (each walk that had to add watches is followed by
 /// another; a tree that keeps growing is left to the watches already added).
 const MAX_RESCAN_PASSES: usize = 8;
@@ -70,6 +68,15 @@ pub fn spawn(
     index: Arc<Index>,
     roots: Vec<PathBuf>,
     shutdown: Shutdown,
+) -> Result<ProjectWatcher, notify::Error> {
+    spawn_with(index, roots, shutdown, Timing::default())
+}
+
+pub fn spawn_with(
+    index: Arc<Index>,
+    roots: Vec<PathBuf>,
+    shutdown: Shutdown,
+    timing: Timing,
 ) -> Result<ProjectWatcher, notify::Error> {
     let (sender, events) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event| {
@@ -106,7 +113,7 @@ pub fn spawn(
             break;
         }
     }
-    let task = tokio::spawn(state.run(events, updates, shutdown));
+    let task = tokio::spawn(state.run(events, updates, shutdown, timing));
     Ok(ProjectWatcher { task })
 }
 
@@ -184,80 +191,20 @@ fn is_real_dir(path: &Path) -> bool {
         .is_ok_and(|metadata| metadata.is_dir())
 }
 
-/// Changes waiting to be read, in one batch per speed class.
-#[derive(Default)]
-struct Batch {
-    changes: BTreeMap<String, BTreeSet<FileKind>>,
-    rescan_roots: bool,
-    first: Option<Instant>,
-    last: Option<Instant>,
-}
-
-impl Batch {
-    fn deadline(&self, (settle, max): (Duration, Duration)) -> Option<Instant> {
-        Some((self.last? + settle).min(self.first? + max))
-    }
-
-    fn add(&mut self, id: String, kind: FileKind) {
-        self.changes.entry(id).or_default().insert(kind);
-        self.touch();
-    }
-
-    fn touch(&mut self) {
-        let now = Instant::now();
-        self.first.get_or_insert(now);
-        self.last = Some(now);
-    }
-}
-
-#[derive(Default)]
-struct Pending {
-    fast: Batch,
-    slow: Batch,
-}
-
-impl Pending {
-    fn deadline(&self) -> Option<Instant> {
-        match (self.fast.deadline(FAST), self.slow.deadline(SLOW)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Takes the batches whose time has come.
-    fn take_due(&mut self) -> Vec<Batch> {
-        let now = Instant::now();
-        let mut due = Vec::new();
-        if self.fast.deadline(FAST).is_some_and(|d| d <= now) {
-            due.push(std::mem::take(&mut self.fast));
-        }
-        if self.slow.deadline(SLOW).is_some_and(|d| d <= now) {
-            due.push(std::mem::take(&mut self.slow));
-        }
-        due
-    }
-
-    fn add(&mut self, id: String, kind: FileKind) {
-        match kind {
-            FileKind::Plan | FileKind::Config | FileKind::Context(_) => self.slow.add(id, kind),
-            FileKind::Build(part) if part.is_rewritten_whole() => self.slow.add(id, kind),
-            _ => self.fast.add(id, kind),
-        }
-    }
-}
-
 impl WatchState {
     async fn run(
         mut self,
         mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
         mut updates: mpsc::UnboundedReceiver<Updated>,
         shutdown: Shutdown,
+        timing: Timing,
     ) {
         let stop = shutdown.wait();
         tokio::pin!(stop);
-        let mut liveness = interval(LIVENESS_PERIOD);
+        // The projects were read just now: the first check is one period away.
+        let mut liveness = interval_at(Instant::now() + timing.liveness, timing.liveness);
         liveness.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut pending = Pending::default();
+        let mut pending = Pending::new(timing.slow);
         loop {
             let deadline = pending.deadline();
             tokio::select! {
@@ -268,7 +215,7 @@ impl WatchState {
                 },
                 Some(updated) = updates.recv() => self.finished(updated, &mut pending).await,
                 _ = async { sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
-                    for batch in pending.take_due() {
+                    for batch in pending.take_due(Instant::now()) {
                         self.flush(batch).await;
                     }
                 }
@@ -284,6 +231,7 @@ impl WatchState {
     }
 
     fn note(&mut self, event: notify::Result<notify::Event>, pending: &mut Pending) {
+        let now = Instant::now();
         match event {
             // Opening or closing a file changes nothing, and loopwatch's own reads cause them:
             // treating them as changes re-read every project about once a millisecond.
@@ -294,7 +242,7 @@ impl WatchState {
                         // The project directory and its marker classify too: their coming or
                         // going re-checks the loop.
                         if let Some(kind) = FileKind::classify(&dir, path) {
-                            pending.add(id, kind);
+                            pending.add(id, kind, now);
                         }
                     }
                     // A directory came or went where a project could appear (or one of those
@@ -303,7 +251,7 @@ impl WatchState {
                         || path.parent().is_some_and(|p| self.scanned.contains(p));
                     if in_scanned && self.may_add_or_remove_a_dir(&event.kind, path) {
                         pending.slow.rescan_roots = true;
-                        pending.slow.touch();
+                        pending.slow.touch(now);
                     }
                 }
             }
@@ -337,13 +285,14 @@ impl WatchState {
     }
 
     fn everything(&self, pending: &mut Pending) {
+        let now = Instant::now();
         for id in self.dirs.values() {
             for kind in FileKind::all() {
-                pending.add(id.clone(), kind);
+                pending.add(id.clone(), kind, now);
             }
         }
         pending.slow.rescan_roots = true;
-        pending.slow.touch();
+        pending.slow.touch(now);
     }
 
     /// The project a changed path belongs to: the project directory itself, a file in it, or a
@@ -407,8 +356,13 @@ impl WatchState {
                 return;
             }
         };
-        for kind in unfinished.into_iter().chain(waited) {
-            pending.add(id.clone(), kind);
+        let now = Instant::now();
+        for kind in unfinished {
+            pending.add(id.clone(), kind, now);
+        }
+        // Their batch was due already: they waited only for the project, not for another window.
+        for kind in waited {
+            pending.leading.add(id.clone(), kind, now);
         }
         if let Some(dir) = self.dir_of(&id) {
             // Its directories (`.ralph/`, `specs/`) may have been deleted or (re-)created since
@@ -544,7 +498,90 @@ fn is_change(kind: &EventKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{model::protocol::ServerMessage, server::hub::Hub};
     use notify::event::{AccessKind, AccessMode, DataChange};
+    use std::{fs, io::Write, time::Duration};
+    use tokio::sync::broadcast;
+
+    /// Saves the plan the way editors do: a new file renamed over the old one.
+    fn save_plan(dir: &Path, done: usize) {
+        let text: String = (1..=3)
+            .map(|n| format!("- [{}] {n}: task\n", if n <= done { 'x' } else { ' ' }))
+            .collect();
+        let temp = dir.join("plan.tmp");
+        fs::write(&temp, text).expect("write the plan");
+        fs::rename(&temp, dir.join("IMPLEMENTATION_PLAN.md")).expect("rename the plan");
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Plan(u32),
+        Log,
+    }
+
+    /// The next plan or log event published (other events are skipped).
+    async fn next(published: &mut broadcast::Receiver<Arc<crate::server::hub::Frame>>) -> Seen {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(30), published.recv())
+                .await
+                .expect("an event within 30 s")
+                .expect("the hub is open");
+            match &*frame.event {
+                ServerMessage::PlanUpdated { data, .. } => return Seen::Plan(data.tasks_done),
+                ServerMessage::LogAppend { .. } => return Seen::Log,
+                _ => {}
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quiet_projects_first_plan_change_comes_before_its_window_closes_and_the_last_always_comes(
+    ) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let root_path = root.path().canonicalize().expect("canonical root");
+        let dir = root_path.join("proj");
+        fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
+        let log = dir.join(".ralph/ralph.log");
+        fs::write(&log, "start\n").expect("log");
+        save_plan(&dir, 0);
+        let hub = Hub::new(1024);
+        let mut published = hub.subscribe();
+        let index = Arc::new(Index::new(hub));
+        index.add(dir.clone()).expect("a project");
+        let shutdown = Shutdown::default();
+        // A window of a second: a first change held for it would come after the log line written
+        // right after it (log lines are read within milliseconds).
+        let timing = Timing {
+            slow: (Duration::from_secs(1), Duration::from_secs(2)),
+            liveness: Duration::from_secs(3600),
+        };
+        let watcher = spawn_with(index, vec![root_path], shutdown.clone(), timing).expect("watch");
+
+        save_plan(&dir, 1);
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        file.write_all(b"after the plan\n").expect("append");
+        let mut seen = Vec::new();
+        while !seen.contains(&Seen::Log) {
+            seen.push(next(&mut published).await);
+        }
+        assert_eq!(
+            seen[0],
+            Seen::Plan(1),
+            "the first change is read at once: {seen:?}"
+        );
+
+        // Two more saves while the window is open: the last one is read when it closes.
+        save_plan(&dir, 2);
+        save_plan(&dir, 3);
+        while seen.last() != Some(&Seen::Plan(3)) {
+            seen.push(next(&mut published).await);
+        }
+        shutdown.trigger();
+        watcher.stop().await;
+    }
 
     #[test]
     fn reads_are_not_changes_but_writes_renames_and_removals_are() {

@@ -226,9 +226,7 @@ pub fn watch_projects(
     roots: Vec<PathBuf>,
     shutdown: &Shutdown,
 ) -> Result<watcher::ProjectWatcher, StartError> {
-    for dir in discovery::discover(&roots) {
-        index.add(dir);
-    }
+    index.add_all(discovery::discover(&roots));
     tracing::info!(projects = index.len(), "discovered projects");
     let watcher = watcher::spawn(index.clone(), roots, shutdown.clone())?;
     watchdog::spawn(index.clone(), watchdog::TICK, shutdown.clone());

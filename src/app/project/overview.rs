@@ -289,13 +289,13 @@ fn burndown_chart(stats: &Stats) -> AnyView {
         return view! { <p class="empty">"Not enough iterations for a burndown yet."</p> }
             .into_any();
     }
+    // x is the point's place in the full series: the server sends a thinned one.
     let points: Vec<(f64, f64)> = stats
         .burndown
         .iter()
-        .enumerate()
-        .map(|(i, p)| (i as f64, f64::from(p.remaining)))
+        .map(|p| (f64::from(p.at), f64::from(p.remaining)))
         .collect();
-    let last_x = (points.len() - 1) as f64;
+    let last_x = points.last().map(|p| p.0).unwrap_or(0.0);
     let last_y = points.last().map(|p| p.1).unwrap_or(0.0);
     let projection_end = stats
         .projected_iterations_left

@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::contract::ralph::iterations::{IterationRecord, IterationStatus};
 use crate::contract::ralph::plan::{normalize_task_id, Plan};
 
+mod thin;
+
+pub use thin::{thin_burndown, MAX_BURNDOWN_POINTS};
+
 /// How many of the latest iterations set the pace of the projection.
 pub const PROJECTION_WINDOW: usize = 10;
 
@@ -63,6 +67,10 @@ pub struct BurndownPoint {
     pub iteration: u32,
     pub run: u32,
     pub remaining: u32,
+    /// Position in the full series (the starting point is 0): the chart's x, which stays right
+    /// when the series is thinned ([`thin_burndown`]).
+    #[serde(default)]
+    pub at: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,6 +164,7 @@ pub fn stats_over<R: Borrow<IterationRecord>>(
             .map_or(0, |r| r.borrow().iteration.saturating_sub(1)),
         run: records.first().map_or(0, |r| r.borrow().run),
         remaining: progress.tasks_total,
+        at: 0,
     });
 
     for record in records {
@@ -202,6 +211,7 @@ pub fn stats_over<R: Borrow<IterationRecord>>(
             remaining: progress
                 .tasks_total
                 .saturating_sub(saturating_u32(burned.len())),
+            at: saturating_u32(burndown.len()),
         });
 
         if let Some(tokens) = record.tokens {
@@ -747,22 +757,23 @@ STATUS: IN PROGRESS
     #[test]
     fn fixture_burndown() {
         let stats = fixture_stats();
-        let point = |iteration, run, remaining| BurndownPoint {
+        let point = |iteration, run, remaining, at| BurndownPoint {
             iteration,
             run,
             remaining,
+            at,
         };
         assert_eq!(
             stats.burndown,
             [
-                point(0, 1, 8),
-                point(1, 1, 7),
-                point(2, 1, 5),
-                point(3, 1, 5),
-                point(4, 1, 5),
-                point(1, 2, 4), // 2.1 counts, task 9 is not in the plan
-                point(2, 2, 4),
-                point(3, 2, 3), // 1.1 again is not counted twice
+                point(0, 1, 8, 0),
+                point(1, 1, 7, 1),
+                point(2, 1, 5, 2),
+                point(3, 1, 5, 3),
+                point(4, 1, 5, 4),
+                point(1, 2, 4, 5), // 2.1 counts, task 9 is not in the plan
+                point(2, 2, 4, 6),
+                point(3, 2, 3, 7), // 1.1 again is not counted twice
             ]
         );
     }
@@ -796,6 +807,7 @@ STATUS: IN PROGRESS
                     iteration: 0,
                     run: 0,
                     remaining: 0,
+                    at: 0,
                 }],
             }
         );

@@ -7,7 +7,7 @@ use crate::contract::ralph::{
     alerts::{evaluate, Alert, Liveness, LoopFacts, Thresholds},
     iterations::{parse_line, IterationRecord, LineOutcome},
     plan::normalize_task_id,
-    stats::{health, parse_timestamp, stats_over},
+    stats::{health, parse_timestamp, stats_over, thin_burndown, MAX_BURNDOWN_POINTS},
     status::Status,
 };
 use crate::model::{
@@ -47,12 +47,14 @@ impl ProjectState {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         let records: Vec<_> = self.records().into_iter().map(|(_, r)| r).collect();
-        let stats = stats_over(
+        let mut stats = stats_over(
             &records,
             &plan,
             self.config.price_per_k_tokens().0,
             now_unix,
         );
+        // The page carries it twice (HTML and hydration data): what the chart can show, no more.
+        stats.burndown = thin_burndown(&stats.burndown, MAX_BURNDOWN_POINTS);
         let mut completed_in = BTreeMap::new();
         // Rows report their tasks; a tick seen while an iteration ran that wrote no row for it
         // (cut short) fills the rest.
