@@ -17,6 +17,7 @@ use crate::model::{api_types::ProjectList, ProjectSummary};
 #[component]
 pub fn Dashboard() -> impl IntoView {
     let projects = Resource::new(|| (), |_| list_projects());
+    super::project::fetch_budgets();
     view! {
         <main class="page dashboard">
             <header class="topbar">
@@ -320,6 +321,12 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                     </dd>
                 </div>
             </dl>
+            <super::project::BudgetBar
+                project=card.id.clone()
+                usage=Signal::derive(move || {
+                    summary.with(|s| crate::model::insight::usage(s, None))
+                })
+            />
             <ol class="health-strip" aria-label="Health of recent iterations">
                 {move || {
                     summary

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use leptos::prelude::*;
 
 mod alerts;
+mod insight;
 
 use super::log::LogBuffer;
 use super::machine::StreamState;
@@ -40,6 +41,8 @@ pub struct ProjectView {
     pub gone: RwSignal<bool>,
     /// The last `control` event (an operator's action, a start's phase, an injection's state).
     pub control: RwSignal<Option<crate::model::control::ControlChange>>,
+    /// Notifications acknowledged while the page is open (from any tab), by id.
+    pub acked: RwSignal<BTreeMap<String, crate::model::insight::NotificationAck>>,
 }
 
 /// A notification worth a toast.
@@ -90,6 +93,8 @@ pub struct LiveStore {
     /// Every known project (id to name), watched on every page so that alerts from any project
     /// toast wherever the operator is. Lives as long as the tab, unlike the dashboard's cards.
     watched: StoredValue<Option<BTreeMap<String, String>>>,
+    /// Each project's budget, as fetched and as operators change it.
+    pub budgets: RwSignal<BTreeMap<String, crate::contract::ralph::budget::Budget>>,
 }
 
 const TOAST_MEMORY: usize = 256;
@@ -109,6 +114,7 @@ impl LiveStore {
             pending: StoredValue::new(Vec::new()),
             server_epoch: StoredValue::new(None),
             watched: StoredValue::new(None),
+            budgets: RwSignal::new(BTreeMap::new()),
         }
     }
 
@@ -180,6 +186,7 @@ impl LiveStore {
             files_changed: RwSignal::new(0),
             gone: RwSignal::new(false),
             control: RwSignal::new(None),
+            acked: RwSignal::new(BTreeMap::new()),
         };
         self.project.set_value(Some(view));
         self.wanted_version.update(|v| *v += 1);
@@ -410,6 +417,8 @@ impl LiveStore {
             ServerMessage::LogRotated { project, .. } if self.open_view(&project).is_some() => {
                 refetch.push(Refetch::Log(project));
             }
+            message @ (ServerMessage::NotificationAcked { .. }
+            | ServerMessage::BudgetChanged { .. }) => self.apply_insight(message),
             _ => {}
         }
         refetch

@@ -163,7 +163,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     let shutdown = Shutdown::default();
     let watcher = watcher::spawn(index.clone(), roots, shutdown.clone())?;
-    watchdog::spawn(index.clone(), watchdog::TICK, shutdown.clone());
+    let store = Arc::new(store);
+    let control = Arc::new(crate::server::control::Control::new(
+        config.data_dir.clone(),
+        config.control.clone(),
+        hub.clone(),
+    ));
+    let watch = watchdog::Watch {
+        index: index.clone(),
+        store: store.clone(),
+        control: control.clone(),
+    };
+    watchdog::spawn(watch, watchdog::TICK, shutdown.clone());
 
     let listener = TcpListener::bind(config.addr)
         .await
@@ -187,12 +198,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         keepalive: config.keepalive,
         allowed_hosts: config.allowed_hosts.into(),
         tls: tls.is_some(),
-        store: Arc::new(store),
-        control: Arc::new(crate::server::control::Control::new(
-            config.data_dir.clone(),
-            config.control.clone(),
-            hub.clone(),
-        )),
+        store,
+        control,
     };
     tracing::debug!(max_connections, "listening");
     let http = listen::spawn(
