@@ -41,6 +41,9 @@ pub struct ProjectView {
     pub gone: RwSignal<bool>,
     /// The last `control` event (an operator's action, a start's phase, an injection's state).
     pub control: RwSignal<Option<crate::model::control::ControlChange>>,
+    /// Notifications that arrived while the page is open, newest first: a refetched detail
+    /// (which holds only the files' notifications) does not drop loopwatch's alerts from it.
+    pub arrived: RwSignal<Vec<Notification>>,
     /// Notifications acknowledged while the page is open (from any tab), by id.
     pub acked: RwSignal<BTreeMap<String, crate::model::insight::NotificationAck>>,
 }
@@ -187,6 +190,7 @@ impl LiveStore {
             gone: RwSignal::new(false),
             control: RwSignal::new(None),
             acked: RwSignal::new(BTreeMap::new()),
+            arrived: RwSignal::new(Vec::new()),
         };
         self.project.set_value(Some(view));
         self.wanted_version.update(|v| *v += 1);
@@ -338,6 +342,11 @@ impl LiveStore {
                     view.detail.try_update(|d| {
                         if !d.notifications.iter().any(|n| n.id == data.id) {
                             d.notifications.insert(0, data.clone());
+                        }
+                    });
+                    view.arrived.try_update(|arrived| {
+                        if !arrived.iter().any(|n| n.id == data.id) {
+                            arrived.insert(0, data.clone());
                         }
                     });
                 }
@@ -851,6 +860,18 @@ mod tests {
         assert!(store.wanted_version.get_untracked() > before);
         assert_eq!(store.take_pending(), [Refetch::Log("a".into())]);
         assert!(store.take_pending().is_empty());
+    }
+
+    #[test]
+    fn an_alert_that_arrived_outlives_a_refetched_detail() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        let view = store.open_project(detail("a", 1), Vec::new(), log_text("", 1));
+        store.apply(notification("BLOCKED: need a key"));
+        // The server's detail holds the files' notifications only, not loopwatch's alerts.
+        store.replace_project(detail("a", 5), None, Overwrite::IfNewer);
+        assert!(view.detail.with_untracked(|d| d.notifications.is_empty()));
+        assert_eq!(view.arrived.with_untracked(Vec::len), 1);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The Notifications tab: the project's notification history from the store (it survives
 //! restarts), newest first, a page at a time ("Load older" follows the page's cursor), with the
-//! ones that arrive while the tab is open on top. Operators acknowledge a notification; every
+//! ones that arrive while the page is open on top. Operators acknowledge a notification; every
 //! tab hides it (unless "Show acknowledged" is on).
 
 use std::collections::HashSet;
@@ -75,8 +75,8 @@ fn History(view: ProjectView, page: HistoryPage) -> impl IntoView {
     let shown = move || {
         let stored = pages.get();
         let known: HashSet<String> = stored.iter().map(|s| s.notification.id.clone()).collect();
-        let live = view.detail.with(|d| {
-            d.notifications
+        let live = view.arrived.with(|arrived| {
+            arrived
                 .iter()
                 .filter(|n| !known.contains(&n.id))
                 .map(|n| StoredNotification {
