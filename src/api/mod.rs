@@ -147,9 +147,11 @@ mod ssr;
 
 mod access;
 mod control;
+mod insight;
 mod share;
 pub use access::*;
 pub use control::*;
+pub use insight::*;
 pub use share::*;
 
 /// Archives a project (hidden from dashboards by default, still watched) or brings it back.

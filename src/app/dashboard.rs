@@ -21,6 +21,7 @@ use crate::model::{api_types::ProjectList, ProjectSummary};
 #[component]
 pub fn Dashboard() -> impl IntoView {
     let projects = Resource::new(|| (), |_| list_projects());
+    super::project::fetch_budgets();
     view! {
         <main class="page dashboard">
             <header class="topbar">
@@ -349,6 +350,12 @@ fn ProjectCardView(card: ProjectCard) -> impl IntoView {
                     },
                 )
             }}
+            <super::project::BudgetBar
+                project=card.id.clone()
+                usage=Signal::derive(move || {
+                    summary.with(|s| crate::model::insight::usage(s, None))
+                })
+            />
             <ol class="health-strip" aria-label="Health of recent iterations">
                 {move || {
                     summary

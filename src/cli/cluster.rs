@@ -5,7 +5,14 @@ use std::{io::Write, path::PathBuf, sync::Arc};
 use clap::Args;
 
 use super::{start_server, CliError, CommonArgs, SignInLink};
-use crate::server::{discovery, engine, hub::Hub, index::Index, Shutdown};
+use crate::server::{
+    control::{Control, ControlOptions},
+    discovery, engine,
+    hub::Hub,
+    index::Index,
+    store::Store,
+    Shutdown,
+};
 use crate::site::{listen, watch_projects};
 
 /// Events the agent's watcher may run ahead of its publishing before every topic starts over
@@ -51,10 +58,14 @@ pub(super) async fn agent(args: AgentArgs) -> Result<(), CliError> {
     let hub = Hub::new(AGENT_BACKLOG);
     // Before the projects are added: their first events are published too.
     let events = hub.subscribe();
+    // The agent keeps no data directory: its watchdog's history and audit live in memory (the
+    // nodes keep theirs), and a budget pause writes the loop's pause file as on a single host.
+    let store = Arc::new(Store::in_memory().map_err(crate::site::StartError::from)?);
+    let control = Arc::new(Control::new(None, ControlOptions::default(), hub.clone()));
     let index = Arc::new(Index::new(hub));
     let shutdown = Shutdown::default();
     listen::stop_on_signal(shutdown.clone());
-    let watcher = watch_projects(&index, roots, &shutdown)?;
+    let watcher = watch_projects(&index, roots, &shutdown, &store, &control)?;
     let name = args.name.unwrap_or_else(host_name);
     println!(
         "loopwatch agent {name}: publishing {} project(s) to the engine",

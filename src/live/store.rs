@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use leptos::prelude::*;
 
 mod alerts;
+mod insight;
 
 use super::log::LogBuffer;
 use super::machine::StreamState;
@@ -40,6 +41,11 @@ pub struct ProjectView {
     pub gone: RwSignal<bool>,
     /// The last `control` event (an operator's action, a start's phase, an injection's state).
     pub control: RwSignal<Option<crate::model::control::ControlChange>>,
+    /// Notifications that arrived while the page is open, newest first: a refetched detail
+    /// (which holds only the files' notifications) does not drop loopwatch's alerts from it.
+    pub arrived: RwSignal<Vec<Notification>>,
+    /// Notifications acknowledged while the page is open (from any tab), by id.
+    pub acked: RwSignal<BTreeMap<String, crate::model::insight::NotificationAck>>,
 }
 
 /// A notification worth a toast.
@@ -90,6 +96,8 @@ pub struct LiveStore {
     /// Every known project (id to name), watched on every page so that alerts from any project
     /// toast wherever the operator is. Lives as long as the tab, unlike the dashboard's cards.
     watched: StoredValue<Option<BTreeMap<String, String>>>,
+    /// Each project's budget, as fetched and as operators change it.
+    pub budgets: RwSignal<BTreeMap<String, crate::contract::ralph::budget::Budget>>,
 }
 
 const TOAST_MEMORY: usize = 256;
@@ -109,6 +117,7 @@ impl LiveStore {
             pending: StoredValue::new(Vec::new()),
             server_epoch: StoredValue::new(None),
             watched: StoredValue::new(None),
+            budgets: RwSignal::new(BTreeMap::new()),
         }
     }
 
@@ -180,6 +189,8 @@ impl LiveStore {
             files_changed: RwSignal::new(0),
             gone: RwSignal::new(false),
             control: RwSignal::new(None),
+            acked: RwSignal::new(BTreeMap::new()),
+            arrived: RwSignal::new(Vec::new()),
         };
         self.project.set_value(Some(view));
         self.wanted_version.update(|v| *v += 1);
@@ -333,6 +344,11 @@ impl LiveStore {
                             d.notifications.insert(0, data.clone());
                         }
                     });
+                    view.arrived.try_update(|arrived| {
+                        if !arrived.iter().any(|n| n.id == data.id) {
+                            arrived.insert(0, data.clone());
+                        }
+                    });
                 }
                 self.toast(project, data);
             }
@@ -410,6 +426,8 @@ impl LiveStore {
             ServerMessage::LogRotated { project, .. } if self.open_view(&project).is_some() => {
                 refetch.push(Refetch::Log(project));
             }
+            message @ (ServerMessage::NotificationAcked { .. }
+            | ServerMessage::BudgetChanged { .. }) => self.apply_insight(message),
             _ => {}
         }
         refetch
@@ -842,6 +860,18 @@ mod tests {
         assert!(store.wanted_version.get_untracked() > before);
         assert_eq!(store.take_pending(), [Refetch::Log("a".into())]);
         assert!(store.take_pending().is_empty());
+    }
+
+    #[test]
+    fn an_alert_that_arrived_outlives_a_refetched_detail() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        let view = store.open_project(detail("a", 1), Vec::new(), log_text("", 1));
+        store.apply(notification("BLOCKED: need a key"));
+        // The server's detail holds the files' notifications only, not loopwatch's alerts.
+        store.replace_project(detail("a", 5), None, Overwrite::IfNewer);
+        assert!(view.detail.with_untracked(|d| d.notifications.is_empty()));
+        assert_eq!(view.arrived.with_untracked(Vec::len), 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod build;
 pub mod control;
 pub mod git;
+pub mod insight;
 mod kind;
 mod project;
 pub mod protocol;

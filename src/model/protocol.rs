@@ -418,6 +418,18 @@ pub enum ServerMessage {
         timestamp: String,
         data: super::control::ControlChange,
     },
+    /// An operator acknowledged a stored notification: every tab marks it.
+    NotificationAcked {
+        project: String,
+        timestamp: String,
+        data: super::insight::NotificationAck,
+    },
+    /// An operator set the project's budget.
+    BudgetChanged {
+        project: String,
+        timestamp: String,
+        data: crate::contract::ralph::budget::Budget,
+    },
     /// Acknowledges `set_include_archived`.
     IncludeArchived {
         value: bool,
@@ -447,6 +459,8 @@ impl ServerMessage {
             | ServerMessage::ProjectRemoved { project, .. }
             | ServerMessage::ProjectArchived { project, .. }
             | ServerMessage::Build { project, .. }
+            | ServerMessage::NotificationAcked { project, .. }
+            | ServerMessage::BudgetChanged { project, .. }
             | ServerMessage::Control { project, .. } => Some(project),
             _ => None,
         }

@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite database in the data directory (`loopwatch.db`, mode 0600,
 //! WAL) for what must outlive a restart and be queried later: the audit trail of control
-//! actions, the share links (in [`shares`]) and, as they land, alert history. This module
-//! (with its submodules) alone talks SQL.
+//! actions, the share links (in [`shares`]), the notification history (in [`notifications`])
+//! and the budgets (in [`budgets`]). This module (with its submodules) alone talks SQL.
 //!
 //! Calls block (a local file, milliseconds): async callers run them on the blocking pool.
 //! Schema changes are numbered migrations applied on open (`PRAGMA user_version`), so an older
@@ -16,6 +16,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::model::audit::{AuditEntry, Outcome, Role};
 
+pub mod budgets;
+pub mod notifications;
 pub mod shares;
 
 /// The database's file inside the data directory.
@@ -45,6 +47,25 @@ const MIGRATIONS: &[&str] = &[
          created   TEXT NOT NULL,
          expires   INTEGER NOT NULL,
          revoked   TEXT
+     );",
+    // 3: the notification history: every notification and alert of every project, once per
+    // (project, id), with who acknowledged it.
+    "CREATE TABLE notifications (
+         row       INTEGER PRIMARY KEY AUTOINCREMENT,
+         project   TEXT NOT NULL,
+         id        TEXT NOT NULL,
+         seen      TEXT NOT NULL,
+         data      TEXT NOT NULL,
+         acked_by  TEXT,
+         acked_at  TEXT,
+         UNIQUE (project, id)
+     );
+     CREATE INDEX notifications_by_project ON notifications (project, row);",
+    // 4: budgets, one per project.
+    "CREATE TABLE budgets (
+         project  TEXT PRIMARY KEY,
+         budget   TEXT NOT NULL,
+         updated  TEXT NOT NULL
      );",
 ];
 

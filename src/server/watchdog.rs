@@ -1,7 +1,9 @@
-//! The watchdog: applies the stuck-loop rules to every project and publishes each alert that
-//! newly holds as a notification of kind `alert`, so it reaches every page like the loop's own
-//! notifications (toast, feed, browser notification). It looks again when an iteration ends
-//! (streak rules) and on a steady tick (time rules: a long iteration, a silent log).
+//! The watchdog: applies the stuck-loop rules and each project's budget to every project and
+//! publishes each alert that newly holds as a notification of kind `alert`, so it reaches every
+//! page like the loop's own notifications (toast, feed, browser notification). It looks again
+//! when an iteration ends (streak rules, budgets) and on a steady tick (time rules: a long
+//! iteration, a silent log). It also keeps every notification, the loop's and its own, in the
+//! store's history ([`history`]), and pauses a loop whose budget says so ([`budget`]).
 //!
 //! An alert is published once while it holds; when its condition clears it may fire again.
 
@@ -18,7 +20,10 @@ use crate::contract::ralph::{
     notification::{Notification, NotificationKind, Severity},
 };
 use crate::model::protocol::ServerMessage;
-use crate::server::{clock, index::Index, shutdown::Shutdown};
+use crate::server::{clock, control::Control, index::Index, shutdown::Shutdown, store::Store};
+
+mod budget;
+mod history;
 
 /// How often the time rules are checked by default.
 pub const TICK: Duration = Duration::from_secs(30);
@@ -26,36 +31,54 @@ pub const TICK: Duration = Duration::from_secs(30);
 /// What holds for one project: each alert by its rule and iteration.
 type Holding = BTreeSet<(AlertKind, Option<u32>)>;
 
+/// What the watchdog reads and acts through.
+#[derive(Clone)]
+pub struct Watch {
+    pub index: Arc<Index>,
+    /// The history and the budgets.
+    pub store: Arc<Store>,
+    /// Pauses a loop whose budget is used up.
+    pub control: Arc<Control>,
+}
+
 /// Starts the watchdog; it ends with the server.
-pub fn spawn(index: Arc<Index>, tick: Duration, shutdown: Shutdown) -> JoinHandle<()> {
-    let mut events = index.hub().subscribe();
+pub fn spawn(watch: Watch, tick: Duration, shutdown: Shutdown) -> JoinHandle<()> {
+    let mut events = watch.index.hub().subscribe();
     tokio::spawn(async move {
         let thresholds = Thresholds::default();
         let mut holding: HashMap<String, Holding> = HashMap::new();
         let mut ticker = tokio::time::interval(tick.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // What the projects' files held before the first event.
+        history::keep_all(&watch).await;
         let stop = shutdown.wait();
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 _ = &mut stop => break,
                 _ = ticker.tick() => {
-                    let ids: Vec<String> = index.dirs().into_iter().map(|(id, _)| id).collect();
+                    let ids: Vec<String> =
+                        watch.index.dirs().into_iter().map(|(id, _)| id).collect();
                     holding.retain(|id, _| ids.contains(id));
                     for id in ids {
-                        check(&index, &id, &thresholds, &mut holding);
+                        check(&watch, &id, &thresholds, &mut holding).await;
                     }
                 }
                 event = events.recv() => match event {
-                    Ok(frame) => {
-                        if let ServerMessage::IterationCompleted { project, .. }
-                        | ServerMessage::StatusChanged { project, .. } = frame.event.as_ref()
-                        {
-                            check(&index, project, &thresholds, &mut holding);
+                    Ok(frame) => match frame.event.as_ref() {
+                        ServerMessage::IterationCompleted { project, .. }
+                        | ServerMessage::StatusChanged { project, .. }
+                        | ServerMessage::BudgetChanged { project, .. } => {
+                            check(&watch, project, &thresholds, &mut holding).await;
                         }
-                    }
-                    // Missed events are caught by the next tick.
-                    Err(RecvError::Lagged(_)) => {}
+                        ServerMessage::Notification { project, timestamp, data } => {
+                            history::keep(&watch, project, data, timestamp).await;
+                        }
+                        _ => {}
+                    },
+                    // Missed events: the next tick catches the rules; the files' notifications
+                    // are kept again (each once).
+                    Err(RecvError::Lagged(_)) => history::keep_all(&watch).await,
                     Err(RecvError::Closed) => break,
                 },
             }
@@ -63,23 +86,40 @@ pub fn spawn(index: Arc<Index>, tick: Duration, shutdown: Shutdown) -> JoinHandl
     })
 }
 
-fn check(index: &Index, id: &str, thresholds: &Thresholds, holding: &mut HashMap<String, Holding>) {
+async fn check(
+    watch: &Watch,
+    id: &str,
+    thresholds: &Thresholds,
+    holding: &mut HashMap<String, Holding>,
+) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let Some(alerts) = index.with_project(id, |state| state.alerts(now, thresholds)) else {
+    let Some(mut alerts) = watch
+        .index
+        .with_project(id, |state| state.alerts(now, thresholds))
+    else {
         holding.remove(id);
         return;
     };
+    let budget = budget::load(watch, id).await;
+    alerts.extend(budget::alert(watch, id, &budget));
     let before = holding.entry(id.to_owned()).or_default();
     let (fresh, now_holding) = newly_holding(before, &alerts);
     for alert in fresh {
-        index.hub().publish(ServerMessage::Notification {
+        let data = notification(alert);
+        // Kept before it is published, so the history has it even if the watchdog's own
+        // subscription falls behind.
+        history::keep(watch, id, &data, &clock::now()).await;
+        watch.index.hub().publish(ServerMessage::Notification {
             project: id.to_owned(),
             timestamp: clock::now(),
-            data: notification(alert),
+            data,
         });
+        if alert.kind == AlertKind::BudgetExceeded {
+            budget::pause_if_asked(watch, id, &budget, alert).await;
+        }
     }
     *before = now_holding;
 }
@@ -88,9 +128,11 @@ fn check(index: &Index, id: &str, thresholds: &Thresholds, holding: &mut HashMap
 /// iteration or a silent log is about one iteration.
 fn key(alert: &Alert) -> (AlertKind, Option<u32>) {
     match alert.kind {
-        AlertKind::NoProgress | AlertKind::RepeatedError | AlertKind::FailingTests => {
-            (alert.kind, None)
-        }
+        AlertKind::NoProgress
+        | AlertKind::RepeatedError
+        | AlertKind::FailingTests
+        | AlertKind::BudgetWarning
+        | AlertKind::BudgetExceeded => (alert.kind, None),
         AlertKind::LongIteration | AlertKind::SilentLog | AlertKind::Died => {
             (alert.kind, alert.iteration)
         }
@@ -114,7 +156,9 @@ pub fn notification(alert: &Alert) -> Notification {
         timestamp: Some(clock::now()),
         kind: NotificationKind::Alert(alert.kind),
         severity: match alert.kind {
-            AlertKind::Died | AlertKind::RepeatedError => Severity::Error,
+            AlertKind::Died | AlertKind::RepeatedError | AlertKind::BudgetExceeded => {
+                Severity::Error
+            }
             _ => Severity::Warning,
         },
         message: alert.message.clone(),

@@ -164,7 +164,13 @@ pub async fn start_with_hub(config: ServerConfig, hub: Hub) -> Result<RunningSer
     }
     let index = Arc::new(Index::with_archive(hub.clone(), archive));
     let shutdown = Shutdown::default();
-    let watcher = watch_projects(&index, roots, &shutdown)?;
+    let store = Arc::new(store);
+    let control = Arc::new(crate::server::control::Control::new(
+        config.data_dir.clone(),
+        config.control.clone(),
+        hub.clone(),
+    ));
+    let watcher = watch_projects(&index, roots, &shutdown, &store, &control)?;
 
     let listener = TcpListener::bind(config.addr)
         .await
@@ -189,12 +195,8 @@ pub async fn start_with_hub(config: ServerConfig, hub: Hub) -> Result<RunningSer
         keepalive: config.keepalive,
         allowed_hosts: config.allowed_hosts.into(),
         tls: tls.is_some(),
-        store: Arc::new(store),
-        control: Arc::new(crate::server::control::Control::new(
-            config.data_dir.clone(),
-            config.control.clone(),
-            hub.clone(),
-        )),
+        store,
+        control,
     };
     tracing::debug!(max_connections, "listening");
     let http = listen::spawn(
@@ -220,16 +222,24 @@ pub async fn start_with_hub(config: ServerConfig, hub: Hub) -> Result<RunningSer
 }
 
 /// The pipeline from files to events: discovers the projects under `roots` into `index`, then
-/// watches them (and the roots, for new ones) until `shutdown`. `serve` and `agent` share it.
+/// watches them (and the roots, for new ones) until `shutdown`, with the watchdog's rules and
+/// budgets on top. `serve` and `agent` share it.
 pub fn watch_projects(
     index: &Arc<Index>,
     roots: Vec<PathBuf>,
     shutdown: &Shutdown,
+    store: &Arc<store::Store>,
+    control: &Arc<crate::server::control::Control>,
 ) -> Result<watcher::ProjectWatcher, StartError> {
     index.add_all(discovery::discover(&roots));
     tracing::info!(projects = index.len(), "discovered projects");
     let watcher = watcher::spawn(index.clone(), roots, shutdown.clone())?;
-    watchdog::spawn(index.clone(), watchdog::TICK, shutdown.clone());
+    let watch = watchdog::Watch {
+        index: index.clone(),
+        store: store.clone(),
+        control: control.clone(),
+    };
+    watchdog::spawn(watch, watchdog::TICK, shutdown.clone());
     Ok(watcher)
 }
 

@@ -1,6 +1,7 @@
 //! The project page: a header with the live status, tabs as nested routes, one store view
 //! (`ProjectView`) shared by every tab through context.
 
+mod budget;
 mod commits;
 mod editor;
 mod feed;
@@ -12,6 +13,7 @@ mod operate;
 mod overview;
 mod plan;
 
+pub use budget::{fetch_budgets, BudgetBar};
 pub use commits::CommitsTab;
 pub use files::FilesTab;
 pub use iterations::IterationsTab;

@@ -46,6 +46,13 @@ pub fn OverviewTab() -> impl IntoView {
         view.detail
             .with(|d| projection_label(&d.stats, status, per_iteration))
     };
+    super::budget::fetch_budgets();
+    let act = crate::app::role::can_act();
+    let id = view.id.get_value();
+    let usage = move || {
+        view.detail
+            .with(|d| crate::model::insight::usage(&d.summary, d.stats.wall_seconds))
+    };
     view! {
         <section class="tab-panel overview" aria-label="Overview">
             <Tiles
@@ -53,6 +60,10 @@ pub fn OverviewTab() -> impl IntoView {
                 spent=Signal::derive(spent)
                 projection=Signal::derive(projection)
             />
+            <super::budget::BudgetBar project=id.clone() usage=Signal::derive(usage) />
+            <Show when=move || act.get()>
+                <super::budget::BudgetForm project=id.clone() />
+            </Show>
             <div class="charts">
                 <figure class="chart-card">
                     <figcaption>"Tasks and tokens per iteration"</figcaption>

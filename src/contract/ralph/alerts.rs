@@ -22,6 +22,10 @@ pub enum AlertKind {
     FailingTests,
     /// The loop's process is gone without a completion or a stop.
     Died,
+    /// A budget is 80 % used.
+    BudgetWarning,
+    /// A budget is used up.
+    BudgetExceeded,
 }
 
 impl AlertKind {
@@ -33,6 +37,8 @@ impl AlertKind {
             AlertKind::RepeatedError => "repeated error",
             AlertKind::FailingTests => "failing tests",
             AlertKind::Died => "loop died",
+            AlertKind::BudgetWarning => "budget warning",
+            AlertKind::BudgetExceeded => "budget exceeded",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `config.json`, the pid file, and what follows from them (status, statistics).
 
 pub mod alerts;
+pub mod budget;
 pub mod config;
 pub mod iterations;
 pub mod log;
