@@ -540,6 +540,15 @@ impl LiveStore {
             .collect();
         let iterations_changed = detail.stats.iterations != iterations;
         view.detail.try_set(detail);
+        // What the stream did not deliver also joins what arrived while the page is open (the
+        // Notifications tab shows it above the stored pages).
+        view.arrived.try_update(|arrived| {
+            for notification in fresh.iter().rev() {
+                if !arrived.iter().any(|n| n.id == notification.id) {
+                    arrived.insert(0, notification.clone());
+                }
+            }
+        });
         for notification in fresh.into_iter().rev() {
             self.toast(id.clone(), notification);
         }
@@ -868,7 +877,7 @@ mod tests {
         let store = LiveStore::new();
         let view = store.open_project(detail("a", 1), Vec::new(), log_text("", 1));
         store.apply(notification("BLOCKED: need a key"));
-        // The server's detail holds the files' notifications only, not loopwatch's alerts.
+        // A detail that does not hold it (fetched from a server older than the event, say).
         store.replace_project(detail("a", 5), None, Overwrite::IfNewer);
         assert!(view.detail.with_untracked(|d| d.notifications.is_empty()));
         assert_eq!(view.arrived.with_untracked(Vec::len), 1);
@@ -889,6 +898,23 @@ mod tests {
         // Fetching the same state again toasts nothing new.
         store.replace_project(fetched, None, Overwrite::IfNewer);
         assert_eq!(store.toasts.get_untracked().len(), 1);
+    }
+
+    #[test]
+    fn a_notification_only_a_refetched_detail_holds_joins_what_arrived() {
+        let _owner = reactive_owner();
+        let store = LiveStore::new();
+        let view = store.open_project(detail("a", 1), Vec::new(), log_text("", 1));
+        let mut fetched = detail("a", 4);
+        let ServerMessage::Notification { data, .. } = notification("ERROR: tests failed") else {
+            panic!("a notification event");
+        };
+        fetched.notifications.push(data.clone());
+        store.replace_project(fetched.clone(), None, Overwrite::IfNewer);
+        store.replace_project(fetched, None, Overwrite::IfNewer);
+        let arrived = view.arrived.get_untracked();
+        assert_eq!(arrived.len(), 1, "once: {arrived:?}");
+        assert_eq!(arrived[0].id, data.id);
     }
 
     fn notification_from(project: &str, text: &str) -> ServerMessage {

@@ -17,6 +17,8 @@ use crate::model::{
     Cursor, ProjectSummary, Topic,
 };
 
+use crate::contract::ralph::notification::Notification;
+
 use super::{
     archive::{Archival, ArchiveError, ArchiveStore},
     clock::now,
@@ -28,7 +30,7 @@ use super::{
 type Shared = Arc<Mutex<ProjectState>>;
 
 /// The newest notifications of every project, as (project id, notification) pairs.
-pub type RecentNotifications = Vec<(String, crate::contract::ralph::notification::Notification)>;
+pub type RecentNotifications = Vec<(String, Notification)>;
 
 /// What [`Index::update`] did to a project (its events went to the hub).
 #[derive(Debug, PartialEq, Eq)]
@@ -335,6 +337,25 @@ impl Index {
         (summaries, list_cursor)
     }
 
+    /// Adds a notification loopwatch raised itself (an alert) to the project's state and
+    /// publishes it under the project's lock, as the loop's own notifications are: a state
+    /// fetched at any cursor then holds exactly the alerts published before that cursor (a page
+    /// that refetched after an iteration ended lost an alert published meanwhile).
+    pub fn raise(&self, id: &str, notification: Notification) -> bool {
+        let Some(project) = self.get(id) else {
+            return false;
+        };
+        let mut state = lock(&project);
+        let archival = archival_of(&state);
+        match state.add_notification(notification) {
+            Some(event) => {
+                self.publish(event, archival);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Runs `f` on one project's state (briefly: the watcher waits meanwhile).
     pub fn with_project<T>(&self, id: &str, f: impl FnOnce(&ProjectState) -> T) -> Option<T> {
         self.get(id).map(|project| f(&lock(&project)))
@@ -385,6 +406,36 @@ mod tests {
         std::iter::from_fn(|| receiver.try_recv().ok())
             .map(|frame| (*frame.event).clone())
             .collect()
+    }
+
+    #[test]
+    fn a_raised_alert_is_in_every_state_fetched_at_or_after_its_cursor_and_raised_once() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("proj");
+        fs::create_dir_all(dir.join(".ralph")).expect("mkdir");
+        let hub = Hub::new(16);
+        let mut receiver = hub.subscribe();
+        let index = Index::new(hub);
+        let id = index
+            .add(dir.canonicalize().expect("canonical"))
+            .expect("added");
+        let _ = published(&mut receiver);
+        let alert = crate::contract::ralph::notification::parse_notification(
+            b"ERROR: tests failed three times",
+        )
+        .expect("parses");
+        assert!(index.raise(&id, alert.clone()));
+        assert!(!index.raise(&id, alert.clone()), "once per id");
+        let events = published(&mut receiver);
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (held, cursor) = index
+            .with_project_at(&id, |state, cursor| {
+                (state.detail(cursor).notifications, cursor)
+            })
+            .expect("known");
+        assert!(held.iter().any(|n| n.id == alert.id), "{held:?}");
+        assert_eq!(cursor.seq, 1, "the alert's event is at the fetched cursor");
+        assert!(!index.raise("nobody", alert));
     }
 
     #[test]

@@ -112,11 +112,7 @@ async fn check(
         // Kept before it is published, so the history has it even if the watchdog's own
         // subscription falls behind.
         history::keep(watch, id, &data, &clock::now()).await;
-        watch.index.hub().publish(ServerMessage::Notification {
-            project: id.to_owned(),
-            timestamp: clock::now(),
-            data,
-        });
+        watch.index.raise(id, data);
         if alert.kind == AlertKind::BudgetExceeded {
             budget::pause_if_asked(watch, id, &budget, alert).await;
         }

@@ -9,7 +9,7 @@ use std::{
 
 use crate::contract::ralph::{
     config::{parse_config, LoopConfig},
-    notification::parse_notification,
+    notification::{parse_notification, Notification},
     pid::parse_pid,
     plan::{parse_plan, Plan},
 };
@@ -251,21 +251,27 @@ impl ProjectState {
             // An empty file: nothing pending.
             return Vec::new();
         };
+        match (self.add_notification(notification), report) {
+            (Some(event), Report::Changes) => vec![event],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Keeps a notification (the loop's, or an alert loopwatch raised) in the project's recent
+    /// ones, once per id; returns its event, or `None` if it was already kept.
+    pub fn add_notification(&mut self, notification: Notification) -> Option<ServerMessage> {
         if !self.seen_notifications.insert(notification.id.clone()) {
-            return Vec::new();
+            return None;
         }
         self.notifications.push(notification.clone());
         if self.notifications.len() > NOTIFICATION_HISTORY {
             let excess = self.notifications.len() - NOTIFICATION_HISTORY;
             self.notifications.drain(..excess);
         }
-        match report {
-            Report::Changes => vec![ServerMessage::Notification {
-                project: self.id.clone(),
-                timestamp: now(),
-                data: notification,
-            }],
-            Report::Quiet => Vec::new(),
-        }
+        Some(ServerMessage::Notification {
+            project: self.id.clone(),
+            timestamp: now(),
+            data: notification,
+        })
     }
 }
