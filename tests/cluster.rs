@@ -48,6 +48,23 @@ impl Drop for Process {
     }
 }
 
+/// Runs `loopwatch agent` (named a1) for the projects under `projects`, with `extra` flags, and
+/// waits until it publishes.
+fn agent(url: &str, projects: &Path, extra: &[&str]) -> Process {
+    let projects = projects.to_str().expect("utf-8");
+    let mut args = vec![
+        "agent",
+        "--redis",
+        url,
+        "--projects",
+        projects,
+        "--name",
+        "a1",
+    ];
+    args.extend_from_slice(extra);
+    spawn(&args, "publishing").0
+}
+
 /// Runs `loopwatch ARGS` and waits for a stdout line containing `ready`; returns that line.
 fn spawn(args: &[&str], ready: &str) -> (Process, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loopwatch"))
@@ -288,20 +305,7 @@ async fn resume_after_kill(second: SecondNode) {
     let url = redis.url();
     let root = tempfile::tempdir().expect("tempdir");
     let log = project(&root.path().join("projects"));
-    let projects = root.path().join("projects");
-    let projects = projects.to_str().expect("utf-8");
-    let (_agent, _) = spawn(
-        &[
-            "agent",
-            "--redis",
-            &url,
-            "--projects",
-            projects,
-            "--name",
-            "a1",
-        ],
-        "publishing",
-    );
+    let _agent = agent(&url, &root.path().join("projects"), &[]);
     let (mut node_a, addr_a) = node(&url, &root.path().join("a"));
     let mut node_b =
         (second == SecondNode::FromTheStart).then(|| node(&url, &root.path().join("b")));
@@ -363,20 +367,7 @@ async fn an_engine_restarted_empty_makes_the_nodes_say_resync() {
     let url = redis.url();
     let root = tempfile::tempdir().expect("tempdir");
     let log = project(&root.path().join("projects"));
-    let projects = root.path().join("projects");
-    let projects = projects.to_str().expect("utf-8");
-    let (_agent, _) = spawn(
-        &[
-            "agent",
-            "--redis",
-            &url,
-            "--projects",
-            projects,
-            "--name",
-            "a1",
-        ],
-        "publishing",
-    );
+    let _agent = agent(&url, &root.path().join("projects"), &[]);
     let (_node, addr) = node(&url, &root.path().join("n"));
     let id = project_id(&url).await;
     let topic = format!("log:{id}");
@@ -447,30 +438,19 @@ async fn a_killed_agents_projects_show_offline_on_every_node_and_online_when_it_
     let root = tempfile::tempdir().expect("tempdir");
     project(&root.path().join("projects"));
     let projects = root.path().join("projects");
-    let projects = projects.to_str().expect("utf-8");
-    let agent_args = [
-        "agent",
-        "--redis",
-        &url,
-        "--projects",
-        projects,
-        "--name",
-        "a1",
-        "--heartbeat-seconds",
-        "1",
-    ];
-    let (mut agent, _) = spawn(&agent_args, "publishing");
+    let heartbeat = ["--heartbeat-seconds", "1"];
+    let mut first = agent(&url, &projects, &heartbeat);
     let (_node_a, addr_a) = node(&url, &root.path().join("a"));
     let (_node_b, addr_b) = node(&url, &root.path().join("b"));
     let id = project_id(&url).await;
     for addr in [addr_a, addr_b] {
         wait_offline(addr, &id, false).await;
     }
-    agent.kill();
+    first.kill();
     for addr in [addr_a, addr_b] {
         wait_offline(addr, &id, true).await;
     }
-    let (_agent, _) = spawn(&agent_args, "publishing");
+    let _again = agent(&url, &projects, &heartbeat);
     for addr in [addr_a, addr_b] {
         wait_offline(addr, &id, false).await;
     }
@@ -485,23 +465,10 @@ async fn a_node_stopped_past_the_feeds_length_says_resync_instead_of_skipping() 
     let url = redis.url();
     let root = tempfile::tempdir().expect("tempdir");
     let log = project(&root.path().join("projects"));
-    let projects = root.path().join("projects");
-    let projects = projects.to_str().expect("utf-8");
-    let (_agent, _) = spawn(
-        &[
-            "agent",
-            "--redis",
-            &url,
-            "--projects",
-            projects,
-            "--name",
-            "a1",
-            "--stream-length",
-            "4",
-            "--feed-length",
-            "4",
-        ],
-        "publishing",
+    let _agent = agent(
+        &url,
+        &root.path().join("projects"),
+        &["--stream-length", "4", "--feed-length", "4"],
     );
     let (node, addr) = node(&url, &root.path().join("n"));
     let id = project_id(&url).await;

@@ -250,12 +250,7 @@ pub fn FileEditor() -> impl IntoView {
                     .filter(|e| !matches!(e, ApiError::Changed { .. }))
                     .map(|error| view! { <p class="load-error" role="alert">{error.to_string()}</p> })
             }}
-            {move || {
-                delete.value()
-                    .get()
-                    .and_then(Result::err)
-                    .map(|error| view! { <p class="load-error" role="alert">{error.to_string()}</p> })
-            }}
+            {super::operate::action_error(delete)}
         </section>
     }
     .into_any()

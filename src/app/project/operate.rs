@@ -25,7 +25,7 @@ fn control_state() -> LocalResource<Result<ControlState, ApiError>> {
 }
 
 /// The error of a finished action, as an alert.
-fn action_error<T: Clone + Send + Sync + 'static>(
+pub(super) fn action_error<T: Clone + Send + Sync + 'static>(
     action: Action<(), Result<T, ApiError>>,
 ) -> impl IntoView {
     move || {
